@@ -1,0 +1,116 @@
+//! Perceptual hash (pHash) for near-duplicate detection.
+//!
+//! The classic DCT hash (Zauner, "Implementation and Benchmarking of Perceptual Image
+//! Hash Functions", 2010): grey-scale, resize to 32×32, take the 2-D DCT-II, keep the
+//! 8×8 lowest frequencies, and set one bit per coefficient that is above the median of
+//! those 64 (the DC term is excluded from the median, since it only says how bright the
+//! picture is). Re-encoding, resizing and mild colour changes move few bits; different
+//! photos differ in about half of them.
+//!
+//! Two photos are near duplicates when their hashes differ in at most
+//! [`NEAR_DUPLICATE_MAX_DISTANCE`] bits.
+
+use image::{DynamicImage, imageops::FilterType};
+
+/// Hamming distance at or under which two photos count as near duplicates.
+///
+/// Six of 64 bits: re-encodes and rescales of one photo land at 0–4, while distinct
+/// photos centre on 32 with a spread of about 4, so false matches at 6 need flat,
+/// nearly featureless pictures.
+pub const NEAR_DUPLICATE_MAX_DISTANCE: u32 = 6;
+
+const SIDE: usize = 32;
+const KEEP: usize = 8;
+
+/// The 64-bit DCT perceptual hash of an image.
+pub fn phash(image: &DynamicImage) -> u64 {
+    let grey = image.resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle).to_luma32f();
+    let pixels: Vec<f32> = grey.into_raw();
+    let coefficients = low_frequency_dct(&pixels);
+    let mut sorted: Vec<f32> = coefficients[1..].to_vec();
+    sorted.sort_by(f32::total_cmp);
+    let median = (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0;
+    coefficients
+        .iter()
+        .enumerate()
+        .fold(0u64, |hash, (i, &c)| if c > median { hash | (1 << i) } else { hash })
+}
+
+/// Number of differing bits between two hashes.
+pub fn distance(a: u64, b: u64) -> u32 {
+    (a ^ b).count_ones()
+}
+
+/// Whether two hashes are within the near-duplicate threshold.
+pub fn is_near_duplicate(a: u64, b: u64) -> bool {
+    distance(a, b) <= NEAR_DUPLICATE_MAX_DISTANCE
+}
+
+/// The top-left KEEP×KEEP block of the 2-D DCT-II of a SIDE×SIDE image, row-major.
+fn low_frequency_dct(pixels: &[f32]) -> [f32; KEEP * KEEP] {
+    // cos((2x + 1) u π / 2N) for the KEEP lowest frequencies u.
+    let mut basis = [[0f32; SIDE]; KEEP];
+    for (u, row) in basis.iter_mut().enumerate() {
+        for (x, value) in row.iter_mut().enumerate() {
+            *value = (((2 * x + 1) * u) as f32 * std::f32::consts::PI / (2 * SIDE) as f32).cos();
+        }
+    }
+    // Rows first: for every image row y, its KEEP lowest horizontal frequencies.
+    let mut rows = [[0f32; KEEP]; SIDE];
+    for (y, out) in rows.iter_mut().enumerate() {
+        let line = &pixels[y * SIDE..(y + 1) * SIDE];
+        for (u, value) in out.iter_mut().enumerate() {
+            *value = line.iter().zip(&basis[u]).map(|(p, b)| p * b).sum();
+        }
+    }
+    let mut out = [0f32; KEEP * KEEP];
+    for v in 0..KEEP {
+        for u in 0..KEEP {
+            out[v * KEEP + u] = (0..SIDE).map(|y| rows[y][u] * basis[v][y]).sum();
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Rgb, RgbImage};
+
+    /// A synthetic "photo": smooth gradients plus a few blobs, seeded.
+    fn scene(seed: u32, w: u32, h: u32) -> DynamicImage {
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let s = seed as f32;
+            let v = ((fx * (3.0 + s) + fy * (1.0 + s * 0.7)).sin() * 0.5 + 0.5) * 255.0;
+            let blob = (((fx - 0.3 - 0.05 * s).powi(2) + (fy - 0.6).powi(2)) * 40.0).exp().recip() * 200.0;
+            Rgb([v as u8, (v * 0.5 + blob).min(255.0) as u8, (255.0 - v) as u8])
+        });
+        DynamicImage::ImageRgb8(img)
+    }
+
+    #[test]
+    fn a_rescaled_re_encoded_copy_is_a_near_duplicate() {
+        let original = scene(3, 160, 112);
+        let mut jpeg = Vec::new();
+        original
+            .resize_exact(120, 84, FilterType::Lanczos3)
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let copy = image::load_from_memory(&jpeg).unwrap();
+        let d = distance(phash(&original), phash(&copy));
+        assert!(d <= NEAR_DUPLICATE_MAX_DISTANCE, "distance {d}");
+    }
+
+    #[test]
+    fn different_scenes_are_far_apart() {
+        let d = distance(phash(&scene(1, 128, 128)), phash(&scene(7, 128, 128)));
+        assert!(d > NEAR_DUPLICATE_MAX_DISTANCE * 2, "distance {d}");
+    }
+
+    #[test]
+    fn hashes_use_both_bit_values() {
+        let h = phash(&scene(2, 64, 64));
+        assert!(h.count_ones() > 16 && h.count_ones() < 48, "{h:016x}");
+    }
+}

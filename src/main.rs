@@ -1,0 +1,51 @@
+//! `album`: the command-line front of smart-album.
+//!
+//! A thin layer: each subcommand parses its arguments with clap and calls one of the
+//! library crates (dataset → training → eval → serving). Errors from the libraries are
+//! printed with their causes and mapped to an exit code:
+//! 0 success, 1 the work failed, 2 bad usage or bad input (clap's own convention).
+
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// smart-album: a research-and-training workbench for a smart photo album.
+///
+/// Crawl and split a five-class photo set, train and compare image classifiers with
+/// burn, evaluate them, and serve the winner behind an album service.
+#[derive(Debug, Parser)]
+#[command(name = "album", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the photo set: serve a local gallery, crawl it, split it.
+    #[command(subcommand)]
+    Dataset(cmd::DatasetCommand),
+    /// Measure throughput and print it beside the alternative a user would pick.
+    #[command(subcommand)]
+    Bench(cmd::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Dataset(command) => cmd::run_dataset(command),
+        Command::Bench(command) => cmd::run_bench(command),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(cmd::exit_code(&error))
+        }
+    }
+}
