@@ -27,6 +27,9 @@ enum Command {
     /// Build the photo set: serve a local gallery, crawl it, split it.
     #[command(subcommand)]
     Dataset(cmd::DatasetCommand),
+    /// Check compute devices (flex CPU, LibTorch CPU or CUDA).
+    #[command(subcommand)]
+    Device(cmd::DeviceCommand),
     /// Measure throughput and print it beside the alternative a user would pick.
     #[command(subcommand)]
     Bench(cmd::BenchCommand),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Dataset(command) => cmd::run_dataset(command),
+        Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),
     };
     match outcome {

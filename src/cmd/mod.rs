@@ -2,10 +2,12 @@
 
 mod bench;
 mod crawl;
+mod device;
 mod gallery;
 mod split;
 
 use album_dataset::Error as DatasetError;
+use album_training::Error as TrainingError;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -18,6 +20,12 @@ pub enum DatasetCommand {
     Audit(gallery::AuditArgs),
     /// Split a manifest into train/val/test, stratified by class.
     Split(split::SplitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Check that a compute device works and agrees with flex on a grouped convolution.
+    Check(device::DeviceCheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +43,12 @@ pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
     }
 }
 
+pub fn run_device(command: DeviceCommand) -> anyhow::Result<()> {
+    match command {
+        DeviceCommand::Check(args) => device::run(args),
+    }
+}
+
 pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Data(args) => bench::run(args),
@@ -47,6 +61,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         Some(
             DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
         ) => 2,
-        _ => 1,
+        _ => match error.downcast_ref::<TrainingError>() {
+            Some(TrainingError::Device { .. }) => 2,
+            _ => 1,
+        },
     }
 }
