@@ -16,7 +16,12 @@ use clap::{Parser, Subcommand};
 /// Crawl and split a five-class photo set, train and compare image classifiers with
 /// burn, evaluate them, and serve the winner behind an album service.
 #[derive(Debug, Parser)]
-#[command(name = "album", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "album",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -10,7 +10,10 @@ use std::path::Path;
 use album_dataset::data::{Augmentation, PreprocessConfig, Preprocessor, decode_and_resize};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const PHOTO: &str = "/work/shared/datasets/five-class/animals";
+const PHOTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/datasets/five-class/animals"
+);
 
 fn first_photo() -> Option<Vec<u8>> {
     let mut files: Vec<_> = std::fs::read_dir(Path::new(PHOTO))

@@ -56,11 +56,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with what was being done and to which path.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { action, path: path.into(), source }
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     /// Wraps a Polars error with the table file it concerns.
     pub fn table(path: impl Into<PathBuf>, source: polars::error::PolarsError) -> Self {
-        Error::Table { path: path.into(), source }
+        Error::Table {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -315,8 +315,10 @@ mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
 
-    const SAMPLE_JPEG: &str =
-        "/work/shared/datasets/five-class/animals/caltech101_Leopards_image_0001.jpg";
+    const SAMPLE_JPEG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/datasets/five-class/animals/caltech101_Leopards_image_0001.jpg"
+    );
 
     fn real_jpeg() -> Vec<u8> {
         std::fs::read(SAMPLE_JPEG).expect("the five-class photo set is present")

@@ -14,7 +14,15 @@ use crate::{Error, Result};
 
 /// Columns of a manifest, in file order.
 pub const COLUMNS: [&str; 10] = [
-    "path", "class", "image_url", "page_url", "sha256", "phash", "width", "height", "bytes",
+    "path",
+    "class",
+    "image_url",
+    "page_url",
+    "sha256",
+    "phash",
+    "width",
+    "height",
+    "bytes",
     "fetched_at",
 ];
 
@@ -118,9 +126,7 @@ pub fn from_dataframe(df: &DataFrame) -> PolarsResult<Vec<ManifestRecord>> {
         text("fetched_at")?,
     );
     let (width, height, bytes) = (number("width")?, number("height")?, number("bytes")?);
-    let missing = |name: &str, row: usize| {
-        polars_err!(ComputeError: "manifest column {name} has no value in row {row}")
-    };
+    let missing = |name: &str, row: usize| polars_err!(ComputeError: "manifest column {name} has no value in row {row}");
     (0..df.height())
         .map(|i| {
             let s = |c: &StringChunked, name: &str| c.get(i).map(str::to_owned).ok_or_else(|| missing(name, i));
@@ -149,7 +155,9 @@ pub fn from_dataframe(df: &DataFrame) -> PolarsResult<Vec<ManifestRecord>> {
 pub fn write_table_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
     let tmp = temp_sibling(path)?;
     let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    ParquetWriter::new(file).finish(df).map_err(|e| Error::table(path, e))?;
+    ParquetWriter::new(file)
+        .finish(df)
+        .map_err(|e| Error::table(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
 }
 
@@ -157,14 +165,19 @@ pub fn write_table_parquet(path: &Path, df: &mut DataFrame) -> Result<()> {
 pub fn write_table_csv(path: &Path, df: &mut DataFrame) -> Result<()> {
     let tmp = temp_sibling(path)?;
     let mut file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-    CsvWriter::new(&mut file).include_header(true).finish(df).map_err(|e| Error::table(path, e))?;
+    CsvWriter::new(&mut file)
+        .include_header(true)
+        .finish(df)
+        .map_err(|e| Error::table(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
 }
 
 /// Reads any Parquet table.
 pub fn read_table_parquet(path: &Path) -> Result<DataFrame> {
     let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-    ParquetReader::new(file).finish().map_err(|e| Error::table(path, e))
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::table(path, e))
 }
 
 /// Writes a manifest as `<stem>.parquet` and `<stem>.csv` beside it.
@@ -192,7 +205,10 @@ fn temp_sibling(path: &Path) -> Result<PathBuf> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create folder", dir, e))?;
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok(path.with_file_name(format!(".{name}.tmp")))
 }
 
@@ -225,7 +241,10 @@ mod tests {
         let loaded = Manifest::load(&path).unwrap();
         assert_eq!(loaded.records, records);
         assert_eq!(loaded.class_names(), vec!["animals", "people"]);
-        assert_eq!(loaded.file_path(&records[0]), dir.path().join("sub/images/00/x0.jpg"));
+        assert_eq!(
+            loaded.file_path(&records[0]),
+            dir.path().join("sub/images/00/x0.jpg")
+        );
     }
 
     #[test]

@@ -40,16 +40,18 @@ const KEEP: usize = 8;
 
 /// The 64-bit DCT perceptual hash of an image.
 pub fn phash(image: &DynamicImage) -> u64 {
-    let grey = image.resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle).to_luma32f();
+    let grey = image
+        .resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle)
+        .to_luma32f();
     let pixels: Vec<f32> = grey.into_raw();
     let coefficients = low_frequency_dct(&pixels);
     let mut sorted: Vec<f32> = coefficients[1..].to_vec();
     sorted.sort_by(f32::total_cmp);
     let median = (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0;
-    coefficients
-        .iter()
-        .enumerate()
-        .fold(0u64, |hash, (i, &c)| if c > median { hash | (1 << i) } else { hash })
+    coefficients.iter().enumerate().fold(
+        0u64,
+        |hash, (i, &c)| if c > median { hash | (1 << i) } else { hash },
+    )
 }
 
 /// A 32×32 grey thumbnail with its mean removed and scaled to unit length, so that the
@@ -59,7 +61,9 @@ pub struct Thumbnail(Vec<f32>);
 
 /// The thumbnail [`thumbnail_correlation`] compares.
 pub fn thumbnail(image: &DynamicImage) -> Thumbnail {
-    let grey = image.resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle).to_luma32f();
+    let grey = image
+        .resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle)
+        .to_luma32f();
     let mut pixels: Vec<f32> = grey.into_raw();
     let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
     pixels.iter_mut().for_each(|p| *p -= mean);
@@ -90,7 +94,6 @@ pub fn confirms_near_duplicate(distance: u32, correlation: f32) -> bool {
 pub fn distance(a: u64, b: u64) -> u32 {
     (a ^ b).count_ones()
 }
-
 
 /// The top-left KEEP×KEEP block of the 2-D DCT-II of a SIDE×SIDE image, row-major.
 fn low_frequency_dct(pixels: &[f32]) -> [f32; KEEP * KEEP] {
@@ -129,8 +132,15 @@ mod tests {
             let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
             let s = seed as f32;
             let v = ((fx * (3.0 + s) + fy * (1.0 + s * 0.7)).sin() * 0.5 + 0.5) * 255.0;
-            let blob = (((fx - 0.3 - 0.05 * s).powi(2) + (fy - 0.6).powi(2)) * 40.0).exp().recip() * 200.0;
-            Rgb([v as u8, (v * 0.5 + blob).min(255.0) as u8, (255.0 - v) as u8])
+            let blob = (((fx - 0.3 - 0.05 * s).powi(2) + (fy - 0.6).powi(2)) * 40.0)
+                .exp()
+                .recip()
+                * 200.0;
+            Rgb([
+                v as u8,
+                (v * 0.5 + blob).min(255.0) as u8,
+                (255.0 - v) as u8,
+            ])
         });
         DynamicImage::ImageRgb8(img)
     }
@@ -141,7 +151,10 @@ mod tests {
         let mut jpeg = Vec::new();
         original
             .resize_exact(120, 84, FilterType::Lanczos3)
-            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
             .unwrap();
         let copy = image::load_from_memory(&jpeg).unwrap();
         let d = distance(phash(&original), phash(&copy));
@@ -162,9 +175,15 @@ mod tests {
             -40,
         ));
         let same = thumbnail_correlation(&thumbnail(&original), &thumbnail(&darker));
-        assert!(same >= NEAR_DUPLICATE_MIN_CORRELATION, "copy correlation {same}");
+        assert!(
+            same >= NEAR_DUPLICATE_MIN_CORRELATION,
+            "copy correlation {same}"
+        );
         let other = thumbnail_correlation(&thumbnail(&original), &thumbnail(&scene(7, 160, 112)));
-        assert!(other < NEAR_DUPLICATE_MIN_CORRELATION, "other correlation {other}");
+        assert!(
+            other < NEAR_DUPLICATE_MIN_CORRELATION,
+            "other correlation {other}"
+        );
     }
 
     #[test]

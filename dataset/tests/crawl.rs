@@ -16,7 +16,10 @@ use album_dataset::gallery::{FaultKind, GalleryOptions, RunningGallery, spawn};
 use album_dataset::image_check;
 use album_dataset::manifest::Manifest;
 
-const PHOTOS: &str = "/work/shared/datasets/five-class";
+const PHOTOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/datasets/five-class"
+);
 
 /// Photos served per class: enough for several pages, few enough to stay quick.
 const PER_CLASS: usize = 20;

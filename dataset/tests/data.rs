@@ -15,7 +15,10 @@ use burn::data::dataset::Dataset;
 use burn::tensor::Device;
 use sha2::{Digest, Sha256};
 
-const PHOTOS: &str = "/work/shared/datasets/five-class";
+const PHOTOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/datasets/five-class"
+);
 const CLASSES: [&str; 5] = ["animals", "buildings", "landscape", "people", "vehicles"];
 const PER_CLASS: usize = 2;
 

@@ -344,7 +344,9 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         store.accept(record(1, 0));
         store.accept(record(2, 0b1111));
-        let same_bytes = store.find_duplicate(&record(2, 0).sha256, 0, 6, |_| true).unwrap();
+        let same_bytes = store
+            .find_duplicate(&record(2, 0).sha256, 0, 6, |_| true)
+            .unwrap();
         assert_eq!(
             (same_bytes.kind, same_bytes.of_url.as_str()),
             (DuplicateKind::Exact, "http://127.0.0.1:1/photos/2.jpg")
@@ -356,7 +358,11 @@ mod tests {
             (DuplicateKind::Near, 1, "images/02/02.jpg")
         );
         assert!(store.find_duplicate("ff", u64::MAX, 6, |_| true).is_none());
-        assert!(store.find_duplicate("ff", 0b0111_1111, 2, |_| true).is_none());
+        assert!(
+            store
+                .find_duplicate("ff", 0b0111_1111, 2, |_| true)
+                .is_none()
+        );
     }
 
     #[test]
@@ -367,7 +373,10 @@ mod tests {
         store.accept(record(2, 0b11));
         let refuse_nearest = |kept: &ManifestRecord| kept.phash != 0b1;
         let found = store.find_duplicate("ff", 0, 6, refuse_nearest).unwrap();
-        assert_eq!((found.distance, found.of_path.as_str()), (2, "images/02/02.jpg"));
+        assert_eq!(
+            (found.distance, found.of_path.as_str()),
+            (2, "images/02/02.jpg")
+        );
         assert!(store.find_duplicate("ff", 0, 6, |_| false).is_none());
     }
 

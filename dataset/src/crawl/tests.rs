@@ -16,7 +16,10 @@ use url::Url;
 use super::config::tests_support::http_settings;
 use super::*;
 
-const PHOTOS: &str = "/work/shared/datasets/five-class";
+const PHOTOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/datasets/five-class"
+);
 
 /// Paths the server was asked for, in order.
 #[derive(Clone, Default)]
