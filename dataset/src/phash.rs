@@ -17,6 +17,12 @@
 //!
 //! Because every hash sets exactly 32 of its 64 bits (the median split), distances
 //! between two hashes are always even.
+//!
+//! Measured on the five-class set (pairs confirmed by both tests, judged by eye): all
+//! 26 at distance 0 and 33 of 36 at distance 2 were the same photo, but only about 15 of
+//! 24 sampled at 4–6, where different Caltech-101 motorbikes shot the same way remain.
+//! The shipped gallery crawl config therefore drops only pairs within 2 bits, and the
+//! split keeps everything within [`NEAR_DUPLICATE_MAX_DISTANCE`] in one split.
 
 use image::{DynamicImage, imageops::FilterType};
 
