@@ -219,7 +219,12 @@ mod tests {
     fn record(i: u32) -> ManifestRecord {
         ManifestRecord {
             path: format!("images/{i:02x}/x{i}.jpg"),
-            class: if i % 2 == 0 { "animals" } else { "people" }.into(),
+            class: if i.is_multiple_of(2) {
+                "animals"
+            } else {
+                "people"
+            }
+            .into(),
             image_url: format!("http://127.0.0.1:1/img/{i}.jpg"),
             page_url: "http://127.0.0.1:1/class/animals?page=1".into(),
             sha256: format!("{i:064x}"),
