@@ -46,11 +46,26 @@ const KEEP: usize = 8;
 
 /// The 64-bit DCT perceptual hash of an image.
 pub fn phash(image: &DynamicImage) -> u64 {
-    let grey = image
+    hash_of_grey(&grey_32(image))
+}
+
+/// The hash and the thumbnail together, from one shared resize (the crawler needs both
+/// for every photo, and the resize is most of the cost).
+pub fn fingerprint(image: &DynamicImage) -> (u64, Thumbnail) {
+    let grey = grey_32(image);
+    (hash_of_grey(&grey), thumbnail_of_grey(grey))
+}
+
+/// The SIDE×SIDE grey picture both the hash and the thumbnail start from.
+fn grey_32(image: &DynamicImage) -> Vec<f32> {
+    image
         .resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle)
-        .to_luma32f();
-    let pixels: Vec<f32> = grey.into_raw();
-    let coefficients = low_frequency_dct(&pixels);
+        .to_luma32f()
+        .into_raw()
+}
+
+fn hash_of_grey(pixels: &[f32]) -> u64 {
+    let coefficients = low_frequency_dct(pixels);
     let mut sorted: Vec<f32> = coefficients[1..].to_vec();
     sorted.sort_by(f32::total_cmp);
     let median = (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2]) / 2.0;
@@ -67,10 +82,10 @@ pub struct Thumbnail(Vec<f32>);
 
 /// The thumbnail [`thumbnail_correlation`] compares.
 pub fn thumbnail(image: &DynamicImage) -> Thumbnail {
-    let grey = image
-        .resize_exact(SIDE as u32, SIDE as u32, FilterType::Triangle)
-        .to_luma32f();
-    let mut pixels: Vec<f32> = grey.into_raw();
+    thumbnail_of_grey(grey_32(image))
+}
+
+fn thumbnail_of_grey(mut pixels: Vec<f32>) -> Thumbnail {
     let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
     pixels.iter_mut().for_each(|p| *p -= mean);
     let norm = pixels.iter().map(|p| p * p).sum::<f32>().sqrt();
@@ -88,12 +103,6 @@ pub fn thumbnail(image: &DynamicImage) -> Thumbnail {
 /// Pearson correlation of two thumbnails, in [-1, 1] (0 when either is flat).
 pub fn thumbnail_correlation(a: &Thumbnail, b: &Thumbnail) -> f32 {
     a.0.iter().zip(&b.0).map(|(x, y)| x * y).sum()
-}
-
-/// Whether two photos are near duplicates: hashes within the distance threshold and
-/// thumbnails correlated at least at the correlation threshold.
-pub fn confirms_near_duplicate(distance: u32, correlation: f32) -> bool {
-    distance <= NEAR_DUPLICATE_MAX_DISTANCE && correlation >= NEAR_DUPLICATE_MIN_CORRELATION
 }
 
 /// Number of differing bits between two hashes.
@@ -197,6 +206,12 @@ mod tests {
         let flat = DynamicImage::ImageRgb8(RgbImage::from_pixel(40, 40, Rgb([9, 9, 9])));
         let c = thumbnail_correlation(&thumbnail(&flat), &thumbnail(&scene(1, 40, 40)));
         assert_eq!(c, 0.0);
+    }
+
+    #[test]
+    fn the_fingerprint_equals_the_hash_and_thumbnail_made_apart() {
+        let image = scene(4, 90, 70);
+        assert_eq!(fingerprint(&image), (phash(&image), thumbnail(&image)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use url::Url;
 use super::config::ClassConfig;
 use super::fetch::Fetcher;
 use crate::image_check::{ImageKind, Limits, RejectReason, validate};
-use crate::phash::{Thumbnail, phash, thumbnail};
+use crate::phash::{Thumbnail, fingerprint};
 
 /// An image that passed every check, ready for the duplicate test and the store.
 #[derive(Debug, Clone)]
@@ -86,8 +86,7 @@ pub fn examine(bytes: Vec<u8>, limits: &Limits, fetched_at: String) -> ImageOutc
         Err(rejection) => return ImageOutcome::rejected(rejection.reason.code(), rejection.detail),
     };
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let phash = phash(&valid.image);
-    let thumbnail = thumbnail(&valid.image);
+    let (phash, thumbnail) = fingerprint(&valid.image);
     ImageOutcome::Passed(Box::new(Examined {
         thumbnail,
         bytes,

@@ -87,26 +87,10 @@ impl Store {
     /// Opens an output folder, creating it, and loads what an earlier run recorded.
     pub fn open(out: &Path) -> Result<Self> {
         std::fs::create_dir_all(out).map_err(|e| Error::io("create output folder", out, e))?;
-        let load_if_present = |name: &str| {
-            let path = out.join(name);
-            path.exists().then_some(path)
-        };
-        let manifest = load_if_present(MANIFEST_FILE)
-            .map(|p| read_parquet(&p))
-            .transpose()?
-            .unwrap_or_default();
-        let duplicates = load_if_present(DUPLICATES_FILE)
-            .map(|p| read_duplicates(&p))
-            .transpose()?
-            .unwrap_or_default();
-        let rejects = load_if_present(REJECTS_FILE)
-            .map(|p| read_rejects(&p))
-            .transpose()?
-            .unwrap_or_default();
-        let state = load_if_present(STATE_FILE)
-            .map(|p| read_state(&p))
-            .transpose()?
-            .unwrap_or_default();
+        let manifest = load_or_default(out, MANIFEST_FILE, read_parquet)?;
+        let duplicates = load_or_default(out, DUPLICATES_FILE, read_duplicates)?;
+        let rejects = load_or_default(out, REJECTS_FILE, read_rejects)?;
+        let state = load_or_default(out, STATE_FILE, read_state)?;
         let mut store = Store {
             out: out.to_path_buf(),
             manifest: Vec::new(),
@@ -317,6 +301,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io("write", &tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, path).map_err(|e| Error::io("rename into", path, e))
+}
+
+/// Reads `out/name` with `read` if a previous run left it, else starts empty.
+fn load_or_default<T: Default>(
+    out: &Path,
+    name: &str,
+    read: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let path = out.join(name);
+    if path.exists() {
+        read(&path)
+    } else {
+        Ok(T::default())
+    }
 }
 
 #[cfg(test)]
