@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # The test command named in the README: installs what the tests need, then runs them.
+#
+# 1. the whole workspace on the default build (flex, pure Rust);
+# 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
+#    grouped convolution against naive loops on LibTorch CPU, and one real training
+#    step on LibTorch CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --locked --bin album
 cargo test --locked --workspace --no-fail-fast
+
+echo "== LibTorch (tch feature)"
+scripts/setup-torch.sh
+export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSION_CHECK=1
+torch_lib=$(.venv/bin/python -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+cargo test --locked -p album-training --features tch --no-fail-fast \
+  --test grouped_conv --test train_resume

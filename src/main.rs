@@ -35,6 +35,10 @@ enum Command {
     /// Check compute devices (flex CPU, LibTorch CPU or CUDA).
     #[command(subcommand)]
     Device(cmd::DeviceCommand),
+    /// Train a model as a config says, or continue a run after a crash.
+    Train(cmd::TrainArgs),
+    /// List the models, their parameters and multiply–accumulates.
+    Models(cmd::ModelsArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
     #[command(subcommand)]
     Bench(cmd::BenchCommand),
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
         Command::Dataset(command) => cmd::run_dataset(command),
         Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),
+        Command::Train(args) => cmd::run_train(args),
+        Command::Models(args) => cmd::run_models(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

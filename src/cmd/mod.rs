@@ -4,11 +4,16 @@ mod bench;
 mod crawl;
 mod device;
 mod gallery;
+mod models;
 mod split;
+mod train;
 
 use album_dataset::Error as DatasetError;
 use album_training::Error as TrainingError;
 use clap::Subcommand;
+
+pub use models::{ModelsArgs, run as run_models};
+pub use train::{TrainArgs, run as run_train};
 
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
@@ -62,7 +67,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
         ) => 2,
         _ => match error.downcast_ref::<TrainingError>() {
-            Some(TrainingError::Device { .. }) => 2,
+            Some(
+                TrainingError::Device { .. } | TrainingError::Config(_) | TrainingError::Resume(_),
+            ) => 2,
             _ => 1,
         },
     }

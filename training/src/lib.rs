@@ -1,13 +1,28 @@
 //! # album-training
 //!
-//! The second stage of smart-album's data flow (dataset → training → eval → serving).
-//! It will hold one file per model family and the one training loop they share; for
-//! now it holds the choice of compute device, which every later stage uses.
+//! The second stage of smart-album's data flow (dataset → training → eval → serving):
+//! the five model families and the one training loop they share.
 //!
+//! - [`models`]: one file per family (SE-ResNeXt, AlexNet, VGG, GoogLeNet, DenseNet) and
+//!   the registry of names with their published reference facts.
+//! - [`config`]: the TOML training config (`configs/cpu/*.toml`).
+//! - [`training`]: the loop, run directories, `--resume`.
+//! - [`metrics`], [`plots`], [`checkpoint`], [`provenance`]: what a run writes.
+//! - [`schedule`]: warm-up and cosine or step learning-rate decay.
+//! - [`data`]: the train and val splits, filtered and decoded.
 //! - [`device`]: pick burn's backend at run time (flex CPU, LibTorch CPU or CUDA) and
 //!   check that it computes a grouped convolution and its gradients like flex does.
 
+pub mod checkpoint;
+pub mod config;
+pub mod data;
 pub mod device;
 pub mod error;
+pub mod metrics;
+pub mod models;
+pub mod plots;
+pub mod provenance;
+pub mod schedule;
+pub mod training;
 
 pub use error::{Error, Result};

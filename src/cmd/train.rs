@@ -1,0 +1,102 @@
+//! `album train`: train one model as a config says, or continue a run.
+
+use std::path::PathBuf;
+
+use album_training::config::TrainConfig;
+use album_training::training::{self, RunOptions};
+use anyhow::Context;
+
+/// Train a model from a TOML config (configs/cpu/*.toml), writing a run directory under
+/// experiments/ with the resolved config, provenance, metrics tables, charts and
+/// checkpoints.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  album train --config configs/cpu/se-resnext.toml
+  album train --resume experiments/se-resnext50-20261124-101500
+  album train --config configs/cpu/vgg16.toml --epochs 1 --run-id vgg-try")]
+pub struct TrainArgs {
+    /// The training config (TOML). Not needed with --resume, which reuses the run's own.
+    #[arg(long, required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Continue a run directory from its last checkpoint (after a crash or a kill).
+    #[arg(long, conflicts_with_all = ["config", "run_id", "device", "epochs", "seed"])]
+    resume: Option<PathBuf>,
+    /// Where new run directories go.
+    #[arg(long, default_value = "experiments")]
+    out: PathBuf,
+    /// The new run directory's name [default: <model>-<UTC date-time>].
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Override the config's device: flex, tch-cpu, tch-cuda or tch-cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Override the config's epoch count.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the config's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop after this many optimiser steps (then validate and checkpoint): a smoke test.
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// No progress bars (logs stay one line per epoch).
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => {
+            let mut config = TrainConfig::load(path)?;
+            if let Some(device) = &args.device {
+                config.train.device = device.clone();
+            }
+            if let Some(epochs) = args.epochs {
+                config.train.epochs = epochs;
+            }
+            if let Some(seed) = args.seed {
+                config.train.seed = seed;
+            }
+            config.validate()?;
+            config
+        }
+        None => TrainConfig::default(), // replaced by the run's saved config
+    };
+    let options = RunOptions {
+        out_root: args.out,
+        run_id: args.run_id,
+        resume: args.resume,
+        max_steps: args.max_steps,
+        progress: !args.quiet,
+        command_line: std::env::args().collect(),
+    };
+    let summary = training::train(config, &options).context("training failed")?;
+    println!("run directory: {}", summary.run_dir.display());
+    println!(
+        "{}: {} epochs, {} steps, {:.0} s, best validation top-1 {:.2} % (epoch {})",
+        summary.model,
+        summary.epochs_done,
+        summary.steps,
+        summary.seconds,
+        summary.best_val_top1 * 100.0,
+        summary
+            .best_epoch
+            .map_or("-".into(), |e| (e + 1).to_string()),
+    );
+    if let Some(loss) = summary.last_loss {
+        println!("last step's loss: {loss:.4}");
+    }
+    if summary.precision != "f32" {
+        println!(
+            "precision {}: the loss {} (burn has no automatic mixed precision: the whole \
+             model ran in {0})",
+            summary.precision,
+            if summary.loss_stayed_finite {
+                "stayed finite".to_owned()
+            } else {
+                format!("was not finite in {} steps", summary.nonfinite_steps)
+            }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,324 @@
+//! The training config: one TOML file per experiment (`configs/cpu/*.toml`,
+//! `configs/gpu/*.toml`), saved resolved (defaults filled in, command-line overrides
+//! applied) as `config.toml` in the run directory.
+//!
+//! ```toml
+//! [model]
+//! name = "se-resnext50"   # album models lists the names
+//! width = 0.25
+//!
+//! [data]
+//! split_dir = "data/split"  # train.parquet and val.parquet; test is never read here
+//! resize = 64
+//! crop = 56
+//!
+//! [train]
+//! epochs = 10
+//! batch_size = 64
+//! optimizer = "sgd"
+//! base_lr = 0.1           # at base_batch; scaled linearly to batch_size
+//! ```
+//!
+//! Unknown keys are errors (a typo must not silently train with a default), and so are
+//! values that cannot work; both name the file and the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::DeviceKind;
+use crate::models::ModelConfig;
+use crate::{Error, Result};
+
+/// A whole training config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub model: ModelConfig,
+    pub data: DataConfig,
+    pub train: OptimConfig,
+}
+
+/// Where the photos come from and how they are prepared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Folder holding `train.parquet` and `val.parquet` from `album dataset split`.
+    pub split_dir: PathBuf,
+    /// Where decoded-image caches are kept (reused across runs of the same data).
+    pub cache_dir: PathBuf,
+    /// Short side after resizing.
+    pub resize: u32,
+    /// Square crop side fed to the model.
+    pub crop: u32,
+    /// Train on these classes only (empty: all of them).
+    pub classes: Vec<String>,
+    /// Keep at most this many photos per class in each split (0: all), the first ones
+    /// in manifest order, for quick experiments and CI.
+    pub images_per_class: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            split_dir: "data/split".into(),
+            cache_dir: "data/cache".into(),
+            resize: 64,
+            crop: 56,
+            classes: Vec::new(),
+            images_per_class: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    /// SGD with (heavy-ball) momentum and L2 weight decay.
+    Sgd,
+    /// AdamW (decoupled weight decay).
+    AdamW,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Cosine decay from the peak to zero after the warm-up.
+    Cosine,
+    /// Multiply by `step_gamma` at each epoch in `step_epochs`.
+    Step,
+}
+
+/// Floating-point type of the whole model, its activations and gradients. burn has no
+/// automatic mixed precision: bf16 and f16 put everything in that type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        })
+    }
+}
+
+/// How to train.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: Optimizer,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Peak learning rate at a batch of `base_batch`; the run uses
+    /// `base_lr × batch_size / base_batch` (Goyal et al. 2017's linear scaling rule).
+    pub base_lr: f64,
+    pub base_batch: usize,
+    /// Epochs of linear warm-up from near zero to the peak.
+    pub warmup_epochs: f64,
+    pub schedule: Schedule,
+    /// Step schedule: the epochs at which the rate is multiplied by `step_gamma`.
+    pub step_epochs: Vec<usize>,
+    pub step_gamma: f64,
+    /// Applied to weights only: never to biases or norm parameters (rank-1 tensors).
+    pub weight_decay: f64,
+    /// Weight of the uniform target mixed into the one-hot target (0: none).
+    pub label_smoothing: f32,
+    /// Weight of each auxiliary classifier's loss (GoogLeNet uses 0.3).
+    pub aux_loss_weight: f32,
+    pub seed: u64,
+    pub precision: Precision,
+    /// `flex`, `tch-cpu` or `tch-cuda[:N]`.
+    pub device: String,
+    /// Stop after this many epochs without a better validation top-1 (0: never).
+    pub early_stop_patience: usize,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            epochs: 10,
+            batch_size: 64,
+            optimizer: Optimizer::Sgd,
+            momentum: 0.9,
+            base_lr: 0.1,
+            base_batch: 256,
+            warmup_epochs: 1.0,
+            schedule: Schedule::Cosine,
+            step_epochs: Vec::new(),
+            step_gamma: 0.1,
+            weight_decay: 5e-5,
+            label_smoothing: 0.1,
+            aux_loss_weight: 0.3,
+            seed: 42,
+            precision: Precision::F32,
+            device: "flex".into(),
+            early_stop_patience: 0,
+        }
+    }
+}
+
+impl OptimConfig {
+    /// The peak learning rate after linear batch-size scaling.
+    pub fn peak_lr(&self) -> f64 {
+        self.base_lr * self.batch_size as f64 / self.base_batch as f64
+    }
+
+    pub fn device_kind(&self) -> Result<DeviceKind> {
+        self.device.parse()
+    }
+}
+
+impl TrainConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read config {}: {e}", path.display())))?;
+        let config = Self::parse(&text).map_err(|e| match e {
+            Error::Config(message) => Error::Config(format!("{}: {message}", path.display())),
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<Self> {
+        let config: TrainConfig =
+            toml::from_str(text).map_err(|e| Error::Config(e.to_string().trim().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The resolved config as TOML, defaults included.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Config(format!("serialising: {e}")))
+    }
+
+    /// Checks every value that would make training fail or mean nothing.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate()?;
+        let (data, train) = (&self.data, &self.train);
+        let checks: [(bool, String); 10] = [
+            (
+                data.crop > 0 && data.crop <= data.resize,
+                format!(
+                    "data.crop ({}) must be in 1..=data.resize ({})",
+                    data.crop, data.resize
+                ),
+            ),
+            (train.epochs > 0, "train.epochs must be at least 1".into()),
+            (
+                train.batch_size > 0,
+                "train.batch_size must be at least 1".into(),
+            ),
+            (
+                train.base_batch > 0,
+                "train.base_batch must be at least 1".into(),
+            ),
+            (
+                train.base_lr.is_finite() && train.base_lr > 0.0,
+                format!("train.base_lr is {}; it must be positive", train.base_lr),
+            ),
+            (
+                (0.0..1.0).contains(&train.momentum),
+                format!("train.momentum is {}; it must be in [0, 1)", train.momentum),
+            ),
+            (
+                train.weight_decay.is_finite() && train.weight_decay >= 0.0,
+                format!(
+                    "train.weight_decay is {}; it must be ≥ 0",
+                    train.weight_decay
+                ),
+            ),
+            (
+                (0.0..1.0).contains(&train.label_smoothing),
+                format!(
+                    "train.label_smoothing is {}; it must be in [0, 1)",
+                    train.label_smoothing
+                ),
+            ),
+            (
+                train.warmup_epochs.is_finite()
+                    && train.warmup_epochs >= 0.0
+                    && train.warmup_epochs < train.epochs as f64,
+                format!(
+                    "train.warmup_epochs is {}; it must be in [0, epochs = {})",
+                    train.warmup_epochs, train.epochs
+                ),
+            ),
+            (
+                train.step_gamma.is_finite() && train.step_gamma > 0.0,
+                format!(
+                    "train.step_gamma is {}; it must be positive",
+                    train.step_gamma
+                ),
+            ),
+        ];
+        if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
+            return Err(Error::Config(message));
+        }
+        train
+            .device_kind()
+            .map_err(|e| Error::Config(format!("train.device: {e}")))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_config_takes_every_default_and_is_valid() {
+        let config = TrainConfig::parse("").unwrap();
+        assert_eq!(config, TrainConfig::default());
+        assert_eq!(config.train.peak_lr(), 0.1 * 64.0 / 256.0);
+    }
+
+    #[test]
+    fn a_typo_in_a_key_is_an_error_that_names_it() {
+        let err = TrainConfig::parse("[train]\nepoch = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("epoch"), "{err}");
+        let err = TrainConfig::parse("[modle]\nname = \"vgg16\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("modle"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_impossible_values_are_errors() {
+        for (text, needle) in [
+            ("[train]\nepochs = \"ten\"\n", "epochs"),
+            ("[train]\nepochs = 0\n", "epochs"),
+            ("[train]\nbase_lr = -1.0\n", "base_lr"),
+            ("[train]\ndevice = \"gpu\"\n", "device"),
+            ("[train]\nprecision = \"f8\"\n", "precision"),
+            ("[data]\nresize = 32\ncrop = 56\n", "crop"),
+            ("[model]\nname = \"resnet9\"\n", "resnet9"),
+            ("[train]\nwarmup_epochs = 12.0\n", "warmup_epochs"),
+        ] {
+            let err = TrainConfig::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn the_resolved_config_round_trips_through_toml() {
+        let mut config = TrainConfig::default();
+        config.model.width = 0.25;
+        config.train.precision = Precision::Bf16;
+        config.data.classes = vec!["animals".into(), "vehicles".into()];
+        let again = TrainConfig::parse(&config.to_toml().unwrap()).unwrap();
+        assert_eq!(again, config);
+    }
+}

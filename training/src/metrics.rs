@@ -1,0 +1,208 @@
+//! Every figure a run produces, as rows kept in the checkpoint (so a resumed run keeps
+//! them) and written as Parquet and CSV tables after each epoch:
+//!
+//! - `batch-metrics.parquet|csv`: epoch, step, loss, learning rate, images/s, top-1 of
+//!   the batch, whether the loss was finite;
+//! - `epoch-metrics.parquet|csv`: train loss and top-1, validation loss and top-1/2/5,
+//!   learning rate at the epoch's end, epoch time, train and validation images/s.
+
+use std::path::{Path, PathBuf};
+
+use album_dataset::manifest::{write_table_csv, write_table_parquet};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One optimiser step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchRow {
+    pub epoch: usize,
+    pub step: usize,
+    pub loss: f32,
+    pub lr: f64,
+    pub images_per_s: f64,
+    pub top1: f32,
+    pub finite: bool,
+}
+
+/// One epoch, validation included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRow {
+    pub epoch: usize,
+    pub train_loss: f32,
+    pub train_top1: f32,
+    pub val_loss: f32,
+    pub val_top1: f32,
+    pub val_top2: f32,
+    pub val_top5: f32,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    pub train_images_per_s: f64,
+    pub val_images_per_s: f64,
+    pub nonfinite_steps: usize,
+}
+
+/// Counts of correct predictions within the top 1, 2 and 5, plus summed loss.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub seen: usize,
+    pub loss_sum: f64,
+    pub top: [usize; 3],
+}
+
+impl Tally {
+    pub const KS: [usize; 3] = [1, 2, 5];
+
+    /// Adds a batch: `logits` row-major `[n, classes]`, `targets` `[n]`, mean loss.
+    pub fn add(&mut self, logits: &[f32], classes: usize, targets: &[i64], mean_loss: f32) {
+        for (row, &target) in logits.chunks(classes).zip(targets) {
+            let rank = rank_of_target(row, target as usize);
+            for (count, k) in self.top.iter_mut().zip(Self::KS) {
+                *count += usize::from(rank < k);
+            }
+        }
+        self.seen += targets.len();
+        self.loss_sum += f64::from(mean_loss) * targets.len() as f64;
+    }
+
+    pub fn mean_loss(&self) -> f32 {
+        (self.loss_sum / self.seen.max(1) as f64) as f32
+    }
+
+    /// Share correct within the top `KS[i]`.
+    pub fn accuracy(&self, i: usize) -> f32 {
+        self.top[i] as f32 / self.seen.max(1) as f32
+    }
+}
+
+/// How many classes score strictly higher than the target (0 = top-1 hit). Ties count
+/// against the target, so a model that outputs constants is never "right"; NaN scores
+/// rank the target last.
+fn rank_of_target(row: &[f32], target: usize) -> usize {
+    let Some(&score) = row.get(target) else {
+        return usize::MAX;
+    };
+    if score.is_nan() {
+        return row.len();
+    }
+    row.iter()
+        .enumerate()
+        .filter(|&(i, &v)| i != target && (v >= score || v.is_nan()))
+        .count()
+}
+
+fn batch_frame(rows: &[BatchRow]) -> PolarsResult<DataFrame> {
+    df!(
+        "epoch" => rows.iter().map(|r| r.epoch as u32).collect::<Vec<_>>(),
+        "step" => rows.iter().map(|r| r.step as u32).collect::<Vec<_>>(),
+        "loss" => rows.iter().map(|r| r.loss).collect::<Vec<_>>(),
+        "lr" => rows.iter().map(|r| r.lr).collect::<Vec<_>>(),
+        "images_per_s" => rows.iter().map(|r| r.images_per_s).collect::<Vec<_>>(),
+        "top1" => rows.iter().map(|r| r.top1).collect::<Vec<_>>(),
+        "finite" => rows.iter().map(|r| r.finite).collect::<Vec<_>>(),
+    )
+}
+
+fn epoch_frame(rows: &[EpochRow]) -> PolarsResult<DataFrame> {
+    let col = |f: fn(&EpochRow) -> f32| rows.iter().map(f).collect::<Vec<_>>();
+    let col64 = |f: fn(&EpochRow) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    df!(
+        "epoch" => rows.iter().map(|r| r.epoch as u32).collect::<Vec<_>>(),
+        "train_loss" => col(|r| r.train_loss),
+        "train_top1" => col(|r| r.train_top1),
+        "val_loss" => col(|r| r.val_loss),
+        "val_top1" => col(|r| r.val_top1),
+        "val_top2" => col(|r| r.val_top2),
+        "val_top5" => col(|r| r.val_top5),
+        "lr" => col64(|r| r.lr),
+        "epoch_seconds" => col64(|r| r.epoch_seconds),
+        "train_images_per_s" => col64(|r| r.train_images_per_s),
+        "val_images_per_s" => col64(|r| r.val_images_per_s),
+        "nonfinite_steps" => rows.iter().map(|r| r.nonfinite_steps as u32).collect::<Vec<_>>(),
+    )
+}
+
+/// Writes both tables, Parquet and CSV, into `dir`; returns the paths written.
+pub fn write_tables(dir: &Path, batches: &[BatchRow], epochs: &[EpochRow]) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (stem, frame) in [
+        ("batch-metrics", batch_frame(batches)),
+        ("epoch-metrics", epoch_frame(epochs)),
+    ] {
+        let parquet = dir.join(format!("{stem}.parquet"));
+        let mut df = frame.map_err(|e| Error::Io(format!("{}: {e}", parquet.display())))?;
+        write_table_parquet(&parquet, &mut df)?;
+        let csv = parquet.with_extension("csv");
+        write_table_csv(&csv, &mut df)?;
+        written.extend([parquet, csv]);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_top_k_hits_and_ties_count_against_the_target() {
+        let mut tally = Tally::default();
+        // target 0 best; target 1 second; target 2 tied with another (rank 1); NaN row.
+        let logits = [
+            3.0,
+            1.0,
+            0.0, //
+            3.0,
+            2.0,
+            0.0, //
+            1.0,
+            0.0,
+            1.0, //
+            f32::NAN,
+            0.0,
+            0.0,
+        ];
+        tally.add(&logits, 3, &[0, 1, 2, 0], 2.0);
+        assert_eq!(tally.seen, 4);
+        assert_eq!(tally.top, [1, 3, 4]);
+        assert_eq!(tally.accuracy(0), 0.25);
+        assert_eq!(tally.mean_loss(), 2.0);
+    }
+
+    #[test]
+    fn tables_are_written_as_parquet_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = BatchRow {
+            epoch: 0,
+            step: 0,
+            loss: 1.5,
+            lr: 0.01,
+            images_per_s: 100.0,
+            top1: 0.5,
+            finite: true,
+        };
+        let epoch = EpochRow {
+            epoch: 0,
+            train_loss: 1.5,
+            train_top1: 0.5,
+            val_loss: 1.4,
+            val_top1: 0.6,
+            val_top2: 0.8,
+            val_top5: 1.0,
+            lr: 0.01,
+            epoch_seconds: 3.0,
+            train_images_per_s: 100.0,
+            val_images_per_s: 300.0,
+            nonfinite_steps: 0,
+        };
+        let written = write_tables(dir.path(), &[batch.clone(), batch], &[epoch]).unwrap();
+        assert_eq!(written.len(), 4);
+        let df = album_dataset::manifest::read_table_parquet(&written[0]).unwrap();
+        assert_eq!(df.height(), 2);
+        let csv = std::fs::read_to_string(&written[3]).unwrap();
+        assert!(
+            csv.starts_with("epoch,train_loss,train_top1,val_loss"),
+            "{csv}"
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! Building blocks the model families share, and the shape arithmetic that counts
+//! multiply–accumulates (MACs) without running a forward pass.
+//!
+//! MACs follow the usual convention (thop, fvcore, timm's tables): one per weight use in
+//! a convolution or fully connected layer; norms, activations, pooling and the
+//! squeeze-and-excitation multiply are not counted.
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{
+    AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d,
+    MaxPool2dConfig,
+};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// Channels × height × width of a feature map, for MAC counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl FeatureShape {
+    /// An RGB input of `side × side` pixels.
+    pub fn image(side: usize) -> Self {
+        FeatureShape {
+            channels: 3,
+            height: side,
+            width: side,
+        }
+    }
+
+    pub fn with_channels(self, channels: usize) -> Self {
+        FeatureShape { channels, ..self }
+    }
+
+    pub fn elements(self) -> usize {
+        self.channels * self.height * self.width
+    }
+}
+
+/// `channels × width`, rounded, at least `multiple_of` and a multiple of it (grouped
+/// convolutions need their channel counts divisible by the group count).
+pub fn scaled(channels: usize, width: f32, multiple_of: usize) -> usize {
+    let multiple_of = multiple_of.max(1);
+    let raw = (channels as f32 * width / multiple_of as f32).round() as usize;
+    raw.max(1) * multiple_of
+}
+
+/// Output side of a window op: `(n + pads − dilation·(k − 1) − 1) / stride + 1`,
+/// rounding up instead of down in ceil mode (as PyTorch does, a window must still start
+/// inside the input or its left padding).
+pub fn window_output(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    pads: (usize, usize),
+    dilation: usize,
+    ceil_mode: bool,
+) -> usize {
+    let span = input + pads.0 + pads.1;
+    let reach = dilation * (kernel - 1) + 1;
+    if span < reach {
+        return 0;
+    }
+    let mut out = if ceil_mode {
+        (span - reach).div_ceil(stride) + 1
+    } else {
+        (span - reach) / stride + 1
+    };
+    if ceil_mode && (out - 1) * stride >= input + pads.0 {
+        out -= 1;
+    }
+    out
+}
+
+fn explicit_pads(padding: &PaddingConfig2d, kernel: [usize; 2]) -> [(usize, usize); 2] {
+    match padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(*top, *bottom), (*left, *right)],
+        PaddingConfig2d::Same => [
+            ((kernel[0] - 1) / 2, kernel[0] / 2),
+            ((kernel[1] - 1) / 2, kernel[1] / 2),
+        ],
+    }
+}
+
+/// MACs and output shape of a convolution applied to `input`.
+pub fn conv2d_macs(conv: &Conv2d, input: FeatureShape) -> (u64, FeatureShape) {
+    let [out_channels, in_per_group, kh, kw] = conv.weight.lazy_shape().dims();
+    let pads = explicit_pads(&conv.padding, [kh, kw]);
+    let height = window_output(
+        input.height,
+        kh,
+        conv.stride[0],
+        pads[0],
+        conv.dilation[0],
+        false,
+    );
+    let width = window_output(
+        input.width,
+        kw,
+        conv.stride[1],
+        pads[1],
+        conv.dilation[1],
+        false,
+    );
+    let output = FeatureShape {
+        channels: out_channels,
+        height,
+        width,
+    };
+    let macs = (out_channels * height * width * in_per_group * kh * kw) as u64;
+    (macs, output)
+}
+
+/// Output shape of a max pooling applied to `input` (no MACs).
+pub fn max_pool2d_shape(pool: &MaxPool2d, input: FeatureShape) -> FeatureShape {
+    let window = Window {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        pads: explicit_pads(&pool.padding, pool.kernel_size),
+        dilation: pool.dilation,
+        ceil_mode: pool.ceil_mode,
+    };
+    window.apply(input)
+}
+
+/// Output shape of an average pooling applied to `input` (no MACs).
+pub fn avg_pool2d_shape(pool: &AvgPool2d, input: FeatureShape) -> FeatureShape {
+    let window = Window {
+        kernel: pool.kernel_size,
+        stride: pool.stride,
+        pads: explicit_pads(&pool.padding, pool.kernel_size),
+        dilation: [1, 1],
+        ceil_mode: pool.ceil_mode,
+    };
+    window.apply(input)
+}
+
+/// A pooling window's geometry, per axis.
+struct Window {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pads: [(usize, usize); 2],
+    dilation: [usize; 2],
+    ceil_mode: bool,
+}
+
+impl Window {
+    fn apply(&self, input: FeatureShape) -> FeatureShape {
+        let side = |n, axis: usize| {
+            window_output(
+                n,
+                self.kernel[axis],
+                self.stride[axis],
+                self.pads[axis],
+                self.dilation[axis],
+                self.ceil_mode,
+            )
+        };
+        FeatureShape {
+            channels: input.channels,
+            height: side(input.height, 0),
+            width: side(input.width, 1),
+        }
+    }
+}
+
+/// MACs of a fully connected layer on one input vector.
+pub fn linear_macs(linear: &Linear) -> u64 {
+    linear.weight.lazy_shape().num_elements() as u64
+}
+
+/// A `k × k` convolution with symmetric padding `padding`.
+pub fn conv(
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+    bias: bool,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new(channels, [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_groups(groups)
+        .with_bias(bias)
+        .init(device)
+}
+
+/// A `k × k` max pooling with symmetric padding, PyTorch's floor or ceil rounding.
+pub fn max_pool(kernel: usize, stride: usize, padding: usize, ceil_mode: bool) -> MaxPool2d {
+    MaxPool2dConfig::new([kernel, kernel])
+        .with_strides([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            padding, padding, padding, padding,
+        ))
+        .with_ceil_mode(ceil_mode)
+        .init()
+}
+
+/// A `k × k` average pooling without padding, floor rounding.
+pub fn avg_pool(kernel: usize, stride: usize) -> AvgPool2d {
+    AvgPool2dConfig::new([kernel, kernel])
+        .with_strides([stride, stride])
+        .init()
+}
+
+/// An adaptive average pooling to `side × side`, whatever the input size.
+pub fn adaptive_avg_pool(side: usize) -> AdaptiveAvgPool2d {
+    AdaptiveAvgPool2dConfig::new([side, side]).init()
+}
+
+/// Convolution (no bias), batch norm, and an optional ReLU: the unit most of these
+/// networks are made of.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+    pub relu: bool,
+}
+
+impl ConvBn {
+    pub fn new(
+        channels: [usize; 2],
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        relu: bool,
+        device: &Device,
+    ) -> Self {
+        ConvBn {
+            conv: conv(channels, kernel, stride, kernel / 2, groups, false, device),
+            bn: BatchNormConfig::new(channels[1]).init(device),
+            relu,
+        }
+    }
+
+    /// Sets the norm's scale to zero, so a residual branch starts as the identity
+    /// ("zero-γ", Goyal et al. 2017): deep residual networks then train stably from the
+    /// first step.
+    pub fn zero_init_scale(mut self) -> Self {
+        let device = self.bn.gamma.device();
+        let shape = self.bn.gamma.lazy_shape();
+        self.bn.gamma = burn::module::Param::from_tensor(Tensor::zeros(shape, &device));
+        self
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.bn.forward(self.conv.forward(x));
+        if self.relu { relu(x) } else { x }
+    }
+
+    pub fn macs(&self, input: FeatureShape) -> (u64, FeatureShape) {
+        conv2d_macs(&self.conv, input)
+    }
+}
+
+/// Parameters an optimiser trains: PyTorch's `sum(p.numel() for p in m.parameters())`,
+/// the figure papers and torchvision publish. burn's `Module::num_params` also counts
+/// each batch norm's running mean and variance (PyTorch buffers), two more numbers per
+/// channel, which puts BN-heavy networks (DenseNet) over 1 % above the published count.
+pub fn trainable_params(module: &impl Module) -> usize {
+    let mut counter = TrainableCounter::default();
+    module.visit(&mut counter);
+    counter.total
+}
+
+#[derive(Default)]
+struct TrainableCounter {
+    /// (field, containing struct) of each module entered.
+    path: Vec<(String, String)>,
+    total: usize,
+}
+
+impl ModuleVisitor for TrainableCounter {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_owned(), container_type.to_owned()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let running_statistic = self.path.last().is_some_and(|(field, container)| {
+            container == "Struct:BatchNorm" && (field == "running_mean" || field == "running_var")
+        });
+        if !running_statistic {
+            self.total += param.lazy_shape().num_elements();
+        }
+    }
+}
+
+/// Global average pooling: `[B, C, H, W]` → `[B, C]`.
+pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
+    let [batch, channels, _, _] = x.dims();
+    x.mean_dim(3).mean_dim(2).reshape([batch, channels])
+}
+
+/// Test helper: a random `[2, 3, side, side]` batch through `forward` gives finite
+/// `[2, 5]` logits.
+#[cfg(test)]
+pub(crate) fn assert_finite_logits(
+    forward: impl Fn(Tensor<4>) -> Tensor<2>,
+    side: usize,
+    device: &Device,
+) {
+    use burn::tensor::Distribution;
+    let x = Tensor::<4>::random([2, 3, side, side], Distribution::Normal(0.0, 1.0), device);
+    let logits = forward(x);
+    assert_eq!(logits.dims(), [2, 5]);
+    let values = logits.into_data().try_to_vec::<f32>().unwrap();
+    assert!(values.iter().all(|v| v.is_finite()), "{values:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_rounds_to_the_group_multiple_and_never_reaches_zero() {
+        assert_eq!(scaled(256, 1.0, 32), 256);
+        assert_eq!(scaled(256, 0.25, 32), 64);
+        assert_eq!(scaled(128, 0.1, 32), 32);
+        assert_eq!(scaled(64, 0.5, 1), 32);
+        assert_eq!(scaled(3, 0.01, 1), 1);
+    }
+
+    #[test]
+    fn window_output_matches_pytorch_floor_and_ceil_rules() {
+        // conv 7×7/2 pad 3 on 224 → 112; maxpool 3/2 pad 1 on 112 → 56
+        assert_eq!(window_output(224, 7, 2, (3, 3), 1, false), 112);
+        assert_eq!(window_output(112, 3, 2, (1, 1), 1, false), 56);
+        // GoogLeNet's ceil-mode pools: 112 → 56, 28 → 14, 14 → 7 (3/2, no pad)
+        assert_eq!(window_output(112, 3, 2, (0, 0), 1, true), 56);
+        assert_eq!(window_output(14, 3, 2, (0, 0), 1, true), 7);
+        // AlexNet: 11×11/4 pad 2 on 224 → 55
+        assert_eq!(window_output(224, 11, 4, (2, 2), 1, false), 55);
+        assert_eq!(window_output(2, 3, 1, (0, 0), 1, false), 0);
+    }
+
+    #[test]
+    fn trainable_params_leave_out_batch_norm_running_statistics() {
+        let device = Device::flex();
+        let unit = ConvBn::new([3, 8], 3, 1, 1, true, &device);
+        // conv 3·8·9 weights, no bias; norm γ and β; running mean and variance skipped.
+        assert_eq!(trainable_params(&unit), 216 + 16);
+        assert_eq!(unit.num_params(), 216 + 32);
+    }
+
+    #[test]
+    fn conv_macs_count_grouped_weights_once_per_output_pixel() {
+        let device = Device::flex();
+        let grouped = conv([128, 128], 3, 1, 1, 32, false, &device);
+        let (macs, out) = conv2d_macs(&grouped, FeatureShape::image(28).with_channels(128));
+        assert_eq!(
+            out,
+            FeatureShape {
+                channels: 128,
+                height: 28,
+                width: 28
+            }
+        );
+        assert_eq!(macs, (128 * 28 * 28 * 4 * 9) as u64);
+    }
+}

@@ -1,0 +1,182 @@
+//! A run's learning curves as PNG: `loss.png` (every batch's loss, faint, with the
+//! epoch means of training and validation loss on top) and `accuracy.png` (training
+//! top-1 and validation top-1 and top-2 per epoch). Redrawn after every epoch, so a
+//! person can watch a run by reopening them.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::metrics::{BatchRow, EpochRow};
+use crate::{Error, Result};
+
+const SIZE: (u32, u32) = (1000, 600);
+const FONT: &str = "sans-serif";
+/// Okabe–Ito colours, safe for colour-blind readers.
+const TRAIN: RGBColor = RGBColor(0, 114, 178);
+const VAL: RGBColor = RGBColor(230, 159, 0);
+const VAL2: RGBColor = RGBColor(0, 158, 115);
+
+type Coords =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Coords>;
+
+/// Draws both charts into `dir`.
+pub fn draw_curves(
+    dir: &Path,
+    title: &str,
+    batches: &[BatchRow],
+    epochs: &[EpochRow],
+) -> Result<()> {
+    let steps_per_epoch = steps_per_epoch(batches);
+    draw_loss(
+        &dir.join("loss.png"),
+        title,
+        batches,
+        epochs,
+        steps_per_epoch,
+    )?;
+    draw_accuracy(&dir.join("accuracy.png"), title, epochs)
+}
+
+fn steps_per_epoch(batches: &[BatchRow]) -> f64 {
+    let first_epoch = batches.first().map_or(0, |b| b.epoch);
+    batches
+        .iter()
+        .filter(|b| b.epoch == first_epoch)
+        .count()
+        .max(1) as f64
+}
+
+fn chart_error(path: &Path, error: impl std::fmt::Display) -> Error {
+    Error::io("draw", path, error)
+}
+
+fn draw_loss(
+    path: &Path,
+    title: &str,
+    batches: &[BatchRow],
+    epochs: &[EpochRow],
+    steps_per_epoch: f64,
+) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| chart_error(path, e);
+    let finite = |v: f32| v.is_finite().then_some(f64::from(v));
+    let batch_points: Vec<(f64, f64)> = batches
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| Some(((i as f64 + 1.0) / steps_per_epoch, finite(b.loss)?)))
+        .collect();
+    let train: Vec<(f64, f64)> = epochs
+        .iter()
+        .filter_map(|e| Some((e.epoch as f64 + 1.0, finite(e.train_loss)?)))
+        .collect();
+    let val: Vec<(f64, f64)> = epochs
+        .iter()
+        .filter_map(|e| Some((e.epoch as f64 + 1.0, finite(e.val_loss)?)))
+        .collect();
+    let y_max = batch_points
+        .iter()
+        .chain(&train)
+        .chain(&val)
+        .map(|p| p.1)
+        .fold(0.1, f64::max)
+        * 1.05;
+    let x_max = (epochs.len().max(1) as f64).max(batch_points.last().map_or(1.0, |p| p.0));
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart =
+        base_chart(&root, &format!("{title}: loss"), x_max, y_max, "loss").map_err(|e| fail(&e))?;
+    chart
+        .draw_series(LineSeries::new(batch_points, TRAIN.mix(0.25)))
+        .map_err(|e| fail(&e))?
+        .label("batch loss (train)")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], TRAIN.mix(0.25)));
+    series(&mut chart, train, TRAIN, "train loss (epoch mean)").map_err(|e| fail(&e))?;
+    series(&mut chart, val, VAL, "validation loss").map_err(|e| fail(&e))?;
+    legend(&mut chart).map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}
+
+fn draw_accuracy(path: &Path, title: &str, epochs: &[EpochRow]) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| chart_error(path, e);
+    let points = |f: fn(&EpochRow) -> f32| -> Vec<(f64, f64)> {
+        epochs
+            .iter()
+            .map(|e| (e.epoch as f64 + 1.0, f64::from(f(e)) * 100.0))
+            .collect()
+    };
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let x_max = epochs.len().max(1) as f64;
+    let mut chart = base_chart(
+        &root,
+        &format!("{title}: accuracy"),
+        x_max,
+        100.0,
+        "accuracy (%)",
+    )
+    .map_err(|e| fail(&e))?;
+    series(&mut chart, points(|e| e.train_top1), TRAIN, "train top-1").map_err(|e| fail(&e))?;
+    series(&mut chart, points(|e| e.val_top1), VAL, "validation top-1").map_err(|e| fail(&e))?;
+    series(&mut chart, points(|e| e.val_top2), VAL2, "validation top-2").map_err(|e| fail(&e))?;
+    legend(&mut chart).map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}
+
+type DrawResult<T> = std::result::Result<
+    T,
+    DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>,
+>;
+
+fn base_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    x_max: f64,
+    y_max: f64,
+    y_label: &str,
+) -> DrawResult<Chart<'a, 'b>> {
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 26))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_label)
+        .label_style((FONT, 16))
+        .draw()?;
+    Ok(chart)
+}
+
+fn series<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Coords>,
+    points: Vec<(f64, f64)>,
+    colour: RGBColor,
+    label: &str,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let style = colour.stroke_width(3);
+    chart
+        .draw_series(LineSeries::new(points.clone(), style))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    chart.draw_series(
+        points
+            .into_iter()
+            .map(|p| Circle::new(p, 4, colour.filled())),
+    )?;
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Coords>,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 16))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+}

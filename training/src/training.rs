@@ -1,0 +1,644 @@
+//! The one training loop every model shares.
+//!
+//! ```text
+//! config.toml ─► RunData (train + val, decoded once, cached)
+//!             ─► Model on device.autodiff()  ─► per step: batch → forward → loss
+//!                (+ aux losses) → backward → SGD/AdamW step at the scheduled rate
+//!             ─► per epoch: validation (no autodiff), metrics tables, charts,
+//!                checkpoints/last (and best)
+//! ```
+//!
+//! A run lives in `experiments/<run-id>/`: `config.toml` (resolved), `provenance.json`
+//! (git revision, data-manifest hashes, seed, device), the metrics tables
+//! ([`crate::metrics`]), `loss.png` and `accuracy.png`, `checkpoints/` and `summary.json`.
+//! `--resume` reloads `checkpoints/last` and starts the next epoch; a run killed mid-epoch
+//! repeats that epoch from its start, with the same shuffle and augmentation (both are
+//! seeded by seed and epoch), so a resumed run takes the same steps as an unbroken one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use album_dataset::data::{ImageBatcher, ImageDataset, ImageItem, PreprocessConfig};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{self, TrainState};
+use crate::config::{Optimizer, Precision, TrainConfig};
+use crate::data::RunData;
+use crate::metrics::{self, BatchRow, EpochRow, Tally};
+use crate::models::Model;
+use crate::plots;
+use crate::provenance::{Provenance, git_state, write_atomically};
+use crate::schedule::LrSchedule;
+use crate::{Error, Result};
+
+/// How `album train` was asked to run, beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Parent of new run directories (`experiments`).
+    pub out_root: PathBuf,
+    /// Name of a new run's directory; default `<model>-<UTC time>`.
+    pub run_id: Option<String>,
+    /// An existing run directory to continue.
+    pub resume: Option<PathBuf>,
+    /// Stop after this many optimiser steps in this session, as if killed: an epoch
+    /// cut short is neither validated nor checkpointed (a smoke test, and how tests
+    /// interrupt a run to resume it).
+    pub max_steps: Option<usize>,
+    /// Draw progress bars.
+    pub progress: bool,
+    /// The command line, recorded in provenance.json.
+    pub command_line: Vec<String>,
+}
+
+/// What a finished (or stopped) run reports, also written as `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub model: String,
+    pub device: String,
+    pub precision: String,
+    pub params: usize,
+    pub epochs_done: usize,
+    pub steps: usize,
+    pub best_val_top1: f32,
+    pub best_epoch: Option<usize>,
+    pub last_epoch: Option<EpochRow>,
+    /// The loss of the last optimiser step taken.
+    pub last_loss: Option<f32>,
+    /// Steps whose loss was NaN or infinite (bf16 and f16 runs report this; burn has no
+    /// automatic mixed precision, so the whole model ran in that type).
+    pub nonfinite_steps: usize,
+    pub loss_stayed_finite: bool,
+    pub stopped_early: bool,
+    /// The session stopped at `max_steps` inside an epoch; that epoch will be redone.
+    pub interrupted: bool,
+    pub seconds: f64,
+    pub resumes: usize,
+}
+
+/// Trains a new run from `config`, or continues `options.resume`.
+pub fn train(config: TrainConfig, options: &RunOptions) -> Result<RunSummary> {
+    let (config, run_dir, resuming) = prepare_run_dir(config, options)?;
+    let kind = config.train.device_kind()?;
+    let device = configured_device(kind.device()?, config.train.precision)?;
+    let data = RunData::load(&config.data)?;
+    let mut config = config;
+    config.model.num_classes = data.class_names.len();
+    if !resuming {
+        write_run_header(&run_dir, &config, &data, options)?;
+    }
+    let mut session = Session::start(config, device, data, run_dir, resuming)?;
+    session.run(options)
+}
+
+/// Creates a new run directory (refusing to reuse one) or checks the one to resume.
+fn prepare_run_dir(
+    config: TrainConfig,
+    options: &RunOptions,
+) -> Result<(TrainConfig, PathBuf, bool)> {
+    if let Some(run_dir) = &options.resume {
+        let saved = TrainConfig::load(&run_dir.join("config.toml")).map_err(|e| {
+            Error::Resume(format!("{} is not a run directory: {e}", run_dir.display()))
+        })?;
+        return Ok((saved, run_dir.clone(), true));
+    }
+    let run_id = options.run_id.clone().unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            config.model.name,
+            chrono::Utc::now().format("%Y%m%d-%H%M%S")
+        )
+    });
+    if run_id.is_empty() || run_id.contains(['/', '\\']) || run_id.starts_with('.') {
+        return Err(Error::Config(format!(
+            "run id {run_id:?} must be a plain folder name"
+        )));
+    }
+    let run_dir = options.out_root.join(run_id);
+    if run_dir.exists() {
+        return Err(Error::Config(format!(
+            "{} already exists: continue it with --resume {0}, or choose another --run-id",
+            run_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&run_dir).map_err(|e| Error::io("create", &run_dir, e))?;
+    Ok((config, run_dir, false))
+}
+
+/// Sets the device's float type: burn has no automatic mixed precision, so bf16 and f16
+/// mean every parameter, activation and gradient in that type. burn fixes a device's
+/// float type for the whole process once the device is first used, so this must come
+/// before anything else touches it (`album train` runs one model per process).
+pub fn configured_device(mut device: Device, precision: Precision) -> Result<Device> {
+    let dtype = match precision {
+        Precision::F32 => return Ok(device),
+        Precision::Bf16 => FloatDType::BF16,
+        Precision::F16 => FloatDType::F16,
+    };
+    device.configure(dtype).map_err(|e| Error::Device {
+        name: format!("{device:?}"),
+        message: format!(
+            "cannot run in {precision}: {e:?} (burn sets a device's float type once per \
+             process, before its first use)"
+        ),
+    })?;
+    Ok(device)
+}
+
+fn write_run_header(
+    run_dir: &Path,
+    config: &TrainConfig,
+    data: &RunData,
+    options: &RunOptions,
+) -> Result<()> {
+    write_atomically(&run_dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    let (git_revision, git_dirty) = git_state();
+    Provenance {
+        git_revision,
+        git_dirty,
+        train_manifest_sha256: data.train_hash.clone(),
+        val_manifest_sha256: data.val_hash.clone(),
+        train_images: data.train.len(),
+        val_images: data.val.len(),
+        class_names: data.class_names.clone(),
+        seed: config.train.seed,
+        device: config.train.device.clone(),
+        precision: config.train.precision.to_string(),
+        burn_version: "0.22.1".into(),
+        command_line: options.command_line.clone(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+        cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+    .write(&run_dir.join("provenance.json"))
+}
+
+/// Collects the ids of rank-1 parameters: biases and norm scales and shifts, which
+/// never get weight decay (decaying them only pulls the norms towards zero).
+#[derive(Default)]
+struct NoDecayIds(Vec<ParamId>);
+
+impl ModuleVisitor for NoDecayIds {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if D <= 1 {
+            self.0.push(param.id);
+        }
+    }
+}
+
+/// The optimiser, with weight decay on weights only.
+pub fn build_optimizer(config: &TrainConfig, model: &Model) -> ModuleOptimizer {
+    let mut no_decay = NoDecayIds::default();
+    model.visit(&mut no_decay);
+    let train = &config.train;
+    let decay =
+        (train.weight_decay > 0.0).then(|| WeightDecayConfig::new(train.weight_decay as f32));
+    let group = ParamGroup::from_ids(no_decay.0);
+    match train.optimizer {
+        Optimizer::Sgd => {
+            // PyTorch's SGD semantics: no dampening, no Nesterov.
+            let momentum = (train.momentum > 0.0).then_some(MomentumConfig {
+                momentum: train.momentum,
+                dampening: 0.0,
+                nesterov: false,
+            });
+            let with_decay = SgdConfig::new()
+                .with_momentum(momentum.clone())
+                .with_weight_decay(decay);
+            let without = SgdConfig::new().with_momentum(momentum).build();
+            with_decay.init().with_group(group, without, None)
+        }
+        Optimizer::AdamW => {
+            let adamw = |weight_decay: f64| {
+                AdamWConfig::new()
+                    .with_weight_decay(weight_decay as f32)
+                    .with_epsilon(1e-8)
+            };
+            adamw(train.weight_decay)
+                .init()
+                .with_group(group, adamw(0.0).build(), None)
+        }
+    }
+}
+
+/// One process's share of a run: from the start or a checkpoint to the last epoch.
+struct Session {
+    config: TrainConfig,
+    device: Device,
+    data: RunData,
+    run_dir: PathBuf,
+    model: Model,
+    optimizer: ModuleOptimizer,
+    state: TrainState,
+    schedule: LrSchedule,
+    steps_per_epoch: usize,
+    params: usize,
+}
+
+impl Session {
+    fn start(
+        config: TrainConfig,
+        device: Device,
+        data: RunData,
+        run_dir: PathBuf,
+        resuming: bool,
+    ) -> Result<Self> {
+        let batch = config.train.batch_size;
+        let steps_per_epoch = data.train.len() / batch;
+        if steps_per_epoch == 0 {
+            return Err(Error::Config(format!(
+                "{} training photos make no full batch of {batch}",
+                data.train.len()
+            )));
+        }
+        device.seed(config.train.seed);
+        let autodiff = device.clone().autodiff();
+        let mut model = config.model.init(&autodiff)?;
+        let mut optimizer = build_optimizer(&config, &model);
+        let mut state = TrainState::default();
+        if resuming {
+            let last = checkpoint::latest(&run_dir).ok_or_else(|| {
+                Error::Resume(format!(
+                    "{} has no complete checkpoint yet (the first epoch never finished): \
+                     start it again without --resume",
+                    run_dir.display()
+                ))
+            })?;
+            state = checkpoint::read_state(&last)?;
+            model = checkpoint::load_model(model, &last)?;
+            optimizer = checkpoint::load_optimizer(optimizer, &last)?;
+            state.resumes += 1;
+        }
+        let params = model.num_params();
+        Ok(Session {
+            schedule: LrSchedule::new(&config.train, steps_per_epoch),
+            config,
+            device,
+            data,
+            run_dir,
+            model,
+            optimizer,
+            state,
+            steps_per_epoch,
+            params,
+        })
+    }
+
+    fn run(&mut self, options: &RunOptions) -> Result<RunSummary> {
+        let mut session_steps = 0usize;
+        let mut stopped_early = false;
+        let mut interrupted = false;
+        while self.state.epochs_done < self.config.train.epochs {
+            let epoch = self.state.epochs_done;
+            let started = Instant::now();
+            let budget = options
+                .max_steps
+                .map(|max| max.saturating_sub(session_steps));
+            let train = self.train_epoch(epoch, budget, options.progress)?;
+            session_steps += train.steps;
+            if train.steps < self.steps_per_epoch {
+                eprintln!(
+                    "stopped after {session_steps} steps (--max-steps), {} into epoch {}: \
+                     not checkpointed; --resume redoes that epoch",
+                    train.steps,
+                    epoch + 1
+                );
+                interrupted = true;
+                break;
+            }
+            let val = self.validate(options.progress)?;
+            let row = self.epoch_row(epoch, &train, &val, started.elapsed().as_secs_f64());
+            let improved = self.record_epoch(row);
+            checkpoint::save(
+                &self.run_dir,
+                &self.model,
+                &self.optimizer,
+                &self.state,
+                improved,
+            )?;
+            self.write_reports()?;
+            self.print_epoch();
+            let patience = self.config.train.early_stop_patience;
+            if patience > 0 && self.state.epochs_without_improvement >= patience {
+                eprintln!("early stop: no better validation top-1 for {patience} epochs");
+                stopped_early = true;
+                break;
+            }
+            if options.max_steps.is_some_and(|max| session_steps >= max) {
+                break;
+            }
+        }
+        let summary = self.summary(stopped_early, interrupted);
+        let text = serde_json::to_string_pretty(&summary)
+            .map_err(|e| Error::io("serialise", &self.run_dir, e))?;
+        write_atomically(&self.run_dir.join("summary.json"), text.as_bytes())?;
+        Ok(summary)
+    }
+
+    fn train_epoch(
+        &mut self,
+        epoch: usize,
+        budget: Option<usize>,
+        progress: bool,
+    ) -> Result<EpochTrain> {
+        let train = &self.config.train;
+        // Dropout draws from the device's generator: seeding it per epoch makes a resumed
+        // epoch draw what the unbroken run drew.
+        self.device.seed(train.seed.wrapping_add(1 + epoch as u64));
+        let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
+        let batcher = ImageBatcher::train(&preprocess, train.seed)?;
+        let dataset = ImageDataset::new(self.data.train.clone());
+        dataset.set_epoch(epoch as u64);
+        let order = shuffled(dataset.images().len(), train.seed, epoch);
+        let steps = budget.map_or(self.steps_per_epoch, |b| b.min(self.steps_per_epoch));
+        let autodiff = self.device.clone().autodiff();
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_smoothing((train.label_smoothing > 0.0).then_some(train.label_smoothing))
+            .init(&autodiff);
+        let aux_weight = train.aux_loss_weight;
+        let bar = progress.then(|| album_dataset::progress::bar(steps as u64, "batches"));
+        let mut tally = Tally::default();
+        let mut nonfinite = 0usize;
+        let mut consecutive_nonfinite = 0usize;
+        let started = Instant::now();
+        for chunk in order.chunks_exact(train.batch_size).take(steps) {
+            let step_started = Instant::now();
+            let items = chunk
+                .iter()
+                .map(|&i| dataset.item(i))
+                .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
+            let batch = batcher.try_batch(&items, &autodiff)?;
+            let output = self.model.forward_train(batch.images);
+            let mut loss = loss_fn.forward(output.logits.clone(), batch.targets.clone());
+            for aux in output.aux_logits {
+                loss = loss + loss_fn.forward(aux, batch.targets.clone()) * aux_weight;
+            }
+            let loss_value = host_f32(loss.clone().reshape([1]))?[0];
+            let lr = self.schedule.at(self.state.step);
+            let finite = loss_value.is_finite();
+            if finite {
+                let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+                self.model = self.optimizer.step(lr, self.model.clone(), grads);
+                consecutive_nonfinite = 0;
+            } else {
+                // A non-finite loss would poison every weight; skip the update, count it.
+                nonfinite += 1;
+                consecutive_nonfinite += 1;
+                if consecutive_nonfinite >= 20 {
+                    return Err(Error::Diverged(format!(
+                        "the loss was not finite for 20 steps in a row (epoch {}, step {}, \
+                         precision {}): lower train.base_lr or use f32",
+                        epoch + 1,
+                        self.state.step,
+                        train.precision
+                    )));
+                }
+            }
+            let logits = host_f32(output.logits)?;
+            let targets = host_i64(batch.targets)?;
+            let mut batch_tally = Tally::default();
+            batch_tally.add(&logits, self.data.class_names.len(), &targets, loss_value);
+            tally.add(&logits, self.data.class_names.len(), &targets, loss_value);
+            let seconds = step_started.elapsed().as_secs_f64();
+            self.state.batches.push(BatchRow {
+                epoch,
+                step: self.state.step,
+                loss: loss_value,
+                lr,
+                images_per_s: chunk.len() as f64 / seconds.max(1e-9),
+                top1: batch_tally.accuracy(0),
+                finite,
+            });
+            self.state.step += 1;
+            if let Some(bar) = &bar {
+                bar.set_message(format!("loss {loss_value:.3} lr {lr:.4}"));
+                bar.inc(1);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(EpochTrain {
+            steps: tally.seen / train.batch_size,
+            tally,
+            nonfinite,
+            images_per_s: tally.seen as f64 / seconds.max(1e-9),
+        })
+    }
+
+    fn validate(&self, progress: bool) -> Result<EpochVal> {
+        let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
+        let batcher = ImageBatcher::eval(&preprocess)?;
+        let dataset = ImageDataset::new(self.data.val.clone());
+        let model = self.model.valid();
+        let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
+        let count = dataset.images().len();
+        let batch_size = self.config.train.batch_size;
+        let bar = progress.then(|| album_dataset::progress::bar(count as u64, "val images"));
+        let mut tally = Tally::default();
+        let started = Instant::now();
+        let indices: Vec<usize> = (0..count).collect();
+        for chunk in indices.chunks(batch_size) {
+            let items = chunk
+                .iter()
+                .map(|&i| dataset.item(i))
+                .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
+            let batch = batcher.try_batch(&items, &self.device)?;
+            let logits = model.forward(batch.images);
+            let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
+            let loss_value = host_f32(loss.reshape([1]))?[0];
+            tally.add(
+                &host_f32(logits)?,
+                self.data.class_names.len(),
+                &host_i64(batch.targets)?,
+                loss_value,
+            );
+            if let Some(bar) = &bar {
+                bar.inc(chunk.len() as u64);
+            }
+        }
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        Ok(EpochVal {
+            tally,
+            images_per_s: count as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        })
+    }
+
+    fn epoch_row(
+        &self,
+        epoch: usize,
+        train: &EpochTrain,
+        val: &EpochVal,
+        seconds: f64,
+    ) -> EpochRow {
+        EpochRow {
+            epoch,
+            train_loss: train.tally.mean_loss(),
+            train_top1: train.tally.accuracy(0),
+            val_loss: val.tally.mean_loss(),
+            val_top1: val.tally.accuracy(0),
+            val_top2: val.tally.accuracy(1),
+            val_top5: val.tally.accuracy(2),
+            lr: self.schedule.at(self.state.step.saturating_sub(1)),
+            epoch_seconds: seconds,
+            train_images_per_s: train.images_per_s,
+            val_images_per_s: val.images_per_s,
+            nonfinite_steps: train.nonfinite,
+        }
+    }
+
+    /// Appends the epoch and updates best / patience; true when it is the new best.
+    fn record_epoch(&mut self, row: EpochRow) -> bool {
+        let improved = self.state.best_epoch.is_none() || row.val_top1 > self.state.best_val_top1;
+        if improved {
+            self.state.best_val_top1 = row.val_top1;
+            self.state.best_epoch = Some(row.epoch);
+            self.state.epochs_without_improvement = 0;
+        } else {
+            self.state.epochs_without_improvement += 1;
+        }
+        self.state.seconds += row.epoch_seconds;
+        self.state.epochs.push(row);
+        self.state.epochs_done += 1;
+        improved
+    }
+
+    fn write_reports(&self) -> Result<()> {
+        metrics::write_tables(&self.run_dir, &self.state.batches, &self.state.epochs)?;
+        let title = format!(
+            "{} (width {})",
+            self.config.model.name, self.config.model.width
+        );
+        plots::draw_curves(
+            &self.run_dir,
+            &title,
+            &self.state.batches,
+            &self.state.epochs,
+        )
+    }
+
+    fn print_epoch(&self) {
+        if let Some(row) = self.state.epochs.last() {
+            eprintln!(
+                "epoch {:>3}/{}  train loss {:.4} top-1 {:5.1} %  val loss {:.4} top-1 {:5.1} % \
+                 top-2 {:5.1} %  {:.0} s  {:.0} img/s",
+                row.epoch + 1,
+                self.config.train.epochs,
+                row.train_loss,
+                row.train_top1 * 100.0,
+                row.val_loss,
+                row.val_top1 * 100.0,
+                row.val_top2 * 100.0,
+                row.epoch_seconds,
+                row.train_images_per_s
+            );
+        }
+    }
+
+    fn summary(&self, stopped_early: bool, interrupted: bool) -> RunSummary {
+        let nonfinite_steps = self.state.epochs.iter().map(|e| e.nonfinite_steps).sum();
+        RunSummary {
+            run_dir: self.run_dir.clone(),
+            model: self.config.model.name.clone(),
+            device: self.config.train.device.clone(),
+            precision: self.config.train.precision.to_string(),
+            params: self.params,
+            epochs_done: self.state.epochs_done,
+            steps: self.state.step,
+            best_val_top1: self.state.best_val_top1,
+            best_epoch: self.state.best_epoch,
+            last_epoch: self.state.epochs.last().cloned(),
+            last_loss: self.state.batches.last().map(|b| b.loss),
+            nonfinite_steps,
+            loss_stayed_finite: nonfinite_steps == 0,
+            stopped_early,
+            interrupted,
+            seconds: self.state.seconds,
+            resumes: self.state.resumes,
+        }
+    }
+}
+
+struct EpochTrain {
+    steps: usize,
+    tally: Tally,
+    nonfinite: usize,
+    images_per_s: f64,
+}
+
+struct EpochVal {
+    tally: Tally,
+    images_per_s: f64,
+}
+
+/// The epoch's visiting order: a permutation seeded by (seed, epoch).
+fn shuffled(len: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    order.shuffle(&mut rng);
+    order
+}
+
+/// A float tensor's values as f32 on the host, whatever its dtype.
+pub fn host_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    tensor
+        .cast(DType::F32)
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| Error::Io(format!("reading a tensor back: {e:?}")))
+}
+
+fn host_i64(tensor: Tensor<1, Int>) -> Result<Vec<i64>> {
+    tensor
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| Error::Io(format!("reading targets back: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelConfig;
+
+    #[test]
+    fn rank_one_parameters_get_no_weight_decay() {
+        let model = ModelConfig::new("se-resnext50".into())
+            .with_width(0.125)
+            .init(&Device::flex())
+            .unwrap();
+        let mut ids = NoDecayIds::default();
+        model.visit(&mut ids);
+        let Model::SeResNeXt(inner) = &model else {
+            unreachable!("se-resnext50 builds an SE-ResNeXt")
+        };
+        assert!(ids.0.contains(&inner.stem.bn.gamma.id));
+        assert!(ids.0.contains(&inner.stem.bn.beta.id));
+        assert!(!ids.0.contains(&inner.stem.conv.weight.id));
+        let fc = inner.fc.as_ref().unwrap();
+        assert!(ids.0.contains(&fc.bias.as_ref().unwrap().id));
+        assert!(!ids.0.contains(&fc.weight.id));
+    }
+
+    #[test]
+    fn each_epoch_has_its_own_seeded_order() {
+        let a = shuffled(100, 42, 0);
+        assert_eq!(a, shuffled(100, 42, 0));
+        assert_ne!(a, shuffled(100, 42, 1));
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,237 @@
+//! The training loop end to end on real photos (a few per class from
+//! `../shared/datasets/five-class`, beside the checkout): a run directory holds every
+//! listed output, and a run interrupted mid-epoch then resumed takes the same steps as
+//! an unbroken run.
+
+use std::path::{Path, PathBuf};
+
+use album_dataset::data::read_dimensions;
+use album_dataset::gallery::PhotoFolder;
+use album_dataset::manifest::{ManifestRecord, write_manifest};
+use album_training::config::TrainConfig;
+use album_training::training::{RunOptions, RunSummary, train};
+
+/// burn draws initial weights and dropout masks from the device's process-wide
+/// generator, so two runs training at once in one process would interleave their draws:
+/// tests that train hold this lock, as `album train` (one run per process) always does.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const PHOTOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/datasets/five-class"
+);
+
+/// Writes train.parquet (`train` photos per class) and val.parquet (the next `val`).
+fn small_split(dir: &Path, train: usize, val: usize) -> PathBuf {
+    let folder = PhotoFolder::scan(Path::new(PHOTOS), Some(train + val))
+        .expect("the five-class photos beside the checkout (../shared/datasets/five-class)");
+    let split_dir = dir.join("split");
+    std::fs::create_dir_all(&split_dir).unwrap();
+    let (mut train_rows, mut val_rows) = (Vec::new(), Vec::new());
+    for class in &folder.classes {
+        for (i, file) in class.files.iter().enumerate() {
+            let path = folder.root.join(&class.name).join(file);
+            let (width, height) = read_dimensions(&path).unwrap();
+            let record = ManifestRecord {
+                // absolute: Manifest::load joins it onto the split folder unchanged
+                path: path.to_string_lossy().into_owned(),
+                class: class.name.clone(),
+                image_url: String::new(),
+                page_url: String::new(),
+                sha256: format!("{}/{file}", class.name),
+                phash: 0,
+                width,
+                height,
+                bytes: 0,
+                fetched_at: String::new(),
+            };
+            if i < train {
+                &mut train_rows
+            } else {
+                &mut val_rows
+            }
+            .push(record);
+        }
+    }
+    write_manifest(&split_dir.join("train.parquet"), &train_rows).unwrap();
+    write_manifest(&split_dir.join("val.parquet"), &val_rows).unwrap();
+    split_dir
+}
+
+fn tiny_config(split_dir: &Path, cache_dir: &Path) -> TrainConfig {
+    let text = format!(
+        r#"
+        [model]
+        name = "se-resnext50"
+        width = 0.125
+        [data]
+        split_dir = {split:?}
+        cache_dir = {cache:?}
+        resize = 36
+        crop = 32
+        [train]
+        epochs = 2
+        batch_size = 8
+        base_lr = 0.4
+        warmup_epochs = 0.5
+        "#,
+        split = split_dir.to_string_lossy(),
+        cache = cache_dir.to_string_lossy(),
+    );
+    TrainConfig::parse(&text).unwrap()
+}
+
+fn options(out: &Path, run_id: &str) -> RunOptions {
+    RunOptions {
+        out_root: out.to_path_buf(),
+        run_id: Some(run_id.into()),
+        ..RunOptions::default()
+    }
+}
+
+fn batch_losses(run_dir: &Path) -> Vec<f32> {
+    let text = std::fs::read_to_string(run_dir.join("batch-metrics.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(2).unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_directory_holds_config_provenance_metrics_charts_and_checkpoints() {
+    let _lock = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let split = small_split(dir.path(), 8, 4);
+    let config = tiny_config(&split, &dir.path().join("cache"));
+    let summary: RunSummary = train(config, &options(dir.path(), "full")).unwrap();
+    assert_eq!((summary.epochs_done, summary.steps), (2, 10));
+    assert!(summary.loss_stayed_finite && !summary.interrupted);
+    let run = dir.path().join("full");
+    for file in [
+        "config.toml",
+        "provenance.json",
+        "summary.json",
+        "batch-metrics.parquet",
+        "batch-metrics.csv",
+        "epoch-metrics.parquet",
+        "epoch-metrics.csv",
+        "loss.png",
+        "accuracy.png",
+        "checkpoints/last/model.bpk",
+        "checkpoints/last/optimizer.bpk",
+        "checkpoints/last/state.json",
+        "checkpoints/best/model.bpk",
+    ] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let provenance = std::fs::read_to_string(run.join("provenance.json")).unwrap();
+    for key in ["git_revision", "train_manifest_sha256", "\"seed\": 42"] {
+        assert!(provenance.contains(key), "{key} not in {provenance}");
+    }
+    // the saved config is the resolved one: defaults filled in, classes counted
+    let saved = TrainConfig::load(&run.join("config.toml")).unwrap();
+    assert_eq!(saved.model.num_classes, 5);
+    assert_eq!(
+        saved.train.optimizer,
+        album_training::config::Optimizer::Sgd
+    );
+    let epochs = std::fs::read_to_string(run.join("epoch-metrics.csv")).unwrap();
+    assert_eq!(epochs.lines().count(), 3, "{epochs}");
+}
+
+#[test]
+fn a_run_interrupted_mid_epoch_and_resumed_takes_the_same_steps_as_an_unbroken_run() {
+    let _lock = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let split = small_split(dir.path(), 8, 4);
+    let config = tiny_config(&split, &dir.path().join("cache"));
+    train(config.clone(), &options(dir.path(), "unbroken")).unwrap();
+
+    // 5 steps make an epoch: stop 2 steps into the second, as a kill would.
+    let mut interrupted = options(dir.path(), "broken");
+    interrupted.max_steps = Some(7);
+    let first = train(config, &interrupted).unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.epochs_done, 1);
+
+    let resume = RunOptions {
+        resume: Some(dir.path().join("broken")),
+        ..RunOptions::default()
+    };
+    let second = train(TrainConfig::default(), &resume).unwrap();
+    assert_eq!(
+        (second.epochs_done, second.steps, second.resumes),
+        (2, 10, 1)
+    );
+
+    let unbroken = batch_losses(&dir.path().join("unbroken"));
+    let resumed = batch_losses(&dir.path().join("broken"));
+    assert_eq!(unbroken.len(), resumed.len());
+    for (a, b) in unbroken.iter().zip(&resumed) {
+        assert!(
+            (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+            "{unbroken:?} vs {resumed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_new_run_never_overwrites_a_directory_and_resume_needs_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("taken")).unwrap();
+    let config = TrainConfig::default();
+    let err = train(config.clone(), &options(dir.path(), "taken"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already exists") && err.contains("--resume"),
+        "{err}"
+    );
+
+    let resume = RunOptions {
+        resume: Some(dir.path().join("taken")),
+        ..RunOptions::default()
+    };
+    let err = train(config.clone(), &resume).unwrap_err().to_string();
+    assert!(err.contains("not a run directory"), "{err}");
+
+    let err = train(config, &options(dir.path(), "../escape"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plain folder name"), "{err}");
+}
+
+#[test]
+fn a_missing_split_says_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = tiny_config(&dir.path().join("nowhere"), &dir.path().join("cache"));
+    let err = train(config, &options(dir.path(), "run"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("album dataset split"), "{err}");
+}
+
+/// CI builds the `tch` feature and runs this: one real optimiser step on LibTorch CPU,
+/// through the same loop and on the same photos as flex.
+#[cfg(feature = "tch")]
+#[test]
+fn one_training_step_runs_on_libtorch_cpu() {
+    let _lock = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let split = small_split(dir.path(), 8, 4);
+    let mut config = tiny_config(&split, &dir.path().join("cache"));
+    config.train.device = "tch-cpu".into();
+    let mut one_step = options(dir.path(), "tch");
+    one_step.max_steps = Some(1);
+    let summary = train(config, &one_step).unwrap();
+    assert_eq!(summary.steps, 1);
+    let loss = summary.last_loss.expect("a step's loss");
+    // ln 5 ≈ 1.61 for a fresh 5-class model; finite and in a sane range
+    assert!(loss.is_finite() && loss > 0.5 && loss < 5.0, "{loss}");
+}
