@@ -13,6 +13,8 @@
 //!
 //! When Python, torch or torchvision cannot be run, the Rust figures are printed with
 //! the reason there is no ratio.
+//!
+//! `album bench train` (training-step images/s beside PyTorch eager) lives in [`train`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +25,8 @@ use album_dataset::data::{
 };
 use album_dataset::manifest::{Manifest, ManifestRecord};
 use anyhow::{Context, bail};
+
+pub mod train;
 
 /// The target the issue sets for Rust over PyTorch.
 const TARGET_RATIO: f64 = 2.0;

@@ -37,6 +37,8 @@ pub enum DeviceCommand {
 pub enum BenchCommand {
     /// Data pipeline images/s (decode, resize, crop, flip, normalise) beside PyTorch.
     Data(bench::DataBenchArgs),
+    /// Training-step images/s (forward, backward, update) on flex and LibTorch beside PyTorch.
+    Train(bench::train::TrainBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -57,6 +59,7 @@ pub fn run_device(command: DeviceCommand) -> anyhow::Result<()> {
 pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Data(args) => bench::run(args),
+        BenchCommand::Train(args) => bench::train::run(args),
     }
 }
 

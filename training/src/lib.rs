@@ -13,6 +13,7 @@
 //! - [`device`]: pick burn's backend at run time (flex CPU, LibTorch CPU or CUDA) and
 //!   check that it computes a grouped convolution and its gradients like flex does.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

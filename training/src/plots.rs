@@ -91,9 +91,16 @@ fn draw_loss(
         .map_err(|e| fail(&e))?
         .label("batch loss (train)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], TRAIN.mix(0.25)));
-    series(&mut chart, train, TRAIN, "train loss (epoch mean)").map_err(|e| fail(&e))?;
-    series(&mut chart, val, VAL, "validation loss").map_err(|e| fail(&e))?;
-    legend(&mut chart).map_err(|e| fail(&e))?;
+    series(
+        &mut chart,
+        train,
+        TRAIN,
+        "train loss (epoch mean, label-smoothed)",
+    )
+    .map_err(|e| fail(&e))?;
+    series(&mut chart, val, VAL, "validation loss (no label smoothing)").map_err(|e| fail(&e))?;
+    // Losses fall, so the upper right is empty once training is under way.
+    legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
 }
 
@@ -119,7 +126,8 @@ fn draw_accuracy(path: &Path, title: &str, epochs: &[EpochRow]) -> Result<()> {
     series(&mut chart, points(|e| e.train_top1), TRAIN, "train top-1").map_err(|e| fail(&e))?;
     series(&mut chart, points(|e| e.val_top1), VAL, "validation top-1").map_err(|e| fail(&e))?;
     series(&mut chart, points(|e| e.val_top2), VAL2, "validation top-2").map_err(|e| fail(&e))?;
-    legend(&mut chart).map_err(|e| fail(&e))?;
+    // Accuracies rise, so the lower right is empty once training is under way.
+    legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
 }
 
@@ -171,12 +179,13 @@ fn series<DB: DrawingBackend>(
 
 fn legend<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Coords>,
+    position: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 16))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .draw()
 }

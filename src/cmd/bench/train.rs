@@ -191,11 +191,11 @@ fn measure_config(
         .filter(|(_, o)| matches!(o, Outcome::Measured(_)))
     {
         let device = python_device(*kind);
-        if !python.contains_key(&device) {
+        python.entry(device.clone()).or_insert_with(|| {
             let outcome = run_python(args, config, &device, threads);
             print_outcome(&format!("PyTorch eager ({device})"), &outcome);
-            python.insert(device, outcome);
-        }
+            outcome
+        });
     }
     let result = ConfigResult {
         label,
