@@ -322,3 +322,27 @@ mod tests {
         assert_eq!(again, config);
     }
 }
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    /// Every config in `configs/cpu` and `configs/ci` parses, validates and names a
+    /// registered model: a typo there would otherwise surface only when someone trains.
+    #[test]
+    fn every_shipped_training_config_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut checked = 0;
+        for folder in ["cpu", "ci"] {
+            let entries = std::fs::read_dir(root.join(folder)).unwrap();
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "toml") {
+                    TrainConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 6, "only {checked} configs found");
+    }
+}
