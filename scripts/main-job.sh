@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The main job: build the album binary and run the dataset stage end to end on the
-# embedded defaults (flex CPU, local files). Serves the five-class photos as a local
-# gallery site, crawls it, audits the crawl, splits it 6:2:2 and benchmarks the data
-# pipeline. Everything it makes goes under data/ (ignored by git).
+# The main job: build the album binary and run the dataset and training stages end to
+# end on the embedded defaults (flex CPU, local files). Serves the five-class photos as a
+# local gallery site, crawls it, audits the crawl, splits it 6:2:2, benchmarks the data
+# pipeline, then trains the CPU SE-ResNeXt config for two epochs (a small real
+# experiment, about 5 minutes on 2 cores). Everything it makes goes under data/ (ignored
+# by git); the training run is data/runs/main-job-<UTC time>/.
 #
 #   SMART_ALBUM_PHOTOS  photo folder to serve   (default ../shared/datasets/five-class)
 #   SMART_ALBUM_PORT    gallery port            (default 8765, as configs/crawl/gallery.toml)
@@ -44,3 +46,6 @@ echo "== split 6:2:2"
 "$album" dataset split --manifest "$CRAWL/manifest.parquet" --out "$DATA/split"
 echo "== data pipeline benchmark (Rust vs PyTorch DataLoader; ratio needs scripts/setup-torch.sh)"
 "$album" bench data --manifest "$DATA/split/train.parquet" --images 2000 --resize 64 --crop 56
+echo "== a small real experiment: SE-ResNeXt-50 (width 0.25, 56 px), 2 epochs on flex"
+"$album" train --config configs/cpu/se-resnext.toml --epochs 2 --out "$DATA/runs" \
+  --run-id "main-job-$(date -u +%Y%m%d-%H%M%S)" --quiet
