@@ -22,7 +22,6 @@
 
 use std::time::Instant;
 
-use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -32,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::device::DeviceKind;
 use crate::models::{Model, trainable_params};
-use crate::training::{build_optimizer, configured_device, host_f32};
+use crate::training::{TrainingLoss, build_optimizer, configured_device, host_f32};
 use crate::{Error, Result};
 
 /// The class count of the five-class photo set the configs train on.
@@ -165,8 +164,7 @@ struct StepBench {
     device: Device,
     model: Model,
     optimizer: ModuleOptimizer,
-    loss_fn: CrossEntropyLoss,
-    aux_weight: f32,
+    loss: TrainingLoss,
     lr: f64,
     images: Tensor<4>,
     targets: Tensor<1, Int>,
@@ -178,17 +176,13 @@ impl StepBench {
         let autodiff = device.clone().autodiff();
         let model = config.model.init(&autodiff)?;
         let optimizer = build_optimizer(config, &model);
-        let smoothing = config.train.label_smoothing;
-        let loss_fn = CrossEntropyLossConfig::new()
-            .with_smoothing((smoothing > 0.0).then_some(smoothing))
-            .init(&autodiff);
+        let loss = TrainingLoss::new(config, &autodiff);
         let (images, targets) = synthetic_batch(config, &autodiff);
         Ok(StepBench {
             device: autodiff,
             model,
             optimizer,
-            loss_fn,
-            aux_weight: config.train.aux_loss_weight,
+            loss,
             lr: config.train.peak_lr(),
             images,
             targets,
@@ -199,10 +193,7 @@ impl StepBench {
     /// backend that queues work cannot push this step's update into the next one's time.
     fn step(&mut self) -> Result<f64> {
         let output = self.model.forward_train(self.images.clone());
-        let mut loss = self.loss_fn.forward(output.logits, self.targets.clone());
-        for aux in output.aux_logits {
-            loss = loss + self.loss_fn.forward(aux, self.targets.clone()) * self.aux_weight;
-        }
+        let loss = self.loss.forward(output, self.targets.clone());
         let value = host_f32(loss.clone().reshape([1]))?[0];
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         self.model = self.optimizer.step(self.lr, self.model.clone(), grads);

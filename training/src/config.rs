@@ -206,6 +206,13 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate()?;
         let (data, train) = (&self.data, &self.train);
+        let min_input = crate::models::info(&self.model.name)?.min_input;
+        if (data.crop as usize) < min_input {
+            return Err(Error::Config(format!(
+                "data.crop is {}, but {} needs inputs of at least {min_input} px",
+                data.crop, self.model.name
+            )));
+        }
         let checks: [(bool, String); 10] = [
             (
                 data.crop > 0 && data.crop <= data.resize,
@@ -306,6 +313,10 @@ mod tests {
             ("[data]\nresize = 32\ncrop = 56\n", "crop"),
             ("[model]\nname = \"resnet9\"\n", "resnet9"),
             ("[train]\nwarmup_epochs = 12.0\n", "warmup_epochs"),
+            (
+                "[model]\nname = \"alexnet\"\n[data]\ncrop = 48\n",
+                "at least 63 px",
+            ),
         ] {
             let err = TrainConfig::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");

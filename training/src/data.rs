@@ -3,7 +3,6 @@
 //! Training reads `train.parquet` and `val.parquet` only: the test split stays unread
 //! until evaluation, so nothing is ever tuned on it.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use album_dataset::data::{CacheStatus, DecodedImages, PreprocessConfig};
@@ -107,9 +106,4 @@ impl RunData {
             val_hash: val.hash,
         })
     }
-}
-
-/// Whether a directory holds a split (used for friendlier errors in the CLI).
-pub fn is_split_dir(dir: &Path) -> bool {
-    dir.join("train.parquet").is_file() && dir.join("val.parquet").is_file()
 }

@@ -66,6 +66,15 @@ impl Tally {
         self.loss_sum += f64::from(mean_loss) * targets.len() as f64;
     }
 
+    /// Adds another tally's counts (a batch's into the epoch's).
+    pub fn merge(&mut self, other: &Tally) {
+        self.seen += other.seen;
+        self.loss_sum += other.loss_sum;
+        for (count, more) in self.top.iter_mut().zip(other.top) {
+            *count += more;
+        }
+    }
+
     pub fn mean_loss(&self) -> f32 {
         (self.loss_sum / self.seen.max(1) as f64) as f32
     }
@@ -167,6 +176,13 @@ mod tests {
         assert_eq!(tally.top, [1, 3, 4]);
         assert_eq!(tally.accuracy(0), 0.25);
         assert_eq!(tally.mean_loss(), 2.0);
+        let mut epoch = Tally::default();
+        epoch.merge(&tally);
+        epoch.merge(&tally);
+        assert_eq!(
+            (epoch.seen, epoch.top, epoch.mean_loss()),
+            (8, [2, 6, 8], 2.0)
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use album_dataset::data::{ImageBatcher, ImageDataset, ImageItem, PreprocessConfig};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -34,7 +34,7 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::{Optimizer, Precision, TrainConfig};
 use crate::data::RunData;
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
-use crate::models::Model;
+use crate::models::{Model, ModelOutput};
 use crate::plots;
 use crate::provenance::{Provenance, git_state, write_atomically};
 use crate::schedule::LrSchedule;
@@ -179,6 +179,34 @@ fn write_run_header(
         cpu_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     }
     .write(&run_dir.join("provenance.json"))
+}
+
+/// The loss every model trains on: cross-entropy with the config's label smoothing, plus
+/// `aux_loss_weight` × the same loss of each auxiliary classifier (GoogLeNet's).
+pub struct TrainingLoss {
+    cross_entropy: CrossEntropyLoss,
+    aux_weight: f32,
+}
+
+impl TrainingLoss {
+    pub fn new(config: &TrainConfig, device: &Device) -> Self {
+        let smoothing = config.train.label_smoothing;
+        TrainingLoss {
+            cross_entropy: CrossEntropyLossConfig::new()
+                .with_smoothing((smoothing > 0.0).then_some(smoothing))
+                .init(device),
+            aux_weight: config.train.aux_loss_weight,
+        }
+    }
+
+    /// The scalar loss (shape `[1]`) of one batch's output.
+    pub fn forward(&self, output: ModelOutput, targets: Tensor<1, Int>) -> Tensor<1> {
+        let mut loss = self.cross_entropy.forward(output.logits, targets.clone());
+        for aux in output.aux_logits {
+            loss = loss + self.cross_entropy.forward(aux, targets.clone()) * self.aux_weight;
+        }
+        loss
+    }
 }
 
 /// Collects the ids of rank-1 parameters: biases and norm scales and shifts, which
@@ -360,10 +388,7 @@ impl Session {
         let order = shuffled(dataset.images().len(), train.seed, epoch);
         let steps = budget.map_or(self.steps_per_epoch, |b| b.min(self.steps_per_epoch));
         let autodiff = self.device.clone().autodiff();
-        let loss_fn = CrossEntropyLossConfig::new()
-            .with_smoothing((train.label_smoothing > 0.0).then_some(train.label_smoothing))
-            .init(&autodiff);
-        let aux_weight = train.aux_loss_weight;
+        let loss_fn = TrainingLoss::new(&self.config, &autodiff);
         let bar = progress.then(|| album_dataset::progress::bar(steps as u64, "batches"));
         let mut tally = Tally::default();
         let mut nonfinite = 0usize;
@@ -377,10 +402,8 @@ impl Session {
                 .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
             let batch = batcher.try_batch(&items, &autodiff)?;
             let output = self.model.forward_train(batch.images);
-            let mut loss = loss_fn.forward(output.logits.clone(), batch.targets.clone());
-            for aux in output.aux_logits {
-                loss = loss + loss_fn.forward(aux, batch.targets.clone()) * aux_weight;
-            }
+            let logits = output.logits.clone();
+            let loss = loss_fn.forward(output, batch.targets.clone());
             let loss_value = host_f32(loss.clone().reshape([1]))?[0];
             let lr = self.schedule.at(self.state.step);
             let finite = loss_value.is_finite();
@@ -402,11 +425,11 @@ impl Session {
                     )));
                 }
             }
-            let logits = host_f32(output.logits)?;
+            let logits = host_f32(logits)?;
             let targets = host_i64(batch.targets)?;
             let mut batch_tally = Tally::default();
             batch_tally.add(&logits, self.data.class_names.len(), &targets, loss_value);
-            tally.add(&logits, self.data.class_names.len(), &targets, loss_value);
+            tally.merge(&batch_tally);
             let seconds = step_started.elapsed().as_secs_f64();
             self.state.batches.push(BatchRow {
                 epoch,

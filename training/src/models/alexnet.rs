@@ -29,16 +29,14 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::Conv2d;
-use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
-use burn::nn::{
-    Dropout, DropoutConfig, Linear, LinearConfig, LocalResponseNorm, LocalResponseNormConfig,
-};
+use burn::nn::pool::MaxPool2d;
+use burn::nn::{LocalResponseNorm, LocalResponseNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    FeatureShape, adaptive_avg_pool, conv, conv2d_macs, linear_macs, max_pool, max_pool2d_shape,
-    scaled,
+    DropoutPlacement, FeatureShape, PooledClassifier, conv, conv2d_macs, max_pool,
+    max_pool2d_shape, scaled,
 };
 
 /// Output channels, kernel, stride, padding of the five convolutions (width 1).
@@ -83,16 +81,19 @@ impl AlexNetConfig {
             in_channels = out;
         }
         let hidden = scaled(4096, self.width, 1);
-        let flat = in_channels * POOLED_SIDE * POOLED_SIDE;
+        let classifier = PooledClassifier::new(
+            in_channels,
+            POOLED_SIDE,
+            [hidden, self.num_classes],
+            self.dropout,
+            DropoutPlacement::BeforeHidden,
+            device,
+        );
         AlexNet {
             convs,
             lrn: krizhevsky_lrn(),
             pool: max_pool(3, 2, 0, false),
-            avg_pool: adaptive_avg_pool(POOLED_SIDE),
-            dropout: DropoutConfig::new(self.dropout).init(),
-            fc1: LinearConfig::new(flat, hidden).init(device),
-            fc2: LinearConfig::new(hidden, hidden).init(device),
-            fc3: LinearConfig::new(hidden, self.num_classes).init(device),
+            classifier,
         }
     }
 }
@@ -112,11 +113,7 @@ pub struct AlexNet {
     pub convs: Vec<Conv2d>,
     pub lrn: LocalResponseNorm,
     pub pool: MaxPool2d,
-    pub avg_pool: AdaptiveAvgPool2d,
-    pub dropout: Dropout,
-    pub fc1: Linear,
-    pub fc2: Linear,
-    pub fc3: Linear,
+    pub classifier: PooledClassifier,
 }
 
 impl AlexNet {
@@ -132,10 +129,7 @@ impl AlexNet {
                 x = self.pool.forward(x);
             }
         }
-        let x: Tensor<2> = self.avg_pool.forward(x).flatten(1, 3);
-        let x = relu(self.fc1.forward(self.dropout.forward(x)));
-        let x = relu(self.fc2.forward(self.dropout.forward(x)));
-        self.fc3.forward(x)
+        self.classifier.forward(x)
     }
 
     /// Multiply–accumulates of one forward pass on a `side × side` image.
@@ -150,7 +144,7 @@ impl AlexNet {
                 shape = max_pool2d_shape(&self.pool, shape);
             }
         }
-        total + linear_macs(&self.fc1) + linear_macs(&self.fc2) + linear_macs(&self.fc3)
+        total + self.classifier.macs()
     }
 }
 

@@ -11,7 +11,9 @@ use burn::nn::pool::{
     AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, AvgPool2d, AvgPool2dConfig, MaxPool2d,
     MaxPool2dConfig,
 };
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
@@ -296,6 +298,65 @@ impl ModuleVisitor for TrainableCounter {
         if !running_statistic {
             self.total += param.lazy_shape().num_elements();
         }
+    }
+}
+
+/// Where the dropout of a [`PooledClassifier`] sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropoutPlacement {
+    /// Before each of the two hidden layers (AlexNet).
+    BeforeHidden,
+    /// After each hidden layer's ReLU (VGG).
+    AfterHidden,
+}
+
+/// The head torchvision's AlexNet and VGG share: adaptive average pool to
+/// `side × side`, flatten, FC → ReLU → FC → ReLU → FC, with dropout on the two hidden
+/// layers (placed as the family's paper places it).
+#[derive(Module, Debug)]
+pub struct PooledClassifier {
+    pub avg_pool: AdaptiveAvgPool2d,
+    pub dropout: Dropout,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub fc3: Linear,
+    #[module(skip)]
+    pub placement: DropoutPlacement,
+}
+
+impl PooledClassifier {
+    /// `in_channels` feature maps pooled to `side × side`, two hidden layers of `hidden`.
+    pub fn new(
+        in_channels: usize,
+        side: usize,
+        [hidden, classes]: [usize; 2],
+        dropout: f64,
+        placement: DropoutPlacement,
+        device: &Device,
+    ) -> Self {
+        PooledClassifier {
+            avg_pool: adaptive_avg_pool(side),
+            dropout: DropoutConfig::new(dropout).init(),
+            fc1: LinearConfig::new(in_channels * side * side, hidden).init(device),
+            fc2: LinearConfig::new(hidden, hidden).init(device),
+            fc3: LinearConfig::new(hidden, classes).init(device),
+            placement,
+        }
+    }
+
+    pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
+        let mut x: Tensor<2> = self.avg_pool.forward(features).flatten(1, 3);
+        for fc in [&self.fc1, &self.fc2] {
+            x = match self.placement {
+                DropoutPlacement::BeforeHidden => relu(fc.forward(self.dropout.forward(x))),
+                DropoutPlacement::AfterHidden => self.dropout.forward(relu(fc.forward(x))),
+            };
+        }
+        self.fc3.forward(x)
+    }
+
+    pub fn macs(&self) -> u64 {
+        linear_macs(&self.fc1) + linear_macs(&self.fc2) + linear_macs(&self.fc3)
     }
 }
 

@@ -47,6 +47,10 @@ pub struct ModelInfo {
     pub published_gmacs: Option<f64>,
     /// The input side the architecture was designed for.
     pub native_input: usize,
+    /// The smallest input side at which no feature map shrinks to nothing (PyTorch's
+    /// rule; burn would instead fail inside a pooling op). Training configs are checked
+    /// against it.
+    pub min_input: usize,
 }
 
 /// The five families the paper compares.
@@ -68,6 +72,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(27_559_896),
         published_gmacs: Some(4.25),
         native_input: 224,
+        min_input: 16,
     },
     ModelInfo {
         name: "se-resnext101",
@@ -76,6 +81,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(48_955_416),
         published_gmacs: Some(8.02),
         native_input: 224,
+        min_input: 16,
     },
     ModelInfo {
         name: "se-resnext152",
@@ -84,6 +90,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: None,
         published_gmacs: None,
         native_input: 224,
+        min_input: 16,
     },
     ModelInfo {
         name: "alexnet",
@@ -92,6 +99,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(61_100_840),
         published_gmacs: Some(0.714),
         native_input: 224,
+        min_input: 63,
     },
     ModelInfo {
         name: "vgg16",
@@ -100,6 +108,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(138_357_544),
         published_gmacs: Some(15.47),
         native_input: 224,
+        min_input: 32,
     },
     ModelInfo {
         name: "vgg16-bn",
@@ -108,6 +117,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(138_365_992),
         published_gmacs: Some(15.47),
         native_input: 224,
+        min_input: 32,
     },
     ModelInfo {
         name: "googlenet",
@@ -116,6 +126,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(6_624_904),
         published_gmacs: Some(1.50),
         native_input: 224,
+        min_input: 16,
     },
     ModelInfo {
         name: "densenet121",
@@ -124,6 +135,7 @@ pub const REGISTRY: &[ModelInfo] = &[
         published_params: Some(7_978_856),
         published_gmacs: Some(2.83),
         native_input: 224,
+        min_input: 32,
     },
 ];
 
@@ -416,6 +428,21 @@ mod tests {
             let aux = if info.name == "googlenet" { 2 } else { 0 };
             assert_eq!(output.aux_logits.len(), aux, "{}", info.name);
             assert!(model.macs(64) > 0);
+        }
+    }
+
+    #[test]
+    fn every_model_gives_finite_logits_at_its_smallest_input() {
+        let device = Device::flex();
+        for info in REGISTRY
+            .iter()
+            .filter(|i| !i.name.ends_with("101") && !i.name.ends_with("152"))
+        {
+            let model = ModelConfig::new(info.name.to_owned())
+                .with_width(0.125)
+                .init(&device)
+                .unwrap();
+            layers::assert_finite_logits(|x| model.forward(x), info.min_input, &device);
         }
     }
 
