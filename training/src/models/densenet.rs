@@ -31,8 +31,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    ConvBn, FeatureShape, avg_pool, avg_pool2d_shape, conv, conv2d_macs, global_avg_pool,
-    linear_macs, max_pool, max_pool2d_shape, scaled,
+    ConvBn, FeatureShape, avg_pool, avg_pool2d_shape, batch_norm, conv, conv2d_macs,
+    global_avg_pool, linear_macs, max_pool, max_pool2d_shape, scaled,
 };
 
 /// Layers per dense block of DenseNet-121.
@@ -95,7 +95,7 @@ impl NormReluConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(relu(self.bn.forward(x)))
+        self.conv.forward(relu(batch_norm(&self.bn, x)))
     }
 }
 
@@ -202,7 +202,8 @@ impl DenseNet {
                 x = transition.forward(x);
             }
         }
-        self.fc.forward(global_avg_pool(relu(self.norm.forward(x))))
+        self.fc
+            .forward(global_avg_pool(relu(batch_norm(&self.norm, x))))
     }
 
     /// Multiply–accumulates of one forward pass on a `side × side` image.

@@ -30,7 +30,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    DropoutPlacement, FeatureShape, PooledClassifier, conv, conv2d_macs, max_pool,
+    DropoutPlacement, FeatureShape, PooledClassifier, batch_norm, conv, conv2d_macs, max_pool,
     max_pool2d_shape, scaled,
 };
 
@@ -102,7 +102,7 @@ impl VggConv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.conv.forward(x);
         match &self.bn {
-            Some(bn) => relu(bn.forward(x)),
+            Some(bn) => relu(batch_norm(bn, x)),
             None => relu(x),
         }
     }
