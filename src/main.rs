@@ -37,6 +37,8 @@ enum Command {
     Device(cmd::DeviceCommand),
     /// Train a model as a config says, or continue a run after a crash.
     Train(cmd::TrainArgs),
+    /// Evaluate a run's model on the validation or test split, with intervals and charts.
+    Eval(cmd::EvalArgs),
     /// List the models, their parameters and multiply–accumulates.
     Models(cmd::ModelsArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => cmd::run_bench(command),
         Command::Train(args) => cmd::run_train(args),
         Command::Models(args) => cmd::run_models(args),
+        Command::Eval(args) => cmd::run_eval(args),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

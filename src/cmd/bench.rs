@@ -26,6 +26,7 @@ use album_dataset::data::{
 use album_dataset::manifest::{Manifest, ManifestRecord};
 use anyhow::{Context, bail};
 
+pub mod infer;
 pub mod train;
 
 /// The target the issue sets for Rust over PyTorch.

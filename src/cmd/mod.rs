@@ -3,6 +3,7 @@
 mod bench;
 mod crawl;
 mod device;
+mod eval;
 mod gallery;
 mod models;
 mod split;
@@ -12,6 +13,7 @@ use album_dataset::Error as DatasetError;
 use album_training::Error as TrainingError;
 use clap::Subcommand;
 
+pub use eval::{EvalArgs, run as run_eval};
 pub use models::{ModelsArgs, run as run_models};
 pub use train::{TrainArgs, run as run_train};
 
@@ -39,6 +41,8 @@ pub enum BenchCommand {
     Data(bench::DataBenchArgs),
     /// Training-step images/s (forward, backward, update) on flex and LibTorch beside PyTorch.
     Train(bench::train::TrainBenchArgs),
+    /// The paper's Table 1: a run's top-1/top-5, images/s and latency per batch size and precision.
+    Infer(bench::infer::InferBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -60,20 +64,37 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Data(args) => bench::run(args),
         BenchCommand::Train(args) => bench::train::run(args),
+        BenchCommand::Infer(args) => bench::infer::run(args),
     }
 }
 
 /// 2 for input the user can fix (configs, arguments, data), 1 for everything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<album_eval::Error>() {
+        Some(album_eval::Error::Invalid(_) | album_eval::Error::Options(_)) => return 2,
+        Some(album_eval::Error::Training(inner)) => return training_exit_code(inner),
+        _ => {}
+    }
+    if let Some(inner) = error.downcast_ref::<TrainingError>() {
+        return training_exit_code(inner);
+    }
     match error.downcast_ref::<DatasetError>() {
         Some(
             DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
         ) => 2,
-        _ => match error.downcast_ref::<TrainingError>() {
-            Some(
-                TrainingError::Device { .. } | TrainingError::Config(_) | TrainingError::Resume(_),
-            ) => 2,
-            _ => 1,
-        },
+        _ => 1,
+    }
+}
+
+fn training_exit_code(error: &TrainingError) -> u8 {
+    match error {
+        TrainingError::Device { .. }
+        | TrainingError::Config(_)
+        | TrainingError::Resume(_)
+        | TrainingError::Run(_)
+        | TrainingError::Data(
+            DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
+        ) => 2,
+        _ => 1,
     }
 }

@@ -23,6 +23,10 @@ pub enum Error {
     #[error("resume: {0}")]
     Resume(String),
 
+    /// A run directory that cannot be read back for inference (missing files, no checkpoint).
+    #[error("run: {0}")]
+    Run(String),
+
     /// The loss stopped being a number.
     #[error("training diverged: {0}")]
     Diverged(String),

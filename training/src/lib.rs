@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML training config (`configs/cpu/*.toml`).
 //! - [`training`]: the loop, run directories, `--resume`.
 //! - [`metrics`], [`plots`], [`checkpoint`], [`provenance`]: what a run writes.
+//! - [`inference`]: a finished run's model loaded back, predicting a split.
 //! - [`schedule`]: warm-up and cosine or step learning-rate decay.
 //! - [`data`]: the train and val splits, filtered and decoded.
 //! - [`device`]: pick burn's backend at run time (flex CPU, LibTorch CPU or CUDA) and
@@ -19,6 +20,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod inference;
 pub mod metrics;
 pub mod models;
 pub mod plots;

@@ -143,6 +143,45 @@ fn a_run_directory_holds_config_provenance_metrics_charts_and_checkpoints() {
     );
     let epochs = std::fs::read_to_string(run.join("epoch-metrics.csv")).unwrap();
     assert_eq!(epochs.lines().count(), 3, "{epochs}");
+    the_run_loads_back_and_predicts_any_subset_like_the_whole_split(&run);
+}
+
+/// Regression: `predict_photos` once took its targets and paths from the first photos of
+/// the split instead of the chosen ones, so a subset was scored against other labels.
+fn the_run_loads_back_and_predicts_any_subset_like_the_whole_split(run: &Path) {
+    use album_training::inference::{CheckpointChoice, TrainedModel};
+    let model =
+        TrainedModel::load(run, CheckpointChoice::Best, burn::tensor::Device::flex()).unwrap();
+    assert_eq!(model.class_names().len(), 5);
+    let (split, images) = model.load_split("val").unwrap();
+    let whole = model.predict(&split, &images, 8, false).unwrap();
+    assert_eq!(whole.targets.len(), 20);
+    let chosen = [17, 3, 9];
+    let part = model
+        .predict_photos(&split, &images, &chosen, 2, false)
+        .unwrap();
+    for (row, &photo) in chosen.iter().enumerate() {
+        assert_eq!(part.targets[row], whole.targets[photo]);
+        assert_eq!(part.paths[row], whole.paths[photo]);
+        for class in 0..5 {
+            let (a, b) = (
+                part.probabilities[row * 5 + class],
+                whole.probabilities[photo * 5 + class],
+            );
+            assert!(
+                (a - b).abs() < 1e-5,
+                "photo {photo} class {class}: {a} vs {b}"
+            );
+        }
+    }
+    assert!(
+        TrainedModel::load(
+            &run.join("checkpoints"),
+            CheckpointChoice::Best,
+            burn::tensor::Device::flex()
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -1,0 +1,93 @@
+//! `album eval`: a finished run's model on the validation or test split, with confidence
+//! intervals, per-class figures, calibration and charts.
+
+use std::path::PathBuf;
+
+use album_eval::EvalOptions;
+use album_eval::run::{EvalRunOptions, Split, evaluate_run};
+use album_training::device::DeviceKind;
+use album_training::inference::CheckpointChoice;
+use anyhow::Context;
+
+/// Evaluate a run's model: top-1/2/5, per-class precision, recall and F1, the confusion
+/// matrix and expected calibration error, each with a 95 % bootstrap interval; written to
+/// <run>/eval-<split>/ as Parquet and CSV tables, summary.md, confusion.png and
+/// reliability.png.
+///
+/// The test split is read here and nowhere else: training and every comparison choose on
+/// the validation split.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  album eval --run experiments/cpu-se-resnext50
+  album eval --run experiments/cpu-se-resnext50 --split test
+  album eval --run experiments/cpu-vgg16 --checkpoint last --device tch-cpu")]
+pub struct EvalArgs {
+    /// The run directory (what `album train` wrote).
+    #[arg(long)]
+    run: PathBuf,
+    /// Which split to evaluate on: val or test.
+    #[arg(long, default_value = "val")]
+    split: Split,
+    /// Which checkpoint: best (best validation top-1) or last.
+    #[arg(long, default_value = "best")]
+    checkpoint: CheckpointChoice,
+    /// Device: flex, tch-cpu, tch-cuda or tch-cuda:N.
+    #[arg(long, default_value = "flex")]
+    device: DeviceKind,
+    /// Photos per forward pass (does not change the figures, only the speed).
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 1000)]
+    resamples: usize,
+    /// Seed of the bootstrap (the same seed gives the same intervals).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where the report goes [default: <run>/eval-<split>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let options = EvalRunOptions {
+        split: args.split,
+        checkpoint: args.checkpoint,
+        device: args.device,
+        batch_size: args.batch_size,
+        eval: EvalOptions {
+            bootstrap_resamples: args.resamples,
+            seed: args.seed,
+            ..EvalOptions::default()
+        },
+        out_dir: args.out,
+        progress: !args.quiet,
+    };
+    let outcome = evaluate_run(&args.run, &options)
+        .with_context(|| format!("evaluating {} failed", args.run.display()))?;
+    let report = &outcome.report;
+    let pct = |e: &album_eval::Estimate| {
+        format!(
+            "{:.1} % ({:.1}–{:.1})",
+            e.value * 100.0,
+            e.low * 100.0,
+            e.high * 100.0
+        )
+    };
+    println!(
+        "{} photos of the {} split, {:.0} images/s on {}",
+        report.n, args.split, outcome.images_per_s, args.device
+    );
+    println!("top-1    {}", pct(&report.top1));
+    println!("top-2    {}", pct(&report.top2));
+    println!(
+        "top-5    {}   (always 100 % with five classes)",
+        pct(&report.top5)
+    );
+    println!("macro F1 {}", pct(&report.macro_f1));
+    println!("ECE      {}", pct(&report.ece));
+    println!("report: {}", outcome.dir.join("summary.md").display());
+    Ok(())
+}
