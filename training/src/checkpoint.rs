@@ -126,12 +126,18 @@ pub fn read_state(checkpoint: &Path) -> Result<TrainState> {
         .map_err(|e| Error::Resume(format!("{} is damaged: {e}", path.display())))
 }
 
-/// Loads a checkpoint's weights into `model` (built from the same config).
+/// Loads a checkpoint's weights into `model` (built from the same config), cast to the
+/// model's float type: a float32 checkpoint loads into a bf16 or f16 model for
+/// half-precision inference (burn's default keeps the record's type, which the
+/// half-precision device then refuses at the first operation).
 pub fn load_model(model: Model, checkpoint: &Path) -> Result<Model> {
     let path = checkpoint.join(MODEL);
+    let cannot =
+        |e: burn::store::RecordError| Error::Resume(format!("cannot load {}: {e}", path.display()));
+    let record = burn::store::ModuleRecord::load(&path).map_err(cannot)?;
     model
-        .try_load_file(&path)
-        .map_err(|e| Error::Resume(format!("cannot load {}: {e:?}", path.display())))
+        .try_load_record(record.cast_to_module_dtype())
+        .map_err(cannot)
 }
 
 /// Loads a checkpoint's optimiser state into `optimizer`.

@@ -19,7 +19,6 @@ use album_dataset::data::{
     CacheStatus, DecodedImages, ImageBatcher, ImageDataset, ImageItem, PreprocessConfig,
 };
 use burn::tensor::Device;
-use burn::tensor::activation::softmax;
 
 use crate::checkpoint::{self, checkpoints_dir};
 use crate::config::TrainConfig;
@@ -195,7 +194,8 @@ impl TrainedModel {
                 .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
             let started = Instant::now();
             let batch = batcher.try_batch(&items, &self.device)?;
-            let probs = host_f32(softmax(self.model.forward(batch.images), 1))?;
+            let logits = host_f32(self.model.forward(batch.images))?;
+            let probs = softmax_rows(&logits, self.class_names().len());
             batch_seconds.push(started.elapsed().as_secs_f64());
             probabilities.extend(probs);
             if let Some(bar) = &bar {
@@ -223,5 +223,34 @@ impl TrainedModel {
             batch_seconds,
             batch_size,
         })
+    }
+}
+
+/// Row-wise softmax on the host, in f64: in a half-precision model the device's own
+/// softmax rounds each probability to 3–4 digits, so rows would not sum to 1; the logits
+/// are the model's output either way.
+fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(logits.len());
+    for row in logits.chunks(classes.max(1)) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f64> = row.iter().map(|&z| f64::from(z - max).exp()).collect();
+        let sum: f64 = exps.iter().sum();
+        out.extend(exps.iter().map(|e| (e / sum) as f32));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_rows_sum_to_one_and_keep_the_order() {
+        let p = softmax_rows(&[1.0, 2.0, 3.0, 1000.0, 0.0, -1000.0], 3);
+        for row in p.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        assert!(p[0] < p[1] && p[1] < p[2]);
+        assert!((p[3] - 1.0).abs() < 1e-6 && p[5] == 0.0);
     }
 }
