@@ -372,8 +372,8 @@ fn outcome(row: &[f32], target: usize, bins: usize) -> PhotoOutcome {
     }
 }
 
-/// The first index of the highest value.
-fn argmax(row: &[f32]) -> usize {
+/// The first index of the highest value (the lower class wins a tie, as in top-k).
+pub(crate) fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold(0, |best, (i, &p)| if p > row[best] { i } else { best })

@@ -77,7 +77,7 @@ pub fn evaluate_run(run_dir: &Path, options: &EvalRunOptions) -> Result<EvalRunO
     let (split, images) = model.load_split(options.split.name())?;
     let predicted = model.predict(&split, &images, options.batch_size, options.progress)?;
     let images_per_s = images_per_second(&predicted);
-    let predictions = into_predictions(predicted);
+    let predictions = Predictions::from(predicted);
     let report = evaluate(&predictions, &options.eval)?;
     let dir = options
         .out_dir
@@ -96,12 +96,14 @@ pub fn evaluate_run(run_dir: &Path, options: &EvalRunOptions) -> Result<EvalRunO
     })
 }
 
-pub fn into_predictions(predicted: SplitPredictions) -> Predictions {
-    Predictions {
-        class_names: predicted.class_names,
-        targets: predicted.targets,
-        probabilities: predicted.probabilities,
-        paths: predicted.paths,
+impl From<SplitPredictions> for Predictions {
+    fn from(predicted: SplitPredictions) -> Self {
+        Predictions {
+            class_names: predicted.class_names,
+            targets: predicted.targets,
+            probabilities: predicted.probabilities,
+            paths: predicted.paths,
+        }
     }
 }
 

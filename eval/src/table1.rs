@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::classification::argmax;
 use crate::{Error, EvalOptions, Predictions, Result, evaluate};
 
 /// One cell's raw material: what the model said at one precision and batch size.
@@ -52,6 +53,7 @@ pub fn table1(
     let reference = cells
         .get(reference)
         .ok_or_else(|| Error::Invalid("Table 1 needs at least one cell".into()))?;
+    reference.predictions.validate()?;
     cells
         .iter()
         .map(|cell| row(cell, reference, options))
@@ -89,12 +91,12 @@ fn compare(a: &Predictions, b: &Predictions) -> Result<(usize, f64)> {
             "Table 1 cells must cover the same photos in the same order".into(),
         ));
     }
-    let classes = a.class_names.len().max(1);
+    let classes = a.classes();
     let changed = a
         .probabilities
         .chunks(classes)
         .zip(b.probabilities.chunks(classes))
-        .filter(|(x, y)| arg_max(x) != arg_max(y))
+        .filter(|(x, y)| argmax(x) != argmax(y))
         .count();
     let max_change = a
         .probabilities
@@ -103,16 +105,6 @@ fn compare(a: &Predictions, b: &Predictions) -> Result<(usize, f64)> {
         .map(|(x, y)| f64::from((x - y).abs()))
         .fold(0.0, f64::max);
     Ok((changed, max_change))
-}
-
-/// Index of the largest value; the lower index wins ties, as in top-k.
-fn arg_max(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &p)| {
-            if p > best.1 { (i, p) } else { best }
-        })
-        .0
 }
 
 /// Nearest-rank percentile of `values` (0 when empty).

@@ -79,10 +79,8 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         return training_exit_code(inner);
     }
     match error.downcast_ref::<DatasetError>() {
-        Some(
-            DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
-        ) => 2,
-        _ => 1,
+        Some(inner) => dataset_exit_code(inner),
+        None => 1,
     }
 }
 
@@ -91,10 +89,15 @@ fn training_exit_code(error: &TrainingError) -> u8 {
         TrainingError::Device { .. }
         | TrainingError::Config(_)
         | TrainingError::Resume(_)
-        | TrainingError::Run(_)
-        | TrainingError::Data(
-            DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_),
-        ) => 2,
+        | TrainingError::Run(_) => 2,
+        TrainingError::Data(inner) => dataset_exit_code(inner),
+        _ => 1,
+    }
+}
+
+fn dataset_exit_code(error: &DatasetError) -> u8 {
+    match error {
+        DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_) => 2,
         _ => 1,
     }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use album_dataset::data::{CacheStatus, DecodedImages, PreprocessConfig};
+use album_dataset::data::{CacheStatus, DecodedImages, ImageDataset, ImageItem, PreprocessConfig};
 use album_dataset::manifest::{Manifest, ManifestRecord};
 use sha2::{Digest, Sha256};
 
@@ -106,4 +106,32 @@ impl RunData {
             val_hash: val.hash,
         })
     }
+}
+
+/// Hands `each` the photos at `indices` of `images` in order, `batch_size` at a time,
+/// with a progress bar named `label` when `progress`: the walk that validation and
+/// prediction share (no shuffling, no augmentation epoch).
+pub fn for_each_chunk(
+    images: &Arc<DecodedImages>,
+    indices: &[usize],
+    batch_size: usize,
+    progress: Option<&str>,
+    mut each: impl FnMut(Vec<ImageItem>) -> Result<()>,
+) -> Result<()> {
+    let dataset = ImageDataset::new(images.clone());
+    let bar = progress.map(|label| album_dataset::progress::bar(indices.len() as u64, label));
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let items = chunk
+            .iter()
+            .map(|&i| dataset.item(i))
+            .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
+        each(items)?;
+        if let Some(bar) = &bar {
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
 }

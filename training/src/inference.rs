@@ -15,14 +15,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use album_dataset::data::{
-    CacheStatus, DecodedImages, ImageBatcher, ImageDataset, ImageItem, PreprocessConfig,
-};
+use album_dataset::data::{CacheStatus, DecodedImages, ImageBatcher, PreprocessConfig};
 use burn::tensor::Device;
 
 use crate::checkpoint::{self, checkpoints_dir};
 use crate::config::TrainConfig;
-use crate::data::{SplitData, load_split};
+use crate::data::{SplitData, for_each_chunk, load_split};
 use crate::models::Model;
 use crate::provenance::Provenance;
 use crate::training::host_f32;
@@ -182,29 +180,18 @@ impl TrainedModel {
         }
         let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
         let batcher = ImageBatcher::eval(&preprocess)?;
-        let dataset = ImageDataset::new(images.clone());
-        let count = indices.len();
-        let bar = progress.then(|| album_dataset::progress::bar(count as u64, "images"));
-        let mut probabilities = Vec::with_capacity(count * self.class_names().len());
-        let mut batch_seconds = Vec::with_capacity(count.div_ceil(batch_size));
-        for chunk in indices.chunks(batch_size) {
-            let items = chunk
-                .iter()
-                .map(|&i| dataset.item(i))
-                .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
+        let classes = self.class_names().len();
+        let mut probabilities = Vec::with_capacity(indices.len() * classes);
+        let mut batch_seconds = Vec::with_capacity(indices.len().div_ceil(batch_size));
+        let label = progress.then_some("images");
+        for_each_chunk(images, indices, batch_size, label, |items| {
             let started = Instant::now();
             let batch = batcher.try_batch(&items, &self.device)?;
             let logits = host_f32(self.model.forward(batch.images))?;
-            let probs = softmax_rows(&logits, self.class_names().len());
             batch_seconds.push(started.elapsed().as_secs_f64());
-            probabilities.extend(probs);
-            if let Some(bar) = &bar {
-                bar.inc(chunk.len() as u64);
-            }
-        }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+            probabilities.extend(softmax_rows(&logits, classes));
+            Ok(())
+        })?;
         // A label the images lack becomes an out-of-range target, which evaluation refuses.
         let targets = indices
             .iter()

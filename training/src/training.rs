@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, TrainState};
 use crate::config::{Optimizer, Precision, TrainConfig};
-use crate::data::RunData;
+use crate::data::{RunData, for_each_chunk};
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
 use crate::models::{Model, ModelOutput};
 use crate::plots;
@@ -461,37 +461,32 @@ impl Session {
     fn validate(&self, progress: bool) -> Result<EpochVal> {
         let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
         let batcher = ImageBatcher::eval(&preprocess)?;
-        let dataset = ImageDataset::new(self.data.val.clone());
         let model = self.model.valid();
         let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
-        let count = dataset.images().len();
-        let batch_size = self.config.train.batch_size;
-        let bar = progress.then(|| album_dataset::progress::bar(count as u64, "val images"));
+        let count = self.data.val.len();
         let mut tally = Tally::default();
         let started = Instant::now();
         let indices: Vec<usize> = (0..count).collect();
-        for chunk in indices.chunks(batch_size) {
-            let items = chunk
-                .iter()
-                .map(|&i| dataset.item(i))
-                .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
-            let batch = batcher.try_batch(&items, &self.device)?;
-            let logits = model.forward(batch.images);
-            let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
-            let loss_value = host_f32(loss.reshape([1]))?[0];
-            tally.add(
-                &host_f32(logits)?,
-                self.data.class_names.len(),
-                &host_i64(batch.targets)?,
-                loss_value,
-            );
-            if let Some(bar) = &bar {
-                bar.inc(chunk.len() as u64);
-            }
-        }
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
+        let label = progress.then_some("val images");
+        for_each_chunk(
+            &self.data.val,
+            &indices,
+            self.config.train.batch_size,
+            label,
+            |items| {
+                let batch = batcher.try_batch(&items, &self.device)?;
+                let logits = model.forward(batch.images);
+                let loss = loss_fn.forward(logits.clone(), batch.targets.clone());
+                let loss_value = host_f32(loss.reshape([1]))?[0];
+                tally.add(
+                    &host_f32(logits)?,
+                    self.data.class_names.len(),
+                    &host_i64(batch.targets)?,
+                    loss_value,
+                );
+                Ok(())
+            },
+        )?;
         Ok(EpochVal {
             tally,
             images_per_s: count as f64 / started.elapsed().as_secs_f64().max(1e-9),

@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use album_eval::run::into_predictions;
 use album_eval::table1::{InferenceCell, table1, write_table1};
 use album_eval::{EvalOptions, Predictions};
 use album_training::config::Precision;
@@ -237,14 +236,11 @@ fn worker(args: &InferBenchArgs, precision: Precision) -> anyhow::Result<WorkerO
 }
 
 fn worker_cell(predicted: SplitPredictions) -> WorkerCell {
-    let batch_size = predicted.batch_size;
-    let batch_seconds = predicted.batch_seconds.clone();
-    let predictions = into_predictions(predicted);
     WorkerCell {
-        batch_size,
-        targets: predictions.targets,
-        probabilities: predictions.probabilities,
-        batch_seconds,
+        batch_size: predicted.batch_size,
+        targets: predicted.targets,
+        probabilities: predicted.probabilities,
+        batch_seconds: predicted.batch_seconds,
     }
 }
 

@@ -480,15 +480,11 @@ mod tests {
                     bn.forward(input.clone())
                 };
                 let grads = (y.clone() * r.clone()).sum().backward();
-                let flat = |t: Tensor<1>| t.into_data().to_vec::<f32>().unwrap();
+                let values = |t: burn::tensor::TensorData| t.try_to_vec::<f32>().unwrap();
+                let flat = |t: Tensor<1>| values(t.into_data());
                 vec![
-                    y.into_data().to_vec::<f32>().unwrap(),
-                    input
-                        .grad(&grads)
-                        .unwrap()
-                        .into_data()
-                        .to_vec::<f32>()
-                        .unwrap(),
+                    values(y.into_data()),
+                    values(input.grad(&grads).unwrap().into_data()),
                     flat(bn.gamma.val().grad(&grads).unwrap()),
                     flat(bn.beta.val().grad(&grads).unwrap()),
                     flat(bn.running_mean.value()),
