@@ -7,4 +7,5 @@ if .venv/bin/python -c "import torch, torchvision, PIL; assert torch.__version__
   exit 0
 fi
 python3 -m venv .venv
-.venv/bin/pip install --quiet --disable-pip-version-check torch==2.11.0 torchvision==0.26.0 pillow numpy
+# --no-cache-dir: a cached copy of the wheels would take another ~3 GB of disk.
+.venv/bin/pip install --quiet --disable-pip-version-check --no-cache-dir torch==2.11.0 torchvision==0.26.0 pillow numpy

@@ -39,6 +39,9 @@ enum Command {
     Train(cmd::TrainArgs),
     /// Evaluate a run's model on the validation or test split, with intervals and charts.
     Eval(cmd::EvalArgs),
+    /// Train one config several ways and tabulate the outcome (the paper's Table 2).
+    #[command(subcommand)]
+    Sweep(cmd::SweepCommand),
     /// List the models, their parameters and multiply–accumulates.
     Models(cmd::ModelsArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::run_train(args),
         Command::Models(args) => cmd::run_models(args),
         Command::Eval(args) => cmd::run_eval(args),
+        Command::Sweep(command) => cmd::run_sweep(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,18 +19,18 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::classification::EvalReport;
 use crate::{Error, Result, write_atomically};
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 /// Okabe–Ito blue, the dark end of the heat map's ramp and the reliability bars.
-const BLUE: RGBColor = RGBColor(0, 114, 178);
+pub(crate) const BLUE: RGBColor = RGBColor(0, 114, 178);
 /// Okabe–Ito vermillion, the mean confidence of a bin.
-const VERMILLION: RGBColor = RGBColor(213, 94, 0);
-const GREY: RGBColor = RGBColor(90, 90, 90);
+pub(crate) const VERMILLION: RGBColor = RGBColor(213, 94, 0);
+pub(crate) const GREY: RGBColor = RGBColor(90, 90, 90);
 
 const CONFUSION_SIZE: (u32, u32) = (1000, 860);
 const RELIABILITY_SIZE: (u32, u32) = (1000, 700);
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
-type DrawResult<T> = std::result::Result<
+pub(crate) type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+pub(crate) type DrawResult<T> = std::result::Result<
     T,
     DrawingAreaErrorKind<<BitMapBackend<'static> as DrawingBackend>::ErrorType>,
 >;
@@ -49,7 +49,7 @@ pub(crate) fn draw_reliability(path: &Path, report: &EvalReport, title: &str) ->
     })
 }
 
-fn draw_png(
+pub(crate) fn draw_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> DrawResult<()>,

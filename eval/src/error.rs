@@ -15,6 +15,11 @@ pub enum Error {
     #[error("invalid options: {0}")]
     Options(String),
 
+    /// A run directory that cannot be used as asked: files missing, trained with another
+    /// config than the one given, stopped before its end.
+    #[error("{0}")]
+    Run(String),
+
     /// Reading or writing a file or folder of the report.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {

@@ -37,6 +37,7 @@ pub mod classification;
 mod error;
 pub mod run;
 mod summary;
+pub mod sweep;
 pub mod table1;
 mod tables;
 

@@ -7,6 +7,7 @@ mod eval;
 mod gallery;
 mod models;
 mod split;
+mod sweep;
 mod train;
 
 use album_dataset::Error as DatasetError;
@@ -15,6 +16,7 @@ use clap::Subcommand;
 
 pub use eval::{EvalArgs, run as run_eval};
 pub use models::{ModelsArgs, run as run_models};
+pub use sweep::{SweepCommand, run as run_sweep};
 pub use train::{TrainArgs, run as run_train};
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +73,11 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
 /// 2 for input the user can fix (configs, arguments, data), 1 for everything else.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<album_eval::Error>() {
-        Some(album_eval::Error::Invalid(_) | album_eval::Error::Options(_)) => return 2,
+        Some(
+            album_eval::Error::Invalid(_)
+            | album_eval::Error::Options(_)
+            | album_eval::Error::Run(_),
+        ) => return 2,
         Some(album_eval::Error::Training(inner)) => return training_exit_code(inner),
         _ => {}
     }

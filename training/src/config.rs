@@ -53,8 +53,9 @@ pub struct DataConfig {
     pub crop: u32,
     /// Train on these classes only (empty: all of them).
     pub classes: Vec<String>,
-    /// Keep at most this many photos per class in each split (0: all), the first ones
-    /// in manifest order, for quick experiments and CI.
+    /// Keep at most this many photos per class in each split (0: all), spread evenly
+    /// over the class's photos in manifest order (so every source is sampled), for
+    /// quick experiments, CPU-scale studies and CI.
     pub images_per_class: usize,
 }
 

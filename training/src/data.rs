@@ -3,6 +3,7 @@
 //! Training reads `train.parquet` and `val.parquet` only: the test split stays unread
 //! until evaluation, so nothing is ever tuned on it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use album_dataset::data::{CacheStatus, DecodedImages, ImageDataset, ImageItem, PreprocessConfig};
@@ -45,16 +46,41 @@ pub fn load_split(config: &DataConfig, name: &str) -> Result<SplitData> {
 }
 
 fn filter_records(records: Vec<ManifestRecord>, config: &DataConfig) -> Vec<ManifestRecord> {
-    let mut per_class = std::collections::HashMap::<String, usize>::new();
-    records
+    let records: Vec<_> = records
         .into_iter()
         .filter(|r| config.classes.is_empty() || config.classes.contains(&r.class))
+        .collect();
+    if config.images_per_class == 0 {
+        return records;
+    }
+    let mut class_sizes = HashMap::<String, usize>::new();
+    for record in &records {
+        *class_sizes.entry(record.class.clone()).or_default() += 1;
+    }
+    let mut seen = HashMap::<String, usize>::new();
+    records
+        .into_iter()
         .filter(|r| {
-            let seen = per_class.entry(r.class.clone()).or_default();
-            *seen += 1;
-            config.images_per_class == 0 || *seen <= config.images_per_class
+            let rank = seen.entry(r.class.clone()).or_default();
+            let keep = is_spread_pick(*rank, class_sizes[&r.class], config.images_per_class);
+            *rank += 1;
+            keep
         })
         .collect()
+}
+
+/// Whether the `rank`-th of `size` photos is one of `wanted` picked evenly over all of
+/// them (ranks `floor(i * size / wanted)`). A split lists each class's photos grouped by
+/// source (Caltech-101 first, then the others), so the first `wanted` would all come from
+/// one source; an even spread samples every source in proportion.
+fn is_spread_pick(rank: usize, size: usize, wanted: usize) -> bool {
+    if wanted >= size {
+        return true;
+    }
+    // Rank r is picked when some i has floor(i * size / wanted) == r, i.e. when the
+    // smallest i with i * size >= r * wanted also satisfies i * size < (r + 1) * wanted.
+    let i = (rank * wanted).div_ceil(size);
+    i < wanted && i * size < (rank + 1) * wanted
 }
 
 fn records_hash(records: &[ManifestRecord]) -> String {
@@ -134,4 +160,57 @@ pub fn for_each_chunk(
         bar.finish_and_clear();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spread_picks_exactly_the_wanted_count_at_evenly_spaced_ranks() {
+        for (size, wanted) in [(10, 3), (3_545, 500), (7, 7), (5, 9), (1_000, 1)] {
+            let picked: Vec<usize> = (0..size)
+                .filter(|&rank| is_spread_pick(rank, size, wanted))
+                .collect();
+            let expected: Vec<usize> = (0..wanted.min(size)).map(|i| i * size / wanted.min(size)).collect();
+            assert_eq!(picked, expected, "size {size}, wanted {wanted}");
+        }
+    }
+
+    fn record(class: &str, source: &str, n: usize) -> ManifestRecord {
+        ManifestRecord {
+            path: format!("{class}/{source}_{n}.jpg"),
+            class: class.into(),
+            image_url: String::new(),
+            page_url: String::new(),
+            sha256: String::new(),
+            phash: 0,
+            width: 112,
+            height: 112,
+            bytes: 0,
+            fetched_at: String::new(),
+        }
+    }
+
+    /// The bug: `images_per_class` kept the first photos of each class, and a split lists
+    /// a class's photos grouped by source, so a 500-photo subset of animals was all
+    /// Caltech-101 and none of the cats and dogs.
+    #[test]
+    fn images_per_class_samples_every_source_not_just_the_first() {
+        let mut records = Vec::new();
+        for source in ["caltech", "catsdogs", "imagenet"] {
+            records.extend((0..100).map(|n| record("animals", source, n)));
+        }
+        records.extend((0..50).map(|n| record("people", "lfw", n)));
+        let config = DataConfig {
+            images_per_class: 30,
+            ..DataConfig::default()
+        };
+        let kept = filter_records(records, &config);
+        let count = |needle: &str| kept.iter().filter(|r| r.path.contains(needle)).count();
+        assert_eq!(count("caltech"), 10);
+        assert_eq!(count("catsdogs"), 10);
+        assert_eq!(count("imagenet"), 10);
+        assert_eq!(count("lfw"), 30);
+    }
 }

@@ -149,6 +149,46 @@ pub fn write_tables(dir: &Path, batches: &[BatchRow], epochs: &[EpochRow]) -> Re
     Ok(written)
 }
 
+/// Reads a run's `epoch-metrics.parquet` back: the per-epoch figures reports compare.
+pub fn read_epoch_rows(run_dir: &Path) -> Result<Vec<EpochRow>> {
+    let path = run_dir.join("epoch-metrics.parquet");
+    let table_error = |e: PolarsError| Error::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let df = ParquetReader::new(file).finish().map_err(table_error)?;
+    let f32s = |name: &str| -> Result<Vec<f32>> {
+        let column = df.column(name).map_err(table_error)?;
+        let values = column.cast(&DataType::Float32).map_err(table_error)?;
+        Ok(values.f32().map_err(table_error)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+    };
+    let f64s = |name: &str| -> Result<Vec<f64>> {
+        let column = df.column(name).map_err(table_error)?;
+        let values = column.cast(&DataType::Float64).map_err(table_error)?;
+        Ok(values.f64().map_err(table_error)?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    };
+    let (epoch, nonfinite) = (f64s("epoch")?, f64s("nonfinite_steps")?);
+    let (train_loss, train_top1) = (f32s("train_loss")?, f32s("train_top1")?);
+    let (val_loss, val_top1) = (f32s("val_loss")?, f32s("val_top1")?);
+    let (val_top2, val_top5) = (f32s("val_top2")?, f32s("val_top5")?);
+    let (lr, seconds) = (f64s("lr")?, f64s("epoch_seconds")?);
+    let (train_rate, val_rate) = (f64s("train_images_per_s")?, f64s("val_images_per_s")?);
+    Ok((0..df.height())
+        .map(|i| EpochRow {
+            epoch: epoch[i] as usize,
+            train_loss: train_loss[i],
+            train_top1: train_top1[i],
+            val_loss: val_loss[i],
+            val_top1: val_top1[i],
+            val_top2: val_top2[i],
+            val_top5: val_top5[i],
+            lr: lr[i],
+            epoch_seconds: seconds[i],
+            train_images_per_s: train_rate[i],
+            val_images_per_s: val_rate[i],
+            nonfinite_steps: nonfinite[i] as usize,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn tables_are_written_as_parquet_and_csv() {
+    fn tables_are_written_as_parquet_and_csv_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let batch = BatchRow {
             epoch: 0,
@@ -211,7 +251,9 @@ mod tests {
             val_images_per_s: 300.0,
             nonfinite_steps: 0,
         };
-        let written = write_tables(dir.path(), &[batch.clone(), batch], &[epoch]).unwrap();
+        let written =
+            write_tables(dir.path(), &[batch.clone(), batch], std::slice::from_ref(&epoch))
+                .unwrap();
         assert_eq!(written.len(), 4);
         let df = album_dataset::manifest::read_table_parquet(&written[0]).unwrap();
         assert_eq!(df.height(), 2);
@@ -220,5 +262,6 @@ mod tests {
             csv.starts_with("epoch,train_loss,train_top1,val_loss"),
             "{csv}"
         );
+        assert_eq!(read_epoch_rows(dir.path()).unwrap(), vec![epoch]);
     }
 }
