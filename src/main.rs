@@ -42,6 +42,8 @@ enum Command {
     /// Train one config several ways and tabulate the outcome (the paper's Table 2).
     #[command(subcommand)]
     Sweep(cmd::SweepCommand),
+    /// Compare finished runs side by side, pick the winner on validation, export it as a bundle.
+    Report(cmd::ReportArgs),
     /// List the models, their parameters and multiply–accumulates.
     Models(cmd::ModelsArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cmd::run_train(args),
         Command::Models(args) => cmd::run_models(args),
         Command::Eval(args) => cmd::run_eval(args),
+        Command::Report(args) => cmd::run_report(args),
         Command::Sweep(command) => cmd::run_sweep(command),
     };
     match outcome {

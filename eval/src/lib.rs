@@ -32,9 +32,11 @@
 //! ```
 
 pub mod bootstrap;
+pub mod bundle;
 mod charts;
 pub mod classification;
 mod error;
+pub mod report;
 pub mod run;
 mod summary;
 pub mod sweep;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use album_training::config::{Precision, TrainConfig};
 use album_training::device::DeviceKind;
-use album_training::inference::CheckpointChoice;
+use album_training::inference::{CheckpointChoice, read_summary};
 use album_training::metrics::{EpochRow, read_epoch_rows};
 use album_training::training::{self, RunOptions, RunSummary};
 use plotters::prelude::*;
@@ -134,7 +134,10 @@ fn ensure_run(config: &TrainConfig, epochs: usize, options: &SweepOptions) -> Re
     };
     if run_dir.exists() {
         check_same_config(&run_dir, &wanted)?;
-        if read_summary(&run_dir).is_some_and(|s| finished(&s, epochs)) {
+        if read_summary(&run_dir)
+            .ok()
+            .is_some_and(|s| finished(&s, epochs))
+        {
             eprintln!("{}: already trained, reused", run_dir.display());
             return Ok(run_dir);
         }
@@ -157,11 +160,6 @@ fn ensure_run(config: &TrainConfig, epochs: usize, options: &SweepOptions) -> Re
 
 fn finished(summary: &RunSummary, epochs: usize) -> bool {
     !summary.interrupted && (summary.epochs_done >= epochs || summary.stopped_early)
-}
-
-fn read_summary(run_dir: &Path) -> Option<RunSummary> {
-    let text = std::fs::read_to_string(run_dir.join("summary.json")).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// A folder of the sweep must hold the run this sweep would train, or its figures would
@@ -219,12 +217,19 @@ fn row(
         .ok_or_else(|| Error::Run(format!("{} has no epochs", dir.display())))?;
     let best = curve
         .iter()
-        .max_by(|a, b| a.val_top1.total_cmp(&b.val_top1).then(b.epoch.cmp(&a.epoch)))
+        .max_by(|a, b| {
+            a.val_top1
+                .total_cmp(&b.val_top1)
+                .then(b.epoch.cmp(&a.epoch))
+        })
         .unwrap_or(last);
     let min = |value: fn(&EpochRow) -> f32| {
-        curve.iter().map(|r| value(r) as f64).fold(f64::INFINITY, f64::min)
+        curve
+            .iter()
+            .map(|r| value(r) as f64)
+            .fold(f64::INFINITY, f64::min)
     };
-    let summary = read_summary(dir);
+    let summary = read_summary(dir).ok();
     Ok(Table2Row {
         epochs,
         run: dir
@@ -259,7 +264,7 @@ fn test_top1(run_dir: &Path, options: &SweepOptions) -> Result<Estimate> {
         &EvalRunOptions {
             split: Split::Test,
             checkpoint: CheckpointChoice::Best,
-            device: options.eval_device.clone(),
+            device: options.eval_device,
             batch_size: 64,
             eval: EvalOptions::default(),
             out_dir: None,
@@ -284,7 +289,10 @@ fn write_table2(
     let chart = dir.join("table2.png");
     draw_table2_chart(&chart, runs, config)?;
     written.push(chart);
-    written.push(write_text(&dir.join("table2.md"), &table2_markdown(rows, config))?);
+    written.push(write_text(
+        &dir.join("table2.md"),
+        &table2_markdown(rows, config),
+    )?);
     Ok(written)
 }
 
@@ -358,7 +366,14 @@ pub fn table2_markdown(rows: &[Table2Row], config: &TrainConfig) -> String {
     for r in rows {
         let test = r.test_top1.map_or_else(
             || "–".into(),
-            |e| format!("{} ({:.1}–{:.1})", percent(e.value), e.low * 100.0, e.high * 100.0),
+            |e| {
+                format!(
+                    "{} ({:.1}–{:.1})",
+                    percent(e.value),
+                    e.low * 100.0,
+                    e.high * 100.0
+                )
+            },
         );
         let _ = writeln!(
             text,
@@ -442,7 +457,9 @@ fn draw_table2_chart(path: &Path, runs: &[(usize, PathBuf)], config: &TrainConfi
                 PAPER_TABLE2
                     .iter()
                     .filter(|(e, _)| *e <= max_epochs)
-                    .map(|&(e, top1)| TriangleMarker::new((e as f64, top1 * 100.0), 7, GREY.filled())),
+                    .map(|&(e, top1)| {
+                        TriangleMarker::new((e as f64, top1 * 100.0), 7, GREY.filled())
+                    }),
             )?
             .label("paper (SE-ResNeXt-152, its data, GPU)")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, GREY.filled()));
@@ -482,7 +499,10 @@ mod tests {
     fn epoch_counts_must_be_distinct_and_positive_and_come_out_sorted() {
         assert_eq!(checked_epochs(&[20, 5, 10]).unwrap(), vec![5, 10, 20]);
         for bad in [&[][..], &[0, 5][..], &[5, 5][..]] {
-            assert!(matches!(checked_epochs(bad), Err(Error::Options(_))), "{bad:?}");
+            assert!(
+                matches!(checked_epochs(bad), Err(Error::Options(_))),
+                "{bad:?}"
+            );
         }
     }
 
@@ -494,18 +514,28 @@ mod tests {
             epoch(1, 0.7, 1.0, 0.7),
             epoch(2, 0.7, 0.9, 0.8),
         ];
-        let longest = [epoch(0, 0.4, 1.3, 1.0), epoch(1, 0.45, 1.2, 1.1), epoch(2, 0.6, 1.1, 0.9)];
+        let longest = [
+            epoch(0, 0.4, 1.3, 1.0),
+            epoch(1, 0.45, 1.2, 1.1),
+            epoch(2, 0.6, 1.1, 0.9),
+        ];
         let row = row(3, dir, &curve, &longest, None).unwrap();
         assert_eq!(row.run, "epochs-05");
         assert_eq!(row.final_val_top1, 0.7f32 as f64);
-        assert_eq!((row.best_val_top1, row.best_after_epochs), (0.7f32 as f64, 2));
+        assert_eq!(
+            (row.best_val_top1, row.best_after_epochs),
+            (0.7f32 as f64, 2)
+        );
         assert_eq!(row.min_train_loss, 0.9f32 as f64);
         assert_eq!(row.min_val_loss, 0.7f32 as f64);
         assert_eq!(row.longest_run_val_top1, Some(0.6f32 as f64));
         assert_eq!(row.train_seconds, 6.0);
         assert_eq!(row.paper_top1, None);
         let five = super::row(5, dir, &curve, &longest, None).unwrap();
-        assert_eq!((five.paper_top1, five.longest_run_val_top1), (Some(0.797), None));
+        assert_eq!(
+            (five.paper_top1, five.longest_run_val_top1),
+            (Some(0.797), None)
+        );
     }
 
     #[test]
@@ -527,7 +557,10 @@ mod tests {
             progress: false,
             command_line: vec![],
         };
-        assert!(matches!(sweep_epochs(&config, &options), Err(Error::Options(_))));
+        assert!(matches!(
+            sweep_epochs(&config, &options),
+            Err(Error::Options(_))
+        ));
         assert!(!options.out_dir.exists());
     }
 }

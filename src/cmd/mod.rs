@@ -6,6 +6,7 @@ mod device;
 mod eval;
 mod gallery;
 mod models;
+mod report;
 mod split;
 mod sweep;
 mod train;
@@ -16,6 +17,7 @@ use clap::Subcommand;
 
 pub use eval::{EvalArgs, run as run_eval};
 pub use models::{ModelsArgs, run as run_models};
+pub use report::{ReportArgs, run as run_report};
 pub use sweep::{SweepCommand, run as run_sweep};
 pub use train::{TrainArgs, run as run_train};
 

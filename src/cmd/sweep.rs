@@ -76,8 +76,10 @@ fn run_epochs(args: EpochsArgs) -> anyhow::Result<()> {
             row.best_val_top1 * 100.0,
             row.min_train_loss,
             row.min_val_loss,
-            row.test_top1
-                .map_or(String::new(), |e| format!(", test top-1 {:.1} %", e.value * 100.0)),
+            row.test_top1.map_or(String::new(), |e| format!(
+                ", test top-1 {:.1} %",
+                e.value * 100.0
+            )),
         );
     }
     println!("Table 2: {}", args.out.join("table2.md").display());

@@ -172,7 +172,9 @@ mod tests {
             let picked: Vec<usize> = (0..size)
                 .filter(|&rank| is_spread_pick(rank, size, wanted))
                 .collect();
-            let expected: Vec<usize> = (0..wanted.min(size)).map(|i| i * size / wanted.min(size)).collect();
+            let expected: Vec<usize> = (0..wanted.min(size))
+                .map(|i| i * size / wanted.min(size))
+                .collect();
             assert_eq!(picked, expected, "size {size}, wanted {wanted}");
         }
     }

@@ -227,6 +227,198 @@ fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
     out
 }
 
+// ---------------------------------------------------------------------------------------
+// Model bundles: one trained model made self-contained for the album service.
+// ---------------------------------------------------------------------------------------
+
+/// The bundle format this build writes and reads (`bundle.json`'s `format`).
+pub const BUNDLE_FORMAT: u32 = 1;
+
+/// `bundle.json`: what a model bundle is and how to feed it. A bundle is a folder with
+/// `model.bpk` (the weights, burnpack), `config.toml` (the run's resolved config),
+/// `provenance.json` (the run's) and this file; `album report` exports the winner of a
+/// comparison as one, and [`TrainedModel::load_bundle`] loads it back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BundleInfo {
+    /// [`BUNDLE_FORMAT`].
+    pub format: u32,
+    /// A registry name such as `se-resnext50`, with its width.
+    pub model: String,
+    pub width: f32,
+    /// Class names in label order: output `i` of the model is `class_names[i]`.
+    pub class_names: Vec<String>,
+    pub preprocessing: BundlePreprocessing,
+    /// The run directory the weights came from, as given to the exporter.
+    pub source_run: String,
+    /// The 0-based epoch whose weights these are, when the checkpoint records it.
+    pub epoch: Option<usize>,
+    /// The training revision (`provenance.json`) and whether its tree was dirty.
+    pub git_revision: String,
+    pub git_dirty: bool,
+    /// Top-1 on the validation split (from the run's evaluation), and on the test split
+    /// when the run was evaluated there.
+    pub val_top1: f64,
+    pub test_top1: Option<f64>,
+    /// The weights file, relative to the bundle, and its SHA-256 (lower-case hex).
+    pub weights: String,
+    pub weights_sha256: String,
+}
+
+/// How a photo becomes the model's input, as evaluation does it (album-dataset's
+/// `PreprocessConfig` with a centre crop): decode to RGB, resize the short side to
+/// `resize` (aspect kept), crop the centre `crop × crop`, scale to 0–1, subtract `mean`
+/// and divide by `std` per channel, lay out as `[3, crop, crop]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BundlePreprocessing {
+    pub resize: u32,
+    pub crop: u32,
+    /// RGB, on the 0–1 scale.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub channels: String,
+    pub layout: String,
+}
+
+impl BundlePreprocessing {
+    /// The preprocessing [`TrainedModel::predict`] applies for `config`.
+    pub fn of(config: &TrainConfig) -> Self {
+        let p = PreprocessConfig::sized(config.data.resize, config.data.crop);
+        BundlePreprocessing {
+            resize: p.resize,
+            crop: p.crop,
+            mean: p.mean,
+            std: p.std,
+            channels: "RGB".into(),
+            layout: "NCHW".into(),
+        }
+    }
+}
+
+impl BundleInfo {
+    /// The file name of the weights inside a bundle.
+    pub const WEIGHTS: &str = "model.bpk";
+
+    /// Reads `<dir>/bundle.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("bundle.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::Run(format!(
+                "{} is not a model bundle: cannot read bundle.json ({e})",
+                dir.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::Run(format!("{} is damaged: {e}", path.display())))
+    }
+
+    /// The file's text, pretty-printed.
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Run(format!("cannot serialise bundle.json: {e}")))
+    }
+}
+
+/// SHA-256 of a file's bytes, lower-case hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .map_err(|e| Error::io("read", path, e))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// A finished run's `summary.json` (written when `album train` ends or stops).
+pub fn read_summary(run_dir: &Path) -> Result<crate::training::RunSummary> {
+    let path = run_dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Run(format!(
+            "{} is not a finished run: cannot read summary.json ({e})",
+            run_dir.display()
+        ))
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Run(format!("{} is damaged: {e}", path.display())))
+}
+
+impl TrainedModel {
+    /// Loads a model bundle (see [`BundleInfo`]) onto `device`, refusing one whose
+    /// weights are missing or do not have the recorded SHA-256, or whose files disagree
+    /// (model, classes, preprocessing). `run_dir` and `checkpoint` are then the bundle.
+    pub fn load_bundle(dir: &Path, device: Device) -> Result<Self> {
+        let bundle = |message: String| Error::Run(format!("bundle {}: {message}", dir.display()));
+        let info = BundleInfo::read(dir)?;
+        if info.format != BUNDLE_FORMAT {
+            return Err(bundle(format!(
+                "format {} (this build reads format {BUNDLE_FORMAT})",
+                info.format
+            )));
+        }
+        if info.weights != BundleInfo::WEIGHTS {
+            return Err(bundle(format!(
+                "weights {:?}: expected {:?}",
+                info.weights,
+                BundleInfo::WEIGHTS
+            )));
+        }
+        let weights = dir.join(BundleInfo::WEIGHTS);
+        if !weights.is_file() {
+            return Err(bundle(format!("{} is missing", BundleInfo::WEIGHTS)));
+        }
+        let sha256 = sha256_file(&weights)?;
+        if sha256 != info.weights_sha256 {
+            return Err(bundle(format!(
+                "{} has SHA-256 {sha256} but bundle.json records {}: the file is damaged or \
+                 was replaced",
+                BundleInfo::WEIGHTS,
+                info.weights_sha256
+            )));
+        }
+        let config = TrainConfig::load(&dir.join("config.toml"))
+            .map_err(|e| bundle(format!("config.toml: {e}")))?;
+        let provenance = Provenance::read(&dir.join("provenance.json"))
+            .map_err(|e| bundle(format!("provenance.json: {e}")))?;
+        let disagreements = [
+            (info.model != config.model.name, "the model name"),
+            (info.width != config.model.width, "the width"),
+            (
+                info.class_names != provenance.class_names
+                    || info.class_names.len() != config.model.num_classes,
+                "the class names",
+            ),
+            (
+                info.preprocessing != BundlePreprocessing::of(&config),
+                "the preprocessing",
+            ),
+        ];
+        if let Some((_, what)) = disagreements.iter().find(|(differs, _)| *differs) {
+            return Err(bundle(format!(
+                "bundle.json and config.toml/provenance.json disagree on {what}"
+            )));
+        }
+        let model = config.model.clone().init(&device)?;
+        let model = checkpoint::load_model(model, dir).map_err(|e| bundle(e.to_string()))?;
+        Ok(TrainedModel {
+            run_dir: dir.to_owned(),
+            config,
+            provenance,
+            checkpoint: dir.to_owned(),
+            epoch: info.epoch,
+            model,
+            device,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,12 +158,22 @@ pub fn read_epoch_rows(run_dir: &Path) -> Result<Vec<EpochRow>> {
     let f32s = |name: &str| -> Result<Vec<f32>> {
         let column = df.column(name).map_err(table_error)?;
         let values = column.cast(&DataType::Float32).map_err(table_error)?;
-        Ok(values.f32().map_err(table_error)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+        Ok(values
+            .f32()
+            .map_err(table_error)?
+            .iter()
+            .map(|v| v.unwrap_or(f32::NAN))
+            .collect())
     };
     let f64s = |name: &str| -> Result<Vec<f64>> {
         let column = df.column(name).map_err(table_error)?;
         let values = column.cast(&DataType::Float64).map_err(table_error)?;
-        Ok(values.f64().map_err(table_error)?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        Ok(values
+            .f64()
+            .map_err(table_error)?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
     };
     let (epoch, nonfinite) = (f64s("epoch")?, f64s("nonfinite_steps")?);
     let (train_loss, train_top1) = (f32s("train_loss")?, f32s("train_top1")?);
@@ -251,9 +261,12 @@ mod tests {
             val_images_per_s: 300.0,
             nonfinite_steps: 0,
         };
-        let written =
-            write_tables(dir.path(), &[batch.clone(), batch], std::slice::from_ref(&epoch))
-                .unwrap();
+        let written = write_tables(
+            dir.path(),
+            &[batch.clone(), batch],
+            std::slice::from_ref(&epoch),
+        )
+        .unwrap();
         assert_eq!(written.len(), 4);
         let df = album_dataset::manifest::read_table_parquet(&written[0]).unwrap();
         assert_eq!(df.height(), 2);
