@@ -317,15 +317,51 @@ fn provenance(inputs: &Inputs<'_>) -> String {
         );
     }
     if !inputs.command_line.is_empty() {
-        let _ = writeln!(text, "\nMade with `{}`.", inputs.command_line.join(" "));
+        let _ = writeln!(text, "\nMade with `{}`.", shell_words(inputs.command_line));
     }
     let _ = writeln!(text, "\nFiles: {}.", inputs.files.join(", "));
     text
 }
 
+/// A command line as a shell would take it back: arguments with spaces or quotes are
+/// single-quoted.
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|arg| {
+            if !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c))
+            {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_line_is_quoted_so_it_can_be_run_again() {
+        let args: Vec<String> = [
+            "album",
+            "report",
+            "--title",
+            "Five families, 10 epochs",
+            "it's",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            shell_words(&args),
+            r"album report --title 'Five families, 10 epochs' 'it'\''s'"
+        );
+    }
     use crate::Estimate;
     use crate::report::winner::{Contender, choose_winner};
     use std::path::PathBuf;
