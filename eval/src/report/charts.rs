@@ -259,13 +259,26 @@ fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)]) -> Vec<i32> {
     offsets
 }
 
+/// The largest font size up to `max` at which `text` fits in `width` pixels, taking a
+/// sans-serif character as about 0.55 of the size wide: a long report title shrinks
+/// instead of running off both edges.
+fn fitted_font_size(text: &str, width: u32, max: f64) -> f64 {
+    let chars = text.chars().count().max(1) as f64;
+    (0.94 * width as f64 / (0.55 * chars)).clamp(10.0, max)
+}
+
 /// The title and, under it, the key of the markers; returns the area below them.
 fn heading<'a>(root: &Area<'a>, title: &str) -> DrawResult<Area<'a>> {
     let (top, body) = root.split_vertically(76);
     let centre = SCATTER_SIZE.0 as i32 / 2;
     top.draw_text(
         title,
-        &text_style(24.0, BLACK, HPos::Center, VPos::Top),
+        &text_style(
+            fitted_font_size(title, SCATTER_SIZE.0, 24.0),
+            BLACK,
+            HPos::Center,
+            VPos::Top,
+        ),
         (centre, 14),
     )?;
     top.draw_text(
@@ -295,6 +308,7 @@ fn epochs_axis(runs: &[RunFigures]) -> f64 {
 }
 
 fn accuracy_panel(area: &Area<'_>, runs: &[RunFigures], title: &str) -> DrawResult<()> {
+    let caption = format!("{title}: learning curves");
     let values: Vec<f64> = runs
         .iter()
         .flat_map(|r| r.curve.iter().map(|p| p.val_top1 * 100.0))
@@ -303,7 +317,13 @@ fn accuracy_panel(area: &Area<'_>, runs: &[RunFigures], title: &str) -> DrawResu
     let low = values.iter().copied().fold(100.0, f64::min);
     let y_low = ((low - 5.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
     let mut chart = ChartBuilder::on(area)
-        .caption(format!("{title}: learning curves"), (FONT, 24))
+        .caption(
+            &caption,
+            (
+                FONT,
+                fitted_font_size(&caption, area.dim_in_pixel().0, 24.0),
+            ),
+        )
         .margin(20)
         .x_label_area_size(44)
         .y_label_area_size(64)
