@@ -26,6 +26,22 @@ pub(crate) const BLUE: RGBColor = RGBColor(0, 114, 178);
 pub(crate) const VERMILLION: RGBColor = RGBColor(213, 94, 0);
 pub(crate) const GREY: RGBColor = RGBColor(90, 90, 90);
 
+/// Okabe–Ito, yellow last (faint on white), black kept for the winner's ring.
+pub(crate) const PALETTE: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(230, 159, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(240, 228, 66),
+];
+
+/// The colour of the `i`-th run, the same in every chart of a report or sweep.
+pub(crate) fn colour(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
 const CONFUSION_SIZE: (u32, u32) = (1000, 860);
 const RELIABILITY_SIZE: (u32, u32) = (1000, 700);
 

@@ -19,7 +19,6 @@
 //! at all.
 
 mod charts;
-pub mod format;
 mod markdown;
 pub mod runs;
 mod tables;

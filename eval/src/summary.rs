@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use crate::ReportContext;
-use crate::classification::{CalibrationBin, Estimate, EvalReport, TOP_KS};
+use crate::classification::{CalibrationBin, EvalReport, TOP_KS};
+use crate::format::{percent, share};
 
 /// The whole Markdown text. `files` are the other files of the report, by name.
 pub(crate) fn render(report: &EvalReport, context: &ReportContext, files: &[String]) -> String {
@@ -61,7 +62,7 @@ fn headline(report: &EvalReport) -> String {
         ),
     ];
     for (name, estimate) in rows {
-        let _ = writeln!(text, "| {name} | {} |", estimate_text(&estimate));
+        let _ = writeln!(text, "| {name} | {} |", percent(&estimate));
     }
     text.push('\n');
     for sentence in trivial_top_k(report.class_names.len())
@@ -124,8 +125,8 @@ fn calibration_sentence(report: &EvalReport) -> String {
          being right. On average this model is {direction}: mean top-1 confidence {} against \
          top-1 accuracy {}.",
         report.options.calibration_bins,
-        percent(confidence),
-        percent(accuracy),
+        share(confidence),
+        share(accuracy),
     );
     if report.ece.value < report.ece.low {
         text.push_str(
@@ -154,9 +155,9 @@ fn per_class(report: &EvalReport) -> String {
             "| {} | {} | {} | {} | {} |",
             cell(&class.class),
             class.support,
-            estimate_text(&class.precision),
-            estimate_text(&class.recall),
-            estimate_text(&class.f1),
+            percent(&class.precision),
+            percent(&class.recall),
+            percent(&class.f1),
         );
     }
     text.push_str(
@@ -188,7 +189,7 @@ fn confusion(report: &EvalReport) -> String {
             } else {
                 count as f64 / total as f64
             };
-            let _ = write!(text, " {count} ({}) |", percent(share));
+            let _ = write!(text, " {count} ({}) |", crate::format::share(share));
         }
         text.push('\n');
     }
@@ -208,8 +209,8 @@ fn calibration(report: &EvalReport) -> String {
             bin.lower,
             bin.upper,
             bin.count,
-            percent(bin.mean_confidence),
-            percent(bin.accuracy),
+            share(bin.mean_confidence),
+            share(bin.accuracy),
         );
     }
     text.push_str("\n![reliability diagram](reliability.png)\n");
@@ -225,19 +226,6 @@ fn file_list(files: &[String]) -> String {
 }
 
 /// "90.5 % (89.7–91.2)".
-fn estimate_text(estimate: &Estimate) -> String {
-    format!(
-        "{} ({:.1}–{:.1})",
-        percent(estimate.value),
-        estimate.low * 100.0,
-        estimate.high * 100.0
-    )
-}
-
-fn percent(share: f64) -> String {
-    format!("{:.1} %", share * 100.0)
-}
-
 /// "95 %" for 0.95.
 fn level(confidence: f64) -> String {
     format!("{} %", number(confidence * 100.0))
@@ -257,6 +245,7 @@ fn cell(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Estimate;
 
     #[test]
     fn figures_are_percentages_with_one_decimal() {
@@ -265,7 +254,7 @@ mod tests {
             low: 0.8971,
             high: 0.9124,
         };
-        assert_eq!(estimate_text(&estimate), "90.5 % (89.7–91.2)");
+        assert_eq!(percent(&estimate), "90.5 % (89.7–91.2)");
         assert_eq!(level(0.95), "95 %");
         assert_eq!(
             (number(2.5), number(97.5), number(10.0)),

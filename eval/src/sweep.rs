@@ -30,6 +30,7 @@ use plotters::prelude::*;
 use polars::prelude::*;
 
 use crate::charts::{self, FONT, GREY};
+use crate::format::{duration, percent, share};
 use crate::run::{EvalRunOptions, Split, evaluate_run};
 use crate::tables::{write_csv, write_parquet, write_text};
 use crate::{Error, Estimate, EvalOptions, Result};
@@ -316,21 +317,8 @@ fn table2_frame(rows: &[Table2Row]) -> PolarsResult<DataFrame> {
     )
 }
 
-fn percent(value: f64) -> String {
-    format!("{:.1} %", value * 100.0)
-}
-
-/// Seconds as a person reads them: "9.5 s", "95 s", "21 min".
-fn seconds(value: f64) -> String {
-    match value {
-        v if v < 10.0 => format!("{v:.1} s"),
-        v if v < 600.0 => format!("{v:.0} s"),
-        v => format!("{:.0} min", v / 60.0),
-    }
-}
-
 fn optional_percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".into(), percent)
+    value.map_or_else(|| "–".into(), share)
 }
 
 /// The table as Markdown, with what each column means and where the figures come from.
@@ -364,30 +352,20 @@ pub fn table2_markdown(rows: &[Table2Row], config: &TrainConfig) -> String {
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let test = r.test_top1.map_or_else(
-            || "–".into(),
-            |e| {
-                format!(
-                    "{} ({:.1}–{:.1})",
-                    percent(e.value),
-                    e.low * 100.0,
-                    e.high * 100.0
-                )
-            },
-        );
+        let test = r.test_top1.as_ref().map_or_else(|| "–".into(), percent);
         let _ = writeln!(
             text,
             "| {} | {} | {} ({}) | {:.3} | {:.3} | {} | {} | {} | {} |",
             r.epochs,
-            percent(r.final_val_top1),
-            percent(r.best_val_top1),
+            share(r.final_val_top1),
+            share(r.best_val_top1),
             r.best_after_epochs,
             r.min_train_loss,
             r.min_val_loss,
             test,
             optional_percent(r.longest_run_val_top1),
             optional_percent(r.paper_top1),
-            seconds(r.train_seconds),
+            duration(r.train_seconds),
         );
     }
     text.push_str(
@@ -403,15 +381,6 @@ pub fn table2_markdown(rows: &[Table2Row], config: &TrainConfig) -> String {
 }
 
 const CHART_SIZE: (u32, u32) = (1000, 640);
-/// Okabe–Ito colours, one per run (colour-blind safe), cycling if there are more.
-const RUN_COLOURS: [RGBColor; 6] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(230, 159, 0),
-    RGBColor(86, 180, 233),
-];
 
 /// Validation top-1 per epoch of every run, overlaid, with the paper's points.
 fn draw_table2_chart(path: &Path, runs: &[(usize, PathBuf)], config: &TrainConfig) -> Result<()> {
@@ -439,7 +408,7 @@ fn draw_table2_chart(path: &Path, runs: &[(usize, PathBuf)], config: &TrainConfi
             .axis_desc_style((FONT, 18))
             .draw()?;
         for (i, (epochs, curve)) in curves.iter().enumerate() {
-            let colour = RUN_COLOURS[i % RUN_COLOURS.len()];
+            let colour = charts::colour(i);
             let points: Vec<(f64, f64)> = curve
                 .iter()
                 .map(|r| ((r.epoch + 1) as f64, r.val_top1 as f64 * 100.0))

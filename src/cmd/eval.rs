@@ -68,14 +68,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let outcome = evaluate_run(&args.run, &options)
         .with_context(|| format!("evaluating {} failed", args.run.display()))?;
     let report = &outcome.report;
-    let pct = |e: &album_eval::Estimate| {
-        format!(
-            "{:.1} % ({:.1}–{:.1})",
-            e.value * 100.0,
-            e.low * 100.0,
-            e.high * 100.0
-        )
-    };
+    let pct = album_eval::format::percent;
     println!(
         "{} photos of the {} split, {:.0} images/s on {}",
         report.n, args.split, outcome.images_per_s, args.device

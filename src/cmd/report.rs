@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use album_eval::report::format::{count, duration, percent};
+use album_eval::format::{count, duration, percent};
 use album_eval::report::{CompareOptions, ValSource, compare_runs};
 use album_eval::run::Split;
 use album_training::device::DeviceKind;

@@ -18,30 +18,14 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::format::{count, duration};
 use super::runs::RunFigures;
 use super::winner::Decision;
 use crate::Result;
-use crate::charts::{Area, DrawResult, FONT, GREY, draw_png};
+use crate::charts::{Area, DrawResult, FONT, GREY, colour, draw_png};
+use crate::format::{count, duration};
 
 const SCATTER_SIZE: (u32, u32) = (1000, 700);
 const CURVES_SIZE: (u32, u32) = (1000, 1100);
-
-/// Okabe–Ito, yellow last (faint on white), black kept for the winner's ring.
-const PALETTE: [RGBColor; 7] = [
-    RGBColor(0, 114, 178),
-    RGBColor(213, 94, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(230, 159, 0),
-    RGBColor(204, 121, 167),
-    RGBColor(86, 180, 233),
-    RGBColor(240, 228, 66),
-];
-
-/// The colour of the `i`-th run, the same in every chart.
-pub(crate) fn colour(i: usize) -> RGBColor {
-    PALETTE[i % PALETTE.len()]
-}
 
 /// One run as a point of a scatter chart.
 struct Point {
@@ -549,7 +533,7 @@ mod tests {
 
     #[test]
     fn every_run_keeps_its_colour_and_the_palette_cycles() {
-        assert_eq!(colour(0), colour(PALETTE.len()));
+        assert_eq!(colour(0), colour(crate::charts::PALETTE.len()));
         assert_ne!(colour(0), colour(1));
     }
 }

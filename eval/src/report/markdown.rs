@@ -4,10 +4,10 @@
 
 use std::fmt::Write as _;
 
-use super::format::{count, duration, percent};
 use super::runs::{RunFigures, ValSource};
 use super::winner::{Decision, RULE, TieBreak};
 use crate::bundle::BundleExport;
+use crate::format::{count, duration, percent};
 
 pub(crate) struct Inputs<'a> {
     pub title: &'a str,

@@ -342,17 +342,8 @@ fn model_size(config: &TrainConfig) -> Result<(u64, u64)> {
 
 /// The median of the finite values (NaN when there are none).
 pub(crate) fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut sorted: Vec<f64> = values.filter(|v| v.is_finite()).collect();
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted.sort_by(f64::total_cmp);
-    let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 1 {
-        sorted[middle]
-    } else {
-        (sorted[middle - 1] + sorted[middle]) / 2.0
-    }
+    let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+    album_training::bench::median(&finite)
 }
 
 fn finite_min(values: impl Iterator<Item = f32>) -> Option<f64> {

@@ -83,15 +83,16 @@ pub fn choose_winner(contenders: &[Contender], budget_seconds: Option<f64>) -> R
             .then(a.cmp(&b))
     });
     let Some(&winner) = ranking.first() else {
+        // `contenders` is not empty (checked above), so neither is this fold's input.
         let fastest = contenders
             .iter()
             .min_by(|a, b| a.train_seconds.total_cmp(&b.train_seconds))
-            .expect("not empty");
+            .map_or_else(String::new, |c| {
+                format!("; the fastest, {}, took {:.0} s", c.name, c.train_seconds)
+            });
         return Err(Error::Run(format!(
-            "no run trained within the budget of {} s; the fastest, {}, took {:.0} s",
+            "no run trained within the budget of {} s{fastest}",
             budget_seconds.unwrap_or_default(),
-            fastest.name,
-            fastest.train_seconds
         )));
     };
     let runner_up = ranking.get(1).copied();

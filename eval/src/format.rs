@@ -1,16 +1,21 @@
-//! How the report writes numbers: percentages with one decimal and the interval in
-//! brackets, counts with SI prefixes, durations in the largest sensible unit.
+//! How the crate's reports write numbers: percentages with one decimal and the interval
+//! in brackets, counts with SI prefixes, durations in the largest sensible unit.
 
 use crate::Estimate;
 
 /// "90.5 % (89.7–91.2)".
 pub fn percent(e: &Estimate) -> String {
     format!(
-        "{:.1} % ({:.1}–{:.1})",
-        e.value * 100.0,
+        "{} ({:.1}–{:.1})",
+        share(e.value),
         e.low * 100.0,
         e.high * 100.0
     )
+}
+
+/// A share as a percentage with one decimal: "90.5 %".
+pub fn share(value: f64) -> String {
+    format!("{:.1} %", value * 100.0)
 }
 
 /// "1.63 M", "412 M", "4.25 G", "980".
