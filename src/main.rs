@@ -46,6 +46,9 @@ enum Command {
     Report(cmd::ReportArgs),
     /// List the models, their parameters and multiply–accumulates.
     Models(cmd::ModelsArgs),
+    /// Find faces, and measure the face pipeline on photos of known people.
+    #[command(subcommand)]
+    Faces(cmd::faces::FacesCommand),
     /// Measure throughput and print it beside the alternative a user would pick.
     #[command(subcommand)]
     Bench(cmd::BenchCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cmd::run_eval(args),
         Command::Report(args) => cmd::run_report(args),
         Command::Sweep(command) => cmd::run_sweep(command),
+        Command::Faces(command) => cmd::faces::run(command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

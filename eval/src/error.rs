@@ -40,6 +40,10 @@ pub enum Error {
     /// Loading a run's model or data, or running it (the training crate).
     #[error(transparent)]
     Training(#[from] album_training::Error),
+
+    /// Loading or running the face models (the faces crate).
+    #[error(transparent)]
+    Faces(#[from] album_faces::Error),
 }
 
 impl Error {

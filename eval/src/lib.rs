@@ -36,6 +36,7 @@ pub mod bundle;
 mod charts;
 pub mod classification;
 mod error;
+pub mod faces;
 pub mod format;
 pub mod report;
 pub mod run;

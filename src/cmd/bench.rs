@@ -26,6 +26,7 @@ use album_dataset::data::{
 use album_dataset::manifest::{Manifest, ManifestRecord};
 use anyhow::{Context, bail};
 
+pub mod faces;
 pub mod infer;
 pub mod train;
 
@@ -381,7 +382,7 @@ fn default_python() -> PathBuf {
 
 /// A relative path as given if it exists from the working folder, else from the
 /// repository the binary was built in.
-fn locate(path: &Path) -> PathBuf {
+pub(super) fn locate(path: &Path) -> PathBuf {
     if path.is_absolute() || path.exists() {
         return path.to_path_buf();
     }
@@ -394,12 +395,12 @@ fn locate(path: &Path) -> PathBuf {
 }
 
 /// The file list handed to the script, removed when dropped.
-struct FileList {
-    path: PathBuf,
+pub(super) struct FileList {
+    pub(super) path: PathBuf,
 }
 
 impl FileList {
-    fn write(paths: &[PathBuf]) -> anyhow::Result<Self> {
+    pub(super) fn write(paths: &[PathBuf]) -> anyhow::Result<Self> {
         let path =
             std::env::temp_dir().join(format!("album-bench-files-{}.txt", std::process::id()));
         let mut text = String::new();

@@ -4,6 +4,7 @@ mod bench;
 mod crawl;
 mod device;
 mod eval;
+pub mod faces;
 mod gallery;
 mod models;
 mod report;
@@ -47,6 +48,8 @@ pub enum BenchCommand {
     Train(bench::train::TrainBenchArgs),
     /// The paper's Table 1: a run's top-1/top-5, images/s and latency per batch size and precision.
     Infer(bench::infer::InferBenchArgs),
+    /// Face pipeline faces/s per stage (detect, align, embed) beside onnxruntime + dlib.
+    Faces(bench::faces::FacesBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -69,6 +72,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Data(args) => bench::run(args),
         BenchCommand::Train(args) => bench::train::run(args),
         BenchCommand::Infer(args) => bench::infer::run(args),
+        BenchCommand::Faces(args) => bench::faces::run(args),
     }
 }
 
@@ -81,7 +85,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
             | album_eval::Error::Run(_),
         ) => return 2,
         Some(album_eval::Error::Training(inner)) => return training_exit_code(inner),
+        Some(album_eval::Error::Faces(inner)) => return faces_exit_code(inner),
         _ => {}
+    }
+    if let Some(inner) = error.downcast_ref::<album_faces::Error>() {
+        return faces_exit_code(inner);
     }
     if let Some(inner) = error.downcast_ref::<TrainingError>() {
         return training_exit_code(inner);
@@ -106,6 +114,16 @@ fn training_exit_code(error: &TrainingError) -> u8 {
 fn dataset_exit_code(error: &DatasetError) -> u8 {
     match error {
         DatasetError::Config { .. } | DatasetError::InvalidArgument(_) | DatasetError::Data(_) => 2,
+        _ => 1,
+    }
+}
+
+fn faces_exit_code(error: &album_faces::Error) -> u8 {
+    match error {
+        album_faces::Error::MissingWeights { .. }
+        | album_faces::Error::WeightsHash { .. }
+        | album_faces::Error::Image(_)
+        | album_faces::Error::Invalid(_) => 2,
         _ => 1,
     }
 }
