@@ -3,11 +3,13 @@
 # end on the embedded defaults (flex CPU, local files). Serves the five-class photos as a
 # local gallery site, crawls it, audits the crawl, splits it 6:2:2, benchmarks the data
 # pipeline, then trains the CPU SE-ResNeXt config for two epochs (a small real
-# experiment, about 5 minutes on 2 cores). Everything it makes goes under data/ (ignored
+# experiment, about 5 minutes on 2 cores), and measures the face pipeline on the LFW
+# sample (about 30 s). Everything it makes goes under data/ (ignored
 # by git); the training run is data/runs/main-job-<UTC time>/.
 #
 #   SMART_ALBUM_PHOTOS  photo folder to serve   (default ../shared/datasets/five-class)
 #   SMART_ALBUM_PORT    gallery port            (default 8765, as configs/crawl/gallery.toml)
+#   SMART_ALBUM_FACES   faces folder, one sub-folder per person (default ../shared/datasets/faces)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${SMART_ALBUM_PHOTOS:-../shared/datasets/five-class}
@@ -49,3 +51,5 @@ echo "== data pipeline benchmark (Rust vs PyTorch DataLoader; ratio needs script
 echo "== a small real experiment: SE-ResNeXt-50 (width 0.25, 56 px), 2 epochs on flex"
 "$album" train --config configs/cpu/se-resnext.toml --epochs 2 --out "$DATA/runs" \
   --run-id "main-job-$(date -u +%Y%m%d-%H%M%S)" --quiet
+echo "== faces: detection, verification and clustering into people on the LFW sample"
+"$album" faces eval --faces "${SMART_ALBUM_FACES:-../shared/datasets/faces}" --out "$DATA/faces-eval" --quiet
