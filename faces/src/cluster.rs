@@ -163,17 +163,18 @@ impl DensityClustering {
         person
     }
 
-    /// Links `descriptor` to every face already added that is close enough.
-    fn link(&mut self, descriptor: &Descriptor) -> Vec<usize> {
+    /// Links `descriptor` to every face already added that is close enough; returns
+    /// those faces with their distances.
+    fn link(&mut self, descriptor: &Descriptor) -> Vec<(usize, f32)> {
         let index = self.faces.len();
-        let near: Vec<usize> = self
+        let near: Vec<(usize, f32)> = self
             .faces
             .iter()
             .enumerate()
-            .filter(|(_, other)| distance(descriptor, other) < self.max_distance)
-            .map(|(j, _)| j)
+            .map(|(j, other)| (j, distance(descriptor, other)))
+            .filter(|&(_, d)| d < self.max_distance)
             .collect();
-        for &j in &near {
+        for &(j, _) in &near {
             self.links[j].push(index);
         }
         near
@@ -186,7 +187,7 @@ impl Clustering for DensityClustering {
         let index = self.faces.len();
         let nearest_person = near
             .iter()
-            .filter_map(|&j| self.labels[j].map(|p| (p, distance(&descriptor, &self.faces[j]))))
+            .filter_map(|&(j, d)| self.labels[j].map(|p| (p, d)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(person, _)| person);
         let is_core = near.len() + 1 >= self.min_faces;
@@ -198,12 +199,12 @@ impl Clustering for DensityClustering {
         // A core face carries its waiting neighbours into its person, as DBSCAN's
         // expansion would.
         if let (Some(person), true) = (person, is_core) {
-            for &j in &near {
+            for &(j, _) in &near {
                 self.labels[j].get_or_insert(person);
             }
         }
         self.faces.push(descriptor);
-        self.links.push(near);
+        self.links.push(near.into_iter().map(|(j, _)| j).collect());
         self.labels.push(person);
         debug_assert_eq!(self.labels.len(), index + 1);
         person

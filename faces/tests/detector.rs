@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use album_faces::Error;
 use album_faces::detect::{Detection, DetectorSettings, FaceDetector, RawOutputs, prior_count};
@@ -284,37 +283,4 @@ fn truncated_onnx_bytes_are_a_model_format_error() {
     }
     let error = RetinaFace::from_onnx(&path, b"garbage bytes", &Device::flex()).unwrap_err();
     assert!(matches!(error, Error::ModelFormat { .. }), "{error}");
-}
-
-/// Median ms of `runs` calls of `f` after 3 warm-ups.
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..3 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
-}
-
-/// `cargo test --release -p album-faces --test detector -- --ignored --nocapture`
-#[test]
-#[ignore = "timing; run in release"]
-fn time_the_forward_pass() {
-    let detector = detector();
-    let photo = photo();
-    let vga = image::imageops::resize(&photo, 640, 480, image::imageops::FilterType::Triangle);
-    let forward = median_ms(20, || drop(detector.raw_outputs(&photo).expect("forward")));
-    let detect = median_ms(20, || drop(detector.detect(&photo).expect("detect")));
-    let forward_vga = median_ms(10, || drop(detector.raw_outputs(&vga).expect("forward")));
-    println!(
-        "median over runs, {} CPU threads: 250x250 forward {forward:.1} ms, detect {detect:.1} ms; \
-         640x480 forward {forward_vga:.1} ms",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
 }

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Instant;
-
 use album_faces::Error;
 use album_faces::embedder::{CHIP_SIDE, DESCRIPTOR_LEN, Descriptor, FaceEmbedder, distance};
 use burn::tensor::Device;
@@ -148,35 +146,6 @@ fn more_chips_than_one_batch_keep_their_order() {
     for (i, ours) in descriptors.iter().enumerate() {
         let dlib = &fixtures.chips[i % chips.len()].descriptor;
         assert!(max_abs_diff(ours, dlib) < TOLERANCE, "chip {i}");
-    }
-}
-
-/// Release-mode timing: `cargo test --release -p album-faces --test embedder -- --ignored
-/// --nocapture`.
-#[test]
-#[ignore]
-fn embedding_speed() {
-    let fixtures = fixtures();
-    let chips: Vec<RgbImage> = fixtures.chips.iter().map(|c| chip(&c.file)).collect();
-    let started = Instant::now();
-    let embedder = embedder();
-    println!(
-        "load (read, SHA-256, parse, upload): {:?}",
-        started.elapsed()
-    );
-    embedder.embed(&chips[..1]).unwrap(); // warm-up
-    for batch in [1usize, 8, 16] {
-        let input: Vec<RgbImage> = chips.iter().cycle().take(batch).cloned().collect();
-        let rounds = (64 / batch).max(4); // 64 chips per size, at least 4 calls
-        let started = Instant::now();
-        for _ in 0..rounds {
-            embedder.embed(&input).unwrap();
-        }
-        let per_chip = started.elapsed().as_secs_f64() * 1e3 / (rounds * batch) as f64;
-        println!(
-            "batch {batch:>2}: {per_chip:.1} ms per chip ({:.1} chips/s)",
-            1e3 / per_chip
-        );
     }
 }
 

@@ -15,7 +15,9 @@
 //!   in its cluster (recall), averaged over faces. A face left out of every person counts
 //!   as a cluster of its own.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+
+use album_faces::embedder::{Descriptor, distance};
 
 /// One pair of faces: their descriptor distance and whether they are the same person.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,26 +27,18 @@ pub struct ScoredPair {
 }
 
 /// Every pair `i < j` of `descriptors` with its distance and whether `people[i] == people[j]`.
-pub fn all_pairs(descriptors: &[[f32; 128]], people: &[usize]) -> Vec<ScoredPair> {
+pub fn all_pairs(descriptors: &[Descriptor], people: &[usize]) -> Vec<ScoredPair> {
     let n = descriptors.len().min(people.len());
     let mut pairs = Vec::with_capacity(n * n.saturating_sub(1) / 2);
     for i in 0..n {
         for j in i + 1..n {
             pairs.push(ScoredPair {
-                distance: l2(&descriptors[i], &descriptors[j]),
+                distance: distance(&descriptors[i], &descriptors[j]),
                 same: people[i] == people[j],
             });
         }
     }
     pairs
-}
-
-fn l2(a: &[f32; 128], b: &[f32; 128]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
 }
 
 /// Verification figures over a set of pairs.
@@ -160,9 +154,9 @@ pub fn cluster_scores(predicted: &[Option<u32>], truth: &[usize]) -> ClusterScor
     let n = clusters.len().min(truth.len());
     let (clusters, truth) = (&clusters[..n], &truth[..n]);
 
-    let mut cluster_size = HashMap::<usize, usize>::new();
-    let mut person_size = HashMap::<usize, usize>::new();
-    let mut overlap = HashMap::<(usize, usize), usize>::new();
+    let mut cluster_size = BTreeMap::<usize, usize>::new();
+    let mut person_size = BTreeMap::<usize, usize>::new();
+    let mut overlap = BTreeMap::<(usize, usize), usize>::new();
     for (&c, &p) in clusters.iter().zip(truth) {
         *cluster_size.entry(c).or_default() += 1;
         *person_size.entry(p).or_default() += 1;

@@ -161,14 +161,15 @@ pub fn evaluate_faces(options: &FacesEvalOptions, device: &Device) -> Result<Fac
 
 /// A photo to read, with its person.
 #[derive(Debug, Clone)]
-struct PhotoFile {
-    path: PathBuf,
-    person: String,
-    person_index: usize,
+pub struct PhotoFile {
+    pub path: PathBuf,
+    pub person: String,
+    /// The person's position in name order.
+    pub person_index: usize,
 }
 
 /// `DIR/<person>/<photo>` in name order; only image extensions are taken.
-fn list_photos(dir: &Path, per_person: Option<usize>) -> Result<Vec<PhotoFile>> {
+pub fn list_photos(dir: &Path, per_person: Option<usize>) -> Result<Vec<PhotoFile>> {
     let mut people = sorted_entries(dir)?
         .into_iter()
         .filter(|p| p.is_dir())

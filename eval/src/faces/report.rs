@@ -17,6 +17,7 @@ use polars::prelude::*;
 
 use super::{FacesEval, SweepPoint};
 use crate::charts::{Area, DrawResult, FONT, GREY, colour, draw_png};
+use crate::format::share;
 use crate::tables::{write_csv, write_parquet, write_text};
 use crate::{Error, Result};
 use album_faces::cluster::{DLIB_SAME_PERSON_DISTANCE, PAPER_THRESHOLD, similarity_of_distance};
@@ -247,10 +248,6 @@ fn draw_sweep(root: &Area<'_>, sweep: &[SweepPoint]) -> DrawResult<()> {
         .draw()
 }
 
-fn percent(value: f64) -> String {
-    format!("{:.1} %", value * 100.0)
-}
-
 fn summary(eval: &FacesEval, notes: &[String]) -> String {
     let v = &eval.quality.verification;
     let mut text = String::from("# Faces: detection, verification and clustering\n\n");
@@ -264,7 +261,7 @@ fn summary(eval: &FacesEval, notes: &[String]) -> String {
         eval.photos.len(),
         eval.people.len(),
         found,
-        percent(eval.detection_rate()),
+        share(eval.detection_rate()),
         failed
     ));
     text.push_str("## Verification (every pair of labelled faces)\n\n");
@@ -278,20 +275,20 @@ fn summary(eval: &FacesEval, notes: &[String]) -> String {
     text.push_str(&format!(
         "| balanced accuracy at dlib's fixed d < {:.2} (not tuned here) | {} |\n",
         v.fixed_threshold,
-        percent(v.fixed_balanced_accuracy)
+        share(v.fixed_balanced_accuracy)
     ));
     text.push_str(&format!(
         "| best balanced accuracy (threshold d < {:.3}, chosen on these pairs) | {} |\n",
         v.best_threshold,
-        percent(v.best_balanced_accuracy)
+        share(v.best_balanced_accuracy)
     ));
     text.push_str(&format!(
         "| dlib's published LFW accuracy (6,000 pairs) | {} |\n",
-        percent(DLIB_LFW_ACCURACY)
+        share(DLIB_LFW_ACCURACY)
     ));
     text.push_str(&format!(
         "| the paper's face accuracy | {} |\n\n",
-        percent(PAPER_FACE_ACCURACY)
+        share(PAPER_FACE_ACCURACY)
     ));
     text.push_str(&format!(
         "## Clustering into people\n\nIncremental methods see the faces one by one in a shuffled order (seed {}); the batch method regroups them all at once. A face left out of every person counts as a cluster of its own. Similarity = 1 − d/2 on the descriptor distance d.\n\nThe paper's rule runs at its own 72 %, untuned. The density method's link distance (d < {:.2}) was chosen on the *tuning half* of the people (every other person in name order) by batch BCubed F1; the *held-out half* never took part in that choice, so its rows are the honest ones. The rows for all people include the tuning half.\n\n",

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use album_faces::pipeline::{FacePipeline, StageTimes, decode_photo};
+use album_eval::faces::list_photos;
+use album_faces::pipeline::{FacePipeline, StageTimes};
 use anyhow::Context;
 use serde::Deserialize;
 
@@ -96,12 +97,10 @@ pub fn run(args: FacesBenchArgs) -> anyhow::Result<()> {
 }
 
 fn run_photo(pipeline: &mut FacePipeline, path: &std::path::Path) -> anyhow::Result<usize> {
-    let started = Instant::now();
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let photo = decode_photo(&bytes).with_context(|| format!("decoding {}", path.display()))?;
-    let decode = started.elapsed();
-    let faces = pipeline.faces_in(&photo)?;
-    pipeline.add_decode_time(decode);
+    let faces = pipeline
+        .faces_in_bytes(&bytes)
+        .with_context(|| format!("finding faces in {}", path.display()))?;
     Ok(faces.len())
 }
 
@@ -176,41 +175,21 @@ fn print_table(rust: &Stages, faces: usize, reference: Option<(Stages, usize)>) 
 
 /// Every person's photos taken in turn, so a small sample covers many people.
 fn spread_photos(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<PathBuf>> {
-    let mut people: Vec<Vec<PathBuf>> = Vec::new();
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for person in dirs {
-        let mut photos: Vec<PathBuf> = std::fs::read_dir(&person)
-            .with_context(|| format!("reading {}", person.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg")))
-            .collect();
-        photos.sort();
-        people.push(photos);
+    let photos = list_photos(dir, None)?;
+    // Each photo's rank within its person: the first photo of everyone, then the second...
+    let mut ranked: Vec<(usize, usize, PathBuf)> = Vec::with_capacity(photos.len());
+    let mut rank = 0;
+    for (i, photo) in photos.iter().enumerate() {
+        let same_person = i > 0 && photos[i - 1].person_index == photo.person_index;
+        rank = if same_person { rank + 1 } else { 0 };
+        ranked.push((rank, photo.person_index, photo.path.clone()));
     }
-    let mut spread = Vec::with_capacity(n);
-    for round in 0.. {
-        let before = spread.len();
-        spread.extend(
-            people
-                .iter()
-                .filter_map(|photos| photos.get(round).cloned())
-                .take(n - spread.len()),
-        );
-        if spread.len() == n || spread.len() == before {
-            break;
-        }
-    }
-    anyhow::ensure!(
-        !spread.is_empty(),
-        "{}: no .jpg photos in per-person folders",
-        dir.display()
-    );
-    Ok(spread)
+    ranked.sort();
+    Ok(ranked
+        .into_iter()
+        .take(n)
+        .map(|(_, _, path)| path)
+        .collect())
 }
 
 fn run_reference(
