@@ -49,6 +49,8 @@ enum Command {
     /// Find faces, and measure the face pipeline on photos of known people.
     #[command(subcommand)]
     Faces(cmd::faces::FacesCommand),
+    /// Run the album service (axum + SQLite) with the web page, classifier and faces.
+    Serve(cmd::ServeArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
     #[command(subcommand)]
     Bench(cmd::BenchCommand),
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Dataset(command) => cmd::run_dataset(command),
+        Command::Serve(args) => cmd::run_serve(args),
         Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),
         Command::Train(args) => cmd::run_train(args),

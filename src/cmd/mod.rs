@@ -8,6 +8,7 @@ pub mod faces;
 mod gallery;
 mod models;
 mod report;
+mod serve;
 mod split;
 mod sweep;
 mod train;
@@ -19,6 +20,7 @@ use clap::Subcommand;
 pub use eval::{EvalArgs, run as run_eval};
 pub use models::{ModelsArgs, run as run_models};
 pub use report::{ReportArgs, run as run_report};
+pub use serve::{ServeArgs, run as run_serve};
 pub use sweep::{SweepCommand, run as run_sweep};
 pub use train::{TrainArgs, run as run_train};
 
@@ -87,6 +89,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         Some(album_eval::Error::Training(inner)) => return training_exit_code(inner),
         Some(album_eval::Error::Faces(inner)) => return faces_exit_code(inner),
         _ => {}
+    }
+    if let Some(album_serving::Error::Setup(_)) = error.downcast_ref::<album_serving::Error>() {
+        return 2;
     }
     if let Some(inner) = error.downcast_ref::<album_faces::Error>() {
         return faces_exit_code(inner);

@@ -15,8 +15,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use album_dataset::data::{CacheStatus, DecodedImages, ImageBatcher, PreprocessConfig};
-use burn::tensor::Device;
+use album_dataset::data::{
+    Augmentation, CacheStatus, DecodedImages, ImageBatcher, PreprocessConfig, Preprocessor,
+    RgbImage, resize_short_side,
+};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::checkpoint::{self, checkpoints_dir};
 use crate::config::TrainConfig;
@@ -210,6 +213,37 @@ impl TrainedModel {
             batch_seconds,
             batch_size,
         })
+    }
+}
+
+impl TrainedModel {
+    /// Class probabilities for photos already decoded to RGB (the album service's path),
+    /// preprocessed as evaluation does: the short side resized to the config's `resize`,
+    /// the centre `crop × crop` cut out and normalised. One row per photo, in
+    /// [`TrainedModel::class_names`] order.
+    pub fn classify(&self, photos: &[RgbImage]) -> Result<Vec<Vec<f32>>> {
+        if photos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
+        let preprocessor = Preprocessor::new(&preprocess)?;
+        let item_len = preprocessor.item_len();
+        let mut pixels = vec![0.0f32; photos.len() * item_len];
+        for (photo, slot) in photos.iter().zip(pixels.chunks_mut(item_len)) {
+            let resized = resize_short_side(photo.clone(), preprocess.resize, "photo")?;
+            preprocessor.process_resized_into(resized.view(), Augmentation::Eval, 0, 0, slot)?;
+        }
+        let crop = preprocess.crop as usize;
+        let images = Tensor::<4>::from_data(
+            TensorData::new(pixels, [photos.len(), 3, crop, crop]),
+            &self.device,
+        );
+        let logits = host_f32(self.model.forward(images))?;
+        let classes = self.class_names().len();
+        Ok(softmax_rows(&logits, classes)
+            .chunks(classes.max(1))
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 

@@ -1,0 +1,137 @@
+//! The service as a value: [`AppState`] (database, blobs, settings, the queue's signal)
+//! and [`app`], the router, which tests drive with `tower::ServiceExt::oneshot` and
+//! `album serve` binds to a socket.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use album_training::inference::BundleInfo;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use crate::blobs::BlobStore;
+use crate::config::ServeConfig;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::jobs::JobSignal;
+use crate::{albums, auth, gifs, jobs, people, photos, places, smart, web};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub config: Arc<ServeConfig>,
+    pub jobs: Arc<JobSignal>,
+    /// The classifier's class names (from the bundle), when one is configured.
+    pub class_names: Option<Arc<Vec<String>>>,
+    /// Held while a blob is written and its row committed, and while purged rows' blobs
+    /// are deleted, so a purge never removes a blob a new row is about to use.
+    blob_lock: Arc<Mutex<()>>,
+}
+
+impl AppState {
+    /// Opens (creating if needed) the data directory: `album.db` and `blobs/`.
+    pub fn open(config: ServeConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Setup(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let db = Db::open(&config.data_dir.join("album.db"), config.db_connections)?;
+        let (blobs, removed) = BlobStore::open(&config.data_dir.join("blobs"))?;
+        if removed > 0 {
+            eprintln!("album serve: removed {removed} half-written blob(s) left by a crash");
+        }
+        let class_names = match &config.model_bundle {
+            Some(bundle) => Some(Arc::new(
+                BundleInfo::read(bundle)
+                    .map_err(|e| Error::Setup(format!("the model bundle: {e}")))?
+                    .class_names,
+            )),
+            None => None,
+        };
+        Ok(AppState {
+            db,
+            blobs,
+            config: Arc::new(config),
+            jobs: Arc::new(JobSignal::default()),
+            class_names,
+            blob_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn blob_lock(&self) -> MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves nothing half-done that the lock protects
+        // (blobs are atomic, rows transactional), so a poisoned lock is still usable.
+        self.blob_lock
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Every route: its path and its handlers. The OpenAPI test checks this list against
+/// `serving/openapi.json` both ways.
+pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>)> {
+    let upload_limit = DefaultBodyLimit::max(config.max_request_bytes);
+    vec![
+        ("/", get(web::index)),
+        ("/app.js", get(web::script)),
+        ("/style.css", get(web::style)),
+        ("/api/health", get(web::health)),
+        ("/api/users", post(auth::register)),
+        ("/api/sessions", post(auth::sign_in).delete(auth::sign_out)),
+        ("/api/me", get(auth::me)),
+        (
+            "/api/photos",
+            get(photos::list).post(photos::upload).layer(upload_limit),
+        ),
+        ("/api/photos/zip", get(photos::zip)),
+        (
+            "/api/photos/{id}",
+            get(photos::get).patch(photos::patch).delete(photos::trash),
+        ),
+        ("/api/photos/{id}/original", get(photos::original)),
+        ("/api/photos/{id}/thumbnail", get(photos::thumbnail)),
+        ("/api/photos/{id}/preview", get(photos::preview)),
+        ("/api/photos/{id}/restore", post(photos::restore)),
+        ("/api/photos/{id}/category", put(smart::correct)),
+        (
+            "/api/trash",
+            get(photos::list_trash).delete(photos::empty_trash),
+        ),
+        ("/api/trash/{id}", delete(photos::purge_one)),
+        ("/api/albums", get(albums::list).post(albums::create)),
+        (
+            "/api/albums/{id}",
+            get(albums::get).patch(albums::patch).delete(albums::delete),
+        ),
+        ("/api/albums/{id}/photos", post(albums::add_photos)),
+        (
+            "/api/albums/{id}/photos/{photo_id}",
+            delete(albums::remove_photo),
+        ),
+        ("/api/categories", get(smart::list)),
+        ("/api/corrections", get(smart::list_corrections)),
+        ("/api/corrections/export", get(smart::export)),
+        ("/api/people", get(people::list)),
+        ("/api/people/recluster", post(people::recluster_all)),
+        ("/api/people/{id}", get(people::get).patch(people::patch)),
+        ("/api/people/{id}/faces", get(people::faces)),
+        ("/api/people/{id}/merge", post(people::merge)),
+        ("/api/people/{id}/split", post(people::split)),
+        ("/api/faces/{id}/person", put(people::move_face)),
+        ("/api/faces/{id}/thumbnail", get(people::face_thumbnail)),
+        ("/api/places", get(places::list)),
+        ("/api/gifs", post(gifs::create)),
+        ("/api/jobs", get(jobs::progress)),
+    ]
+}
+
+/// The router for `state`.
+pub fn app(state: AppState) -> Router {
+    let router = routes(&state.config)
+        .into_iter()
+        .fold(Router::new(), |router, (path, method_router)| {
+            router.route(path, method_router)
+        });
+    router.fallback(web::not_found).with_state(state)
+}

@@ -1,0 +1,317 @@
+//! Accounts and sign-in: argon2id password hashes, and random session tokens that work
+//! both as a cookie (the web page) and as a bearer token (scripts, the load bench). The
+//! database keeps only each token's SHA-256, so a copy of it signs no one in.
+//!
+//! [`CurrentUser`] is the extractor every owner-scoped handler takes: a request without
+//! a live token never reaches the handler.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rand::RngCore;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::blobs::sha256_hex;
+use crate::db::now;
+use crate::error::{Error, Result};
+
+/// The cookie the web page signs in with.
+pub const SESSION_COOKIE: &str = "album_session";
+
+/// The signed-in user of a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Session {
+    pub token: String,
+    /// Unix seconds.
+    pub expires: i64,
+    pub user: CurrentUser,
+}
+
+fn check_username(name: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    if name.is_empty() || name.len() > 64 || !name.chars().all(allowed) {
+        return Err(Error::BadRequest(
+            "a user name is 1–64 letters, digits, '_', '-' or '.'".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(Error::BadRequest(
+            "a password is 8 to 1024 characters long".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::internal("salt", e))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::internal("argon2", e))
+}
+
+/// Whether `password` matches the PHC string `hash`; a damaged hash matches nothing.
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// `POST /api/users`: creates an account.
+pub async fn register(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<(StatusCode, Json<CurrentUser>)> {
+    check_username(&body.username)?;
+    check_password(&body.password)?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&body.password)).await??;
+    let username = body.username;
+    let user = state
+        .db
+        .run(move |c| {
+            let taken: bool = c
+                .query_row(
+                    "SELECT 1 FROM users WHERE username = ?1",
+                    [&username],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if taken {
+                return Err(Error::Conflict(format!(
+                    "the user name {username:?} is taken"
+                )));
+            }
+            c.execute(
+                "INSERT INTO users (username, password_hash, created) VALUES (?1, ?2, ?3)",
+                params![username, hash, now()],
+            )?;
+            Ok(CurrentUser {
+                id: c.last_insert_rowid(),
+                username,
+            })
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// `POST /api/sessions`: signs in; the token comes back in the body and as a cookie.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    Json(body): Json<Credentials>,
+) -> Result<Response> {
+    let username = body.username.clone();
+    let stored: Option<(i64, String)> = state
+        .db
+        .run(move |c| {
+            Ok(c.query_row(
+                "SELECT id, password_hash FROM users WHERE username = ?1",
+                [&username],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let password = body.password;
+    // An unknown name still costs one verification, so timing does not tell names apart.
+    let (user_id, hash) = stored
+        .clone()
+        .unwrap_or_else(|| (0, dummy_hash().to_owned()));
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await?;
+    if stored.is_none() || !matches {
+        return Err(Error::BadCredentials);
+    }
+    let mut token_bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut token_bytes);
+    let token = hex::encode(token_bytes);
+    let expires = now() + state.config.session_days * 86_400;
+    let token_sha256 = sha256_hex(token.as_bytes());
+    state
+        .db
+        .run(move |c| {
+            c.execute(
+                "INSERT INTO sessions (token_sha256, user_id, created, expires) VALUES (?1, ?2, ?3, ?4)",
+                params![token_sha256, user_id, now(), expires],
+            )?;
+            Ok(())
+        })
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        state.config.session_days * 86_400
+    );
+    let session = Session {
+        token,
+        expires,
+        user: CurrentUser {
+            id: user_id,
+            username: body.username,
+        },
+    };
+    let mut response = (StatusCode::CREATED, Json(session)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// `DELETE /api/sessions`: signs this token out.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if let Some(token) = token_of(&headers) {
+        let token_sha256 = sha256_hex(token.as_bytes());
+        let user_id = user.id;
+        state
+            .db
+            .run(move |c| {
+                c.execute(
+                    "DELETE FROM sessions WHERE token_sha256 = ?1 AND user_id = ?2",
+                    params![token_sha256, user_id],
+                )?;
+                Ok(())
+            })
+            .await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// `GET /api/me`.
+pub async fn me(user: CurrentUser) -> Json<CurrentUser> {
+    Json(user)
+}
+
+/// The token from `Authorization: Bearer …`, else from the session cookie.
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    bearer.or_else(|| {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == SESSION_COOKIE)
+            .map(|(_, value)| value.to_owned())
+    })
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = token_of(&parts.headers).ok_or(Error::Unauthorized)?;
+        // Tokens are 64 hex digits; anything else is not worth a query.
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Unauthorized);
+        }
+        let token_sha256 = sha256_hex(token.as_bytes());
+        state
+            .db
+            .run(move |c| {
+                c.query_row(
+                    "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+                     WHERE s.token_sha256 = ?1 AND s.expires > ?2",
+                    params![token_sha256, now()],
+                    |r| {
+                        Ok(CurrentUser {
+                            id: r.get(0)?,
+                            username: r.get(1)?,
+                        })
+                    },
+                )
+                .optional()?
+                .ok_or(Error::Unauthorized)
+            })
+            .await
+    }
+}
+
+/// An argon2id hash of a random password no one knows (made once per process), verified
+/// against when the user name does not exist.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut secret = [0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
+        hash_password(&hex::encode(secret)).unwrap_or_default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct horsf", &hash));
+        assert!(!verify_password("anything", "not a PHC string"));
+        assert!(dummy_hash().starts_with("$argon2id$"));
+        assert!(!verify_password("anything", dummy_hash()));
+    }
+
+    #[test]
+    fn tokens_come_from_bearer_before_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=b; album_session=fromcookie"),
+        );
+        assert_eq!(token_of(&headers).as_deref(), Some("fromcookie"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer frombearer"));
+        assert_eq!(token_of(&headers).as_deref(), Some("frombearer"));
+    }
+
+    #[test]
+    fn user_names_and_passwords_are_checked() {
+        assert!(check_username("alice_01").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("../root").is_err());
+        assert!(check_username(&"a".repeat(65)).is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+    }
+}

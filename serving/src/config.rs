@@ -1,0 +1,60 @@
+//! How the service runs: where its data lives, its limits and its background work.
+
+use std::path::PathBuf;
+
+/// Settings for one album service. [`ServeConfig::new`] gives the defaults `album serve`
+/// starts with; each field is a flag there.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Holds `album.db` (SQLite) and `blobs/` (originals, thumbnails, previews).
+    pub data_dir: PathBuf,
+    /// The classifier bundle (what `album report` exports); `None` leaves photos
+    /// unclassified (tests that do not need the model).
+    pub model_bundle: Option<PathBuf>,
+    /// The face models' folder (`scripts/fetch-face-weights.sh`); `None` skips faces.
+    pub face_weights: Option<PathBuf>,
+    /// Largest single file accepted.
+    pub max_file_bytes: usize,
+    /// Largest upload request (all files and form overhead together).
+    pub max_request_bytes: usize,
+    /// Most files in one upload request.
+    pub max_files_per_request: usize,
+    /// Pixel cap (width × height) checked from the header before decoding, against
+    /// decompression bombs.
+    pub max_pixels: u64,
+    /// Longer side of thumbnails and previews.
+    pub thumbnail_side: u32,
+    pub preview_side: u32,
+    /// Days a photo stays in the trash before it is purged automatically.
+    pub trash_days: i64,
+    /// Days a sign-in lasts.
+    pub session_days: i64,
+    /// Background worker threads (thumbnails, classification, faces, clustering);
+    /// 0 runs none (the queue just fills, as in some tests).
+    pub workers: usize,
+    /// A failed job is tried this many times in all.
+    pub job_attempts: i64,
+    /// Database connections in the pool.
+    pub db_connections: u32,
+}
+
+impl ServeConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServeConfig {
+            data_dir: data_dir.into(),
+            model_bundle: None,
+            face_weights: None,
+            max_file_bytes: 50 << 20,
+            max_request_bytes: 200 << 20,
+            max_files_per_request: 100,
+            max_pixels: 100_000_000,
+            thumbnail_side: 256,
+            preview_side: 1280,
+            trash_days: 30,
+            session_days: 30,
+            workers: 2,
+            job_attempts: 3,
+            db_connections: 16,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! What happens to each uploaded file before anything is stored: the name is checked,
+//! the type is read from the magic bytes (never from the name), the header's size is
+//! checked against the pixel cap before decoding (decompression bombs), the whole image
+//! is decoded (truncated and corrupt files), and the EXIF orientation, date, GPS and
+//! camera are read. Only a file that passes every step is written.
+
+use album_dataset::image_check::{self, ImageKind, Limits, RejectReason};
+
+use crate::blobs::sha256_hex;
+use crate::error::{Error, Result};
+use crate::media::{self, PhotoMeta};
+
+/// An uploaded file that passed every check.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub sha256: String,
+    pub kind: ImageKind,
+    /// Upright size (after the EXIF orientation).
+    pub width: u32,
+    pub height: u32,
+    pub meta: PhotoMeta,
+}
+
+/// The MIME type the album serves a stored kind as.
+pub fn mime_of(kind: ImageKind) -> &'static str {
+    match kind {
+        ImageKind::Jpeg => "image/jpeg",
+        ImageKind::Png => "image/png",
+        ImageKind::Gif => "image/gif",
+        ImageKind::WebP => "image/webp",
+        ImageKind::Bmp => "image/bmp",
+        ImageKind::Tiff => "image/tiff",
+    }
+}
+
+/// Refuses file names that are not a plain name: path separators, `..`, control
+/// characters, or too long. The name is only ever shown (blobs are stored by hash), but
+/// a client sending `../../etc/passwd` is broken or hostile and gets told so.
+pub fn check_file_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::BadRequest(format!("file name {name:?} {why}")));
+    if name.trim().is_empty() {
+        return bad("is empty");
+    }
+    if name.len() > 255 {
+        return bad("is longer than 255 bytes");
+    }
+    if name.contains(['/', '\\']) {
+        return bad("contains a path separator; send a plain file name");
+    }
+    if name == "." || name == ".." {
+        return bad("is not a file name");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("contains control characters");
+    }
+    Ok(())
+}
+
+/// Every check for one file; see the module docs.
+pub fn inspect(name: String, bytes: Vec<u8>, max_pixels: u64) -> Result<Inspected> {
+    check_file_name(&name)?;
+    if bytes.is_empty() {
+        return Err(Error::BadImage(format!("{name:?} is empty")));
+    }
+    let Some(kind) = image_check::sniff(&bytes) else {
+        return Err(Error::UnsupportedType(format!(
+            "{name:?} is not a JPEG, PNG, GIF, WebP, BMP or TIFF image (judged by its \
+             first bytes, whatever its name says)"
+        )));
+    };
+    let limits = Limits {
+        min_side: 1,
+        max_pixels,
+    };
+    let valid = image_check::validate(&bytes, &limits).map_err(|rejection| {
+        let what = match rejection.reason {
+            RejectReason::TooLargePixels => "is over the pixel cap",
+            RejectReason::NotAnImage => "is not an image",
+            RejectReason::Corrupt | RejectReason::TooSmall => "does not decode",
+        };
+        Error::BadImage(format!("{name:?} {what}: {}", rejection.detail))
+    })?;
+    let meta = media::read_meta(&bytes);
+    let (width, height) = upright_size(valid.width, valid.height, meta.orientation);
+    Ok(Inspected {
+        name,
+        sha256: sha256_hex(&bytes),
+        bytes,
+        kind,
+        width,
+        height,
+        meta,
+    })
+}
+
+/// Orientations 5–8 turn the picture a quarter, swapping its sides.
+pub fn upright_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
+    if (5..=8).contains(&orientation) {
+        (height, width)
+    } else {
+        (width, height)
+    }
+}
+
+/// Decodes a stored original and turns it upright.
+pub fn decode_upright(bytes: &[u8], orientation: u16) -> Result<image::DynamicImage> {
+    let image = image::load_from_memory(bytes)
+        .map_err(|e| Error::internal("decoding a stored photo", e))?;
+    Ok(media::apply_orientation(image, orientation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_file_names_are_refused() {
+        for name in [
+            "../../etc/passwd",
+            "..\\..\\windows\\win.ini",
+            "a/b.jpg",
+            "..",
+            "",
+            "bad\u{0}name.jpg",
+            "new\nline.jpg",
+        ] {
+            assert!(check_file_name(name).is_err(), "{name:?} was accepted");
+        }
+        for name in [
+            "IMG_0001.JPG",
+            "holiday photo (1).jpeg",
+            "日本.png",
+            "..hidden.jpg",
+        ] {
+            assert!(check_file_name(name).is_ok(), "{name:?} was refused");
+        }
+    }
+
+    #[test]
+    fn quarter_turns_swap_the_sides() {
+        assert_eq!(upright_size(40, 30, 1), (40, 30));
+        assert_eq!(upright_size(40, 30, 3), (40, 30));
+        assert_eq!(upright_size(40, 30, 6), (30, 40));
+        assert_eq!(upright_size(40, 30, 8), (30, 40));
+    }
+}

@@ -1,0 +1,513 @@
+//! The background work after an upload, as a queue persisted in SQLite: each photo gets a
+//! `thumbnail`, a `classify` and a `faces` job (the last two when their models are
+//! configured), and a found face queues a `cluster` job.
+//!
+//! Worker threads claim the oldest due job in one UPDATE (so two workers never take the
+//! same row), run it, and mark it `done`; a failure goes back to `queued` with a back-off
+//! (2, 4, 8 … seconds) until `max_attempts`, then stays `failed` with its error. Rows left
+//! `running` by a crash are queued again on start-up, and every job is written to be
+//! safe to run twice. `GET /api/jobs` shows the progress.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use album_faces::pipeline::FacePipeline;
+use album_training::inference::TrainedModel;
+use axum::Json;
+use axum::extract::State;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::config::ServeConfig;
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::{ingest, media, people};
+
+/// One kind of background step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Thumbnail,
+    Classify,
+    Faces,
+    Cluster,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Thumbnail,
+        JobKind::Classify,
+        JobKind::Faces,
+        JobKind::Cluster,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Thumbnail => "thumbnail",
+            JobKind::Classify => "classify",
+            JobKind::Faces => "faces",
+            JobKind::Cluster => "cluster",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The jobs a new photo gets: thumbnails always, the rest when their models are set.
+    pub fn for_new_photo(config: &ServeConfig) -> Vec<JobKind> {
+        let mut kinds = vec![JobKind::Thumbnail];
+        if config.model_bundle.is_some() {
+            kinds.push(JobKind::Classify);
+        }
+        if config.face_weights.is_some() {
+            kinds.push(JobKind::Faces);
+        }
+        kinds
+    }
+}
+
+/// Queues a job inside the caller's transaction.
+pub fn enqueue(
+    c: &Connection,
+    user_id: i64,
+    photo_id: Option<i64>,
+    kind: JobKind,
+    max_attempts: i64,
+) -> Result<i64> {
+    let time = now();
+    c.execute(
+        "INSERT INTO jobs (user_id, photo_id, kind, max_attempts, run_after, created, updated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+        params![user_id, photo_id, kind.as_str(), max_attempts.max(1), time],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub user_id: i64,
+    pub photo_id: Option<i64>,
+    pub kind: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+}
+
+/// Puts jobs a crash left `running` back in the queue; returns how many.
+pub fn recover(c: &Connection) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE jobs SET state = 'queued', updated = ?1 WHERE state = 'running'",
+        [now()],
+    )?)
+}
+
+/// Takes the oldest due job, if any.
+pub fn claim(c: &Connection) -> Result<Option<Job>> {
+    let time = now();
+    Ok(c.query_row(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1
+         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?1
+                     ORDER BY id LIMIT 1)
+         RETURNING id, user_id, photo_id, kind, attempts, max_attempts",
+        [time],
+        |r| {
+            Ok(Job {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                photo_id: r.get(2)?,
+                kind: r.get(3)?,
+                attempts: r.get(4)?,
+                max_attempts: r.get(5)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// Records a job's outcome: done, back in the queue after a back-off, or failed.
+pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
+    let time = now();
+    match outcome {
+        Ok(()) => {
+            c.execute(
+                "UPDATE jobs SET state = 'done', last_error = NULL, updated = ?1 WHERE id = ?2",
+                params![time, job.id],
+            )?;
+        }
+        Err(error) => {
+            let message = error.to_string();
+            if job.attempts >= job.max_attempts {
+                c.execute(
+                    "UPDATE jobs SET state = 'failed', last_error = ?1, updated = ?2 WHERE id = ?3",
+                    params![message, time, job.id],
+                )?;
+            } else {
+                let backoff = 1i64 << job.attempts.clamp(1, 10);
+                c.execute(
+                    "UPDATE jobs SET state = 'queued', last_error = ?1, run_after = ?2,
+                     updated = ?3 WHERE id = ?4",
+                    params![message, time + backoff, time, job.id],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Wakes sleeping workers when work arrives, and tells them to stop.
+#[derive(Debug, Default)]
+pub struct JobSignal {
+    generation: Mutex<u64>,
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+impl JobSignal {
+    pub fn wake(&self) {
+        if let Ok(mut generation) = self.generation.lock() {
+            *generation += 1;
+        }
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until woken or `timeout`.
+    fn wait(&self, timeout: Duration) {
+        if let Ok(generation) = self.generation.lock() {
+            let seen = *generation;
+            let _ = self
+                .changed
+                .wait_timeout_while(generation, timeout, |g| *g == seen);
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// The models a worker runs, loaded in its own thread.
+pub struct Models {
+    pub classifier: Option<TrainedModel>,
+    pub faces: Option<FacePipeline>,
+}
+
+impl Models {
+    /// Loads what the config names on the flex (CPU) device.
+    pub fn load(config: &ServeConfig) -> Result<Self> {
+        let device = burn::tensor::Device::flex();
+        let classifier = match &config.model_bundle {
+            Some(bundle) => Some(
+                TrainedModel::load_bundle(bundle, device.clone())
+                    .map_err(|e| Error::Setup(format!("the model bundle: {e}")))?,
+            ),
+            None => None,
+        };
+        let faces = match &config.face_weights {
+            Some(dir) => Some(
+                FacePipeline::load(dir, &device)
+                    .map_err(|e| Error::Setup(format!("the face models: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Models { classifier, faces })
+    }
+}
+
+/// The running worker threads; [`Workers::stop`] ends them after their current job.
+pub struct Workers {
+    signal: Arc<JobSignal>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Re-queues crashed jobs, then starts `config.workers` threads, each loading its own
+    /// models first (a model that fails to load is reported here, before serving).
+    pub fn start(state: &AppState) -> Result<Self> {
+        recover(&*state.db.connection()?)?;
+        let mut threads = Vec::new();
+        for index in 0..state.config.workers {
+            let (ready, loaded) = std::sync::mpsc::channel();
+            let worker_state = state.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("album-worker-{index}"))
+                .spawn(move || match Models::load(&worker_state.config) {
+                    Ok(mut models) => {
+                        let _ = ready.send(Ok(()));
+                        work(&worker_state, &mut models);
+                    }
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                    }
+                })
+                .map_err(|e| Error::Setup(format!("cannot start a worker: {e}")))?;
+            loaded
+                .recv()
+                .map_err(|_| Error::Setup("a worker stopped while loading its models".into()))??;
+            threads.push(thread);
+        }
+        Ok(Workers {
+            signal: Arc::clone(&state.jobs),
+            threads,
+        })
+    }
+
+    pub fn stop(self) {
+        self.signal.stop.store(true, Ordering::SeqCst);
+        self.signal.wake();
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn work(state: &AppState, models: &mut Models) {
+    while !state.jobs.stopping() {
+        match run_next(state, models) {
+            Ok(true) => {}
+            Ok(false) => state.jobs.wait(Duration::from_millis(500)),
+            Err(error) => {
+                eprintln!("album serve: the job queue: {error}");
+                state.jobs.wait(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// Claims and runs one job; `false` when none was due.
+pub fn run_next(state: &AppState, models: &mut Models) -> Result<bool> {
+    let Some(job) = claim(&*state.db.connection()?)? else {
+        return Ok(false);
+    };
+    let outcome = run_job(state, models, &job);
+    if let Err(error) = &outcome {
+        eprintln!(
+            "album serve: job {} ({}) attempt {}/{} failed: {error}",
+            job.id, job.kind, job.attempts, job.max_attempts
+        );
+    }
+    finish(&*state.db.connection()?, &job, &outcome)?;
+    if outcome.is_ok() && job.kind == JobKind::Faces.as_str() {
+        state.jobs.wake(); // its cluster job is due now
+    }
+    Ok(true)
+}
+
+/// Runs every due job until the queue has none (tests, benches, `album serve` never).
+pub fn drain(state: &AppState, models: &mut Models) -> Result<usize> {
+    let mut ran = 0;
+    while run_next(state, models)? {
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
+    let kind = JobKind::parse(&job.kind)
+        .ok_or_else(|| Error::internal("job queue", format!("unknown job kind {:?}", job.kind)))?;
+    if kind == JobKind::Cluster {
+        return people::cluster_new_faces(state, job.user_id);
+    }
+    let photo_id = job
+        .photo_id
+        .ok_or_else(|| Error::internal("job queue", "a photo job without a photo"))?;
+    // A photo purged since the job was queued leaves nothing to do.
+    let Some((sha256, orientation)) = original_of(state, photo_id)? else {
+        return Ok(());
+    };
+    match kind {
+        JobKind::Thumbnail => ensure_renditions(state, photo_id).map(|_| ()),
+        JobKind::Classify => {
+            let classifier = models
+                .classifier
+                .as_ref()
+                .ok_or_else(|| Error::internal("classify", "no model bundle is loaded"))?;
+            let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
+            classify_photo(state, classifier, photo_id, &image)
+        }
+        JobKind::Faces => {
+            let pipeline = models
+                .faces
+                .as_mut()
+                .ok_or_else(|| Error::internal("faces", "no face models are loaded"))?;
+            let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
+            people::store_faces(state, pipeline, job.user_id, photo_id, &image.to_rgb8())
+        }
+        JobKind::Cluster => Ok(()),
+    }
+}
+
+fn original_of(state: &AppState, photo_id: i64) -> Result<Option<(String, u16)>> {
+    Ok(state
+        .db
+        .connection()?
+        .query_row(
+            "SELECT sha256, orientation FROM photos WHERE id = ?1",
+            [photo_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// The photo's category and confidence from the classifier. A user's correction is
+/// kept: the model's answer is stored beside it, never over it.
+pub fn classify_photo(
+    state: &AppState,
+    classifier: &TrainedModel,
+    photo_id: i64,
+    image: &image::DynamicImage,
+) -> Result<()> {
+    let rgb = image.to_rgb8();
+    let photo = album_dataset::data::RgbImage {
+        width: rgb.width(),
+        height: rgb.height(),
+        pixels: rgb.into_raw(),
+    };
+    let probabilities = classifier
+        .classify(std::slice::from_ref(&photo))
+        .map_err(|e| Error::internal("classify", e))?;
+    let row = probabilities
+        .first()
+        .ok_or_else(|| Error::internal("classify", "no output for the photo"))?;
+    let (best, confidence) = row
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or_else(|| Error::internal("classify", "the model has no classes"))?;
+    let category = classifier
+        .class_names()
+        .get(best)
+        .cloned()
+        .ok_or_else(|| Error::internal("classify", "class index out of range"))?;
+    state.db.connection()?.execute(
+        "UPDATE photos SET model_category = ?1, model_confidence = ?2,
+             category = CASE WHEN category_manual = 1 THEN category ELSE ?1 END,
+             confidence = CASE WHEN category_manual = 1 THEN confidence ELSE ?2 END
+         WHERE id = ?3",
+        params![category, f64::from(confidence), photo_id],
+    )?;
+    Ok(())
+}
+
+/// The photo's thumbnail and preview blobs, made now if missing: (thumbnail, preview).
+pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, String)> {
+    let c = state.db.connection()?;
+    let (sha256, orientation, thumbnail, preview): (String, u16, Option<String>, Option<String>) =
+        c.query_row(
+            "SELECT sha256, orientation, thumbnail_sha256, preview_sha256 FROM photos
+             WHERE id = ?1",
+            [photo_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?
+        .ok_or(Error::NotFound("photo"))?;
+    drop(c);
+    if let (Some(t), Some(p)) = (&thumbnail, &preview)
+        && state.blobs.contains(t)?
+        && state.blobs.contains(p)?
+    {
+        return Ok((t.clone(), p.clone()));
+    }
+    let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
+    let thumbnail_bytes = media::resized_jpeg(&image, state.config.thumbnail_side, 85)
+        .map_err(|e| Error::internal("thumbnail", e))?;
+    let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)
+        .map_err(|e| Error::internal("preview", e))?;
+    let _guard = state.blob_lock();
+    let thumbnail = state.blobs.put(&thumbnail_bytes)?;
+    let preview = state.blobs.put(&preview_bytes)?;
+    state.db.connection()?.execute(
+        "UPDATE photos SET thumbnail_sha256 = ?1, preview_sha256 = ?2 WHERE id = ?3",
+        params![thumbnail, preview, photo_id],
+    )?;
+    Ok((thumbnail, preview))
+}
+
+// ---------------------------------------------------------------------------------------
+// Progress
+// ---------------------------------------------------------------------------------------
+
+/// Job counts per state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Counts {
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedJob {
+    pub id: i64,
+    pub kind: String,
+    pub photo_id: Option<i64>,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// `GET /api/jobs`: the signed-in user's background work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Progress {
+    pub total: Counts,
+    pub by_kind: std::collections::BTreeMap<String, Counts>,
+    /// The newest failures (up to 20), with their errors.
+    pub failed: Vec<FailedJob>,
+}
+
+pub fn progress_of(c: &Connection, user_id: i64) -> Result<Progress> {
+    let mut total = Counts::default();
+    let mut by_kind = std::collections::BTreeMap::new();
+    let mut statement = c.prepare(
+        "SELECT kind, state, COUNT(*) FROM jobs WHERE user_id = ?1 GROUP BY kind, state",
+    )?;
+    let rows = statement.query_map([user_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, state, count) = row?;
+        let counts: &mut Counts = by_kind.entry(kind).or_default();
+        for c in [&mut total, counts] {
+            match state.as_str() {
+                "queued" => c.queued += count,
+                "running" => c.running += count,
+                "done" => c.done += count,
+                _ => c.failed += count,
+            }
+        }
+    }
+    let mut statement = c.prepare(
+        "SELECT id, kind, photo_id, attempts, last_error FROM jobs
+         WHERE user_id = ?1 AND state = 'failed' ORDER BY id DESC LIMIT 20",
+    )?;
+    let failed = statement
+        .query_map([user_id], |r| {
+            Ok(FailedJob {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                photo_id: r.get(2)?,
+                attempts: r.get(3)?,
+                error: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Progress {
+        total,
+        by_kind,
+        failed,
+    })
+}
+
+/// `GET /api/jobs`.
+pub async fn progress(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Progress>> {
+    Ok(Json(state.db.run(move |c| progress_of(c, user.id)).await?))
+}

@@ -1,0 +1,849 @@
+//! Photos: upload, listing with filters, the original / thumbnail / preview, zip
+//! downloads, favourites, and the trash (delete → trash → restore or purge, and the
+//! automatic purge after `trash_days`).
+//!
+//! An upload request is all or nothing: every file is read (with the per-file and
+//! per-request limits enforced while streaming) and inspected before any is stored, so a
+//! request with one bad file gets a 4xx naming it and stores nothing. A photo is
+//! acknowledged only after its blob is on disk and its row (with its queued jobs) is
+//! committed.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use serde::{Deserialize, Serialize};
+
+use crate::app::AppState;
+use crate::auth::CurrentUser;
+use crate::db::now;
+use crate::error::{Error, Result};
+use crate::ingest::{self, Inspected};
+use crate::jobs::{self, JobKind};
+use crate::places;
+
+/// A photo as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PhotoInfo {
+    pub id: i64,
+    pub name: String,
+    /// `photo` (uploaded) or `gif` (made by the service).
+    pub kind: String,
+    pub mime: String,
+    pub bytes: i64,
+    pub sha256: String,
+    pub width: i64,
+    pub height: i64,
+    pub taken_at: Option<String>,
+    pub camera_make: Option<String>,
+    pub camera_model: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub place: Option<String>,
+    /// Unix seconds.
+    pub uploaded: i64,
+    pub favourite: bool,
+    /// When it went to the trash (Unix seconds), if it is there.
+    pub trashed: Option<i64>,
+    pub category: Option<String>,
+    pub confidence: Option<f64>,
+    /// The category is a user's correction (it sticks).
+    pub category_manual: bool,
+    pub thumbnail_ready: bool,
+}
+
+/// The columns [`photo_from_row`] reads, in order, from `photos p`.
+pub const PHOTO_COLUMNS: &str = "p.id, p.name, p.kind, p.mime, p.bytes, p.sha256, p.width, \
+    p.height, p.taken_at, p.camera_make, p.camera_model, p.latitude, p.longitude, \
+    (SELECT pl.name || ', ' || pl.country FROM places pl WHERE pl.id = p.place_id), \
+    p.uploaded, p.favourite, p.trashed, p.category, p.confidence, p.category_manual, \
+    p.thumbnail_sha256 IS NOT NULL";
+
+pub fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
+    Ok(PhotoInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        mime: r.get(3)?,
+        bytes: r.get(4)?,
+        sha256: r.get(5)?,
+        width: r.get(6)?,
+        height: r.get(7)?,
+        taken_at: r.get(8)?,
+        camera_make: r.get(9)?,
+        camera_model: r.get(10)?,
+        latitude: r.get(11)?,
+        longitude: r.get(12)?,
+        place: r.get(13)?,
+        uploaded: r.get(14)?,
+        favourite: r.get(15)?,
+        trashed: r.get(16)?,
+        category: r.get(17)?,
+        confidence: r.get(18)?,
+        category_manual: r.get(19)?,
+        thumbnail_ready: r.get(20)?,
+    })
+}
+
+/// One of the user's photos, trashed or not; someone else's is "not found".
+pub fn photo_of(c: &Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo> {
+    c.query_row(
+        &format!("SELECT {PHOTO_COLUMNS} FROM photos p WHERE p.id = ?1 AND p.user_id = ?2"),
+        params![photo_id, user_id],
+        photo_from_row,
+    )
+    .optional()?
+    .ok_or(Error::NotFound("photo"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Upload
+// ---------------------------------------------------------------------------------------
+
+/// What happened to one uploaded file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UploadResult {
+    /// The file name as sent.
+    pub name: String,
+    /// `stored`, or `duplicate` (this user already has these bytes: `photo` is that one).
+    pub status: String,
+    pub photo: PhotoInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadReport {
+    pub results: Vec<UploadResult>,
+}
+
+struct Incoming {
+    name: String,
+    bytes: Vec<u8>,
+}
+
+fn multipart_error(e: MultipartError) -> Error {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::TooLarge(format!(
+            "the request is over the upload limit: {}",
+            e.body_text()
+        ))
+    } else {
+        Error::BadRequest(format!("malformed multipart body: {}", e.body_text()))
+    }
+}
+
+/// Reads every file part, chunk by chunk, stopping as soon as a limit is passed.
+async fn read_files(multipart: &mut Multipart, state: &AppState) -> Result<Vec<Incoming>> {
+    let config = &state.config;
+    let mut files = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let Some(name) = field.file_name().map(str::to_owned) else {
+            continue; // a plain form field: nothing to store
+        };
+        ingest::check_file_name(&name)?;
+        if files.len() == config.max_files_per_request {
+            return Err(Error::TooLarge(format!(
+                "more than {} files in one request",
+                config.max_files_per_request
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if bytes.len() + chunk.len() > config.max_file_bytes {
+                return Err(Error::TooLarge(format!(
+                    "{name:?} is over the {} MiB per-file limit",
+                    config.max_file_bytes >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        files.push(Incoming { name, bytes });
+    }
+    Ok(files)
+}
+
+/// `POST /api/photos`: multipart upload of one or more files (any field name).
+pub async fn upload(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    multipart: std::result::Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<UploadReport>)> {
+    let mut multipart = multipart.map_err(|e| {
+        Error::BadRequest(format!(
+            "send the photos as multipart/form-data ({})",
+            e.body_text()
+        ))
+    })?;
+    let files = read_files(&mut multipart, &state).await?;
+    if files.is_empty() {
+        return Err(Error::BadRequest(
+            "no files in the request: send multipart/form-data with one or more file parts".into(),
+        ));
+    }
+    let max_pixels = state.config.max_pixels;
+    let inspected = tokio::task::spawn_blocking(move || {
+        files
+            .into_iter()
+            .map(|file| ingest::inspect(file.name, file.bytes, max_pixels))
+            .collect::<Result<Vec<_>>>()
+    })
+    .await??;
+    let store_state = state.clone();
+    let results =
+        tokio::task::spawn_blocking(move || store_photos(&store_state, user.id, inspected))
+            .await??;
+    state.jobs.wake();
+    let status = if results.iter().any(|r| r.status == "stored") {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(UploadReport { results })))
+}
+
+/// Stores inspected files for `user_id`: duplicates (same bytes as a photo this user
+/// has, in the trash or not) are reported, not stored again.
+pub fn store_photos(
+    state: &AppState,
+    user_id: i64,
+    files: Vec<Inspected>,
+) -> Result<Vec<UploadResult>> {
+    let mut c = state.db.connection()?;
+    let mut results = Vec::with_capacity(files.len());
+    let mut seen_in_request = HashSet::new();
+    for file in files {
+        let existing: Option<i64> = c
+            .query_row(
+                "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
+                params![user_id, file.sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = existing {
+            results.push(UploadResult {
+                name: file.name,
+                status: "duplicate".into(),
+                photo: photo_of(&c, user_id, id)?,
+            });
+            continue;
+        }
+        if !seen_in_request.insert(file.sha256.clone()) {
+            continue; // the same bytes twice in one request: stored once below
+        }
+        let id = insert_photo(state, &mut c, user_id, &file, "photo")?;
+        results.push(UploadResult {
+            name: file.name,
+            status: "stored".into(),
+            photo: photo_of(&c, user_id, id)?,
+        });
+    }
+    Ok(results)
+}
+
+/// Writes the blob (durably), then the row and its jobs in one transaction. The blob
+/// lock keeps a purge from deleting the blob between the write and the commit.
+pub fn insert_photo(
+    state: &AppState,
+    c: &mut Connection,
+    user_id: i64,
+    file: &Inspected,
+    kind: &str,
+) -> Result<i64> {
+    let place_id = match file.meta.gps {
+        Some((lat, lon)) => places::place_id(c, lat, lon)?,
+        None => None,
+    };
+    let _guard = state.blob_lock();
+    let sha256 = state.blobs.put(&file.bytes)?;
+    let transaction = c.transaction()?;
+    transaction.execute(
+        "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
+             orientation, taken_at, camera_make, camera_model, latitude, longitude, place_id,
+             uploaded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            user_id,
+            sha256,
+            kind,
+            file.name,
+            ingest::mime_of(file.kind),
+            file.bytes.len() as i64,
+            file.width,
+            file.height,
+            file.meta.orientation,
+            file.meta.taken_at,
+            file.meta.camera_make,
+            file.meta.camera_model,
+            file.meta.gps.map(|g| g.0),
+            file.meta.gps.map(|g| g.1),
+            place_id,
+            now(),
+        ],
+    )?;
+    let id = transaction.last_insert_rowid();
+    for job in JobKind::for_new_photo(&state.config) {
+        jobs::enqueue(
+            &transaction,
+            user_id,
+            Some(id),
+            job,
+            state.config.job_attempts,
+        )?;
+    }
+    transaction.commit()?;
+    Ok(id)
+}
+
+// ---------------------------------------------------------------------------------------
+// Listing
+// ---------------------------------------------------------------------------------------
+
+/// `GET /api/photos` filters; all optional, combined with AND.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<i64>,
+    /// Photos with ids below this (the `next` of the previous page).
+    pub before: Option<i64>,
+    pub album: Option<i64>,
+    pub category: Option<String>,
+    pub person: Option<i64>,
+    pub place: Option<i64>,
+    pub favourite: Option<bool>,
+    /// Taken (or, without EXIF date, uploaded) on or after this date, `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// … and on or before this date.
+    pub to: Option<String>,
+    /// List the trash instead of the album.
+    #[serde(default)]
+    pub trashed: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PhotoPage {
+    pub photos: Vec<PhotoInfo>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub next: Option<i64>,
+}
+
+fn check_date(value: &str) -> Result<String> {
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map_err(|_| Error::BadRequest(format!("date {value:?}: expected YYYY-MM-DD")))
+}
+
+/// The newest first, `limit` at a time, keyset-paginated on the id.
+pub fn list_photos(c: &Connection, user_id: i64, query: &ListQuery) -> Result<PhotoPage> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(Error::BadRequest("limit must be 1 to 500".into()));
+    }
+    let trash = if query.trashed {
+        "p.trashed IS NOT NULL"
+    } else {
+        "p.trashed IS NULL"
+    };
+    let mut conditions = vec!["p.user_id = ?".to_owned(), trash.to_owned()];
+    let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(user_id)];
+    let mut add = |condition: &str, value: Box<dyn ToSql>| {
+        conditions.push(condition.to_owned());
+        values.push(value);
+    };
+    if let Some(before) = query.before {
+        add("p.id < ?", Box::new(before));
+    }
+    if let Some(album) = query.album {
+        add(
+            "p.id IN (SELECT ap.photo_id FROM album_photos ap JOIN albums a ON a.id = ap.album_id
+             WHERE ap.album_id = ? AND a.user_id = p.user_id)",
+            Box::new(album),
+        );
+    }
+    if let Some(category) = &query.category {
+        add("p.category = ?", Box::new(category.clone()));
+    }
+    if let Some(person) = query.person {
+        add(
+            "p.id IN (SELECT f.photo_id FROM faces f WHERE f.person_id = ? AND f.user_id = p.user_id)",
+            Box::new(person),
+        );
+    }
+    if let Some(place) = query.place {
+        add("p.place_id = ?", Box::new(place));
+    }
+    if let Some(favourite) = query.favourite {
+        add("p.favourite = ?", Box::new(favourite));
+    }
+    let day = "substr(COALESCE(p.taken_at, datetime(p.uploaded, 'unixepoch')), 1, 10)";
+    if let Some(from) = &query.from {
+        add(&format!("{day} >= ?"), Box::new(check_date(from)?));
+    }
+    if let Some(to) = &query.to {
+        add(&format!("{day} <= ?"), Box::new(check_date(to)?));
+    }
+    let sql = format!(
+        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {} ORDER BY p.id DESC LIMIT {}",
+        conditions.join(" AND "),
+        limit + 1
+    );
+    let mut statement = c.prepare(&sql)?;
+    let mut photos = statement
+        .query_map(params_from_iter(values.iter()), photo_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = if photos.len() as i64 > limit {
+        photos.truncate(limit as usize);
+        photos.last().map(|p| p.id)
+    } else {
+        None
+    };
+    Ok(PhotoPage { photos, next })
+}
+
+/// `GET /api/photos`.
+pub async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<PhotoPage>> {
+    let page = state
+        .db
+        .run(move |c| list_photos(c, user.id, &query))
+        .await?;
+    Ok(Json(page))
+}
+
+/// `GET /api/photos/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<PhotoInfo>> {
+    Ok(Json(state.db.run(move |c| photo_of(c, user.id, id)).await?))
+}
+
+// ---------------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------------
+
+/// Which rendition of a photo to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendition {
+    Original,
+    Thumbnail,
+    Preview,
+}
+
+fn image_response(bytes: Vec<u8>, mime: &str, sha256: &str, name: Option<&str>) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(mime) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{sha256}\"")) {
+        headers.insert(header::ETAG, value);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(name) = name {
+        let ascii: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if let Ok(value) = HeaderValue::from_str(&format!("inline; filename=\"{ascii}\"")) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    response
+}
+
+/// The rendition's bytes; a thumbnail or preview not made yet by its job is made now.
+pub fn rendition_bytes(
+    state: &AppState,
+    user_id: i64,
+    id: i64,
+    rendition: Rendition,
+) -> Result<(Vec<u8>, String, String, String)> {
+    let c = state.db.connection()?;
+    let photo = photo_of(&c, user_id, id)?;
+    drop(c);
+    let sha256 = match rendition {
+        Rendition::Original => photo.sha256.clone(),
+        Rendition::Thumbnail | Rendition::Preview => {
+            let (thumbnail, preview) = jobs::ensure_renditions(state, id)?;
+            if rendition == Rendition::Thumbnail {
+                thumbnail
+            } else {
+                preview
+            }
+        }
+    };
+    let mime = if rendition == Rendition::Original {
+        photo.mime
+    } else {
+        "image/jpeg".to_owned()
+    };
+    Ok((state.blobs.read(&sha256)?, mime, sha256, photo.name))
+}
+
+async fn send_rendition(
+    state: AppState,
+    user: CurrentUser,
+    id: i64,
+    rendition: Rendition,
+) -> Result<Response> {
+    let (bytes, mime, sha256, name) =
+        tokio::task::spawn_blocking(move || rendition_bytes(&state, user.id, id, rendition))
+            .await??;
+    let name = (rendition == Rendition::Original).then_some(name.as_str());
+    Ok(image_response(bytes, &mime, &sha256, name))
+}
+
+/// `GET /api/photos/{id}/original`.
+pub async fn original(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    send_rendition(state, user, id, Rendition::Original).await
+}
+
+/// `GET /api/photos/{id}/thumbnail`.
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    send_rendition(state, user, id, Rendition::Thumbnail).await
+}
+
+/// `GET /api/photos/{id}/preview`.
+pub async fn preview(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    send_rendition(state, user, id, Rendition::Preview).await
+}
+
+/// `GET /api/photos/zip?ids=1,2,3`.
+#[derive(Debug, Deserialize)]
+pub struct ZipQuery {
+    pub ids: String,
+}
+
+/// Most photos in one zip download.
+pub const MAX_ZIP_PHOTOS: usize = 1000;
+
+fn parse_ids(text: &str) -> Result<Vec<i64>> {
+    let ids = text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| Error::BadRequest(format!("photo id {s:?} is not a number")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if ids.is_empty() {
+        return Err(Error::BadRequest(
+            "ids: give one or more photo ids, comma-separated".into(),
+        ));
+    }
+    if ids.len() > MAX_ZIP_PHOTOS {
+        return Err(Error::TooLarge(format!(
+            "{} photos: a zip holds at most {MAX_ZIP_PHOTOS}",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// The photos' originals in one zip (stored, not deflated: photos are compressed
+/// already), each as `<id>-<name>`.
+pub fn zip_photos(state: &AppState, user_id: i64, ids: &[i64]) -> Result<Vec<u8>> {
+    let c = state.db.connection()?;
+    let photos = ids
+        .iter()
+        .map(|&id| photo_of(&c, user_id, id))
+        .collect::<Result<Vec<_>>>()?;
+    drop(c);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(false);
+    let mut names = HashSet::new();
+    for photo in photos {
+        let name = format!("{}-{}", photo.id, photo.name);
+        if !names.insert(name.clone()) {
+            continue; // the same id twice
+        }
+        let bytes = state.blobs.read(&photo.sha256)?;
+        writer
+            .start_file(name, options)
+            .and_then(|()| writer.write_all(&bytes).map_err(Into::into))
+            .map_err(|e| Error::internal("zip", e))?;
+    }
+    let cursor = writer.finish().map_err(|e| Error::internal("zip", e))?;
+    Ok(cursor.into_inner())
+}
+
+/// `GET /api/photos/zip?ids=…`.
+pub async fn zip(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(query): Query<ZipQuery>,
+) -> Result<Response> {
+    let ids = parse_ids(&query.ids)?;
+    let bytes = tokio::task::spawn_blocking(move || zip_photos(&state, user.id, &ids)).await??;
+    Ok(zip_response(bytes, "attachment; filename=\"photos.zip\""))
+}
+
+/// A zip file download; `disposition` is a static `attachment; filename=…` header.
+pub fn zip_response(bytes: Vec<u8>, disposition: &'static str) -> Response {
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static(disposition),
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// Favourites and the trash
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct PhotoPatch {
+    pub favourite: Option<bool>,
+    pub name: Option<String>,
+}
+
+/// `PATCH /api/photos/{id}`: favourite / unfavourite, rename.
+pub async fn patch(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Json(body): Json<PhotoPatch>,
+) -> Result<Json<PhotoInfo>> {
+    if let Some(name) = &body.name {
+        ingest::check_file_name(name)?;
+    }
+    let photo = state
+        .db
+        .run(move |c| {
+            photo_of(c, user.id, id)?;
+            if let Some(favourite) = body.favourite {
+                c.execute(
+                    "UPDATE photos SET favourite = ?1 WHERE id = ?2",
+                    params![favourite, id],
+                )?;
+            }
+            if let Some(name) = body.name {
+                c.execute(
+                    "UPDATE photos SET name = ?1 WHERE id = ?2",
+                    params![name, id],
+                )?;
+            }
+            photo_of(c, user.id, id)
+        })
+        .await?;
+    Ok(Json(photo))
+}
+
+/// `DELETE /api/photos/{id}`: to the trash (again is fine).
+pub async fn trash(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    state
+        .db
+        .run(move |c| {
+            photo_of(c, user.id, id)?;
+            c.execute(
+                "UPDATE photos SET trashed = ?1 WHERE id = ?2 AND trashed IS NULL",
+                params![now(), id],
+            )?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/photos/{id}/restore`: back from the trash.
+pub async fn restore(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<PhotoInfo>> {
+    let photo = state
+        .db
+        .run(move |c| {
+            photo_of(c, user.id, id)?;
+            c.execute(
+                "UPDATE photos SET trashed = NULL WHERE id = ?1",
+                params![id],
+            )?;
+            photo_of(c, user.id, id)
+        })
+        .await?;
+    Ok(Json(photo))
+}
+
+/// `GET /api/trash`: the trash, newest first (same paging as `/api/photos`).
+pub async fn list_trash(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(mut query): Query<ListQuery>,
+) -> Result<Json<PhotoPage>> {
+    query.trashed = true;
+    let page = state
+        .db
+        .run(move |c| list_photos(c, user.id, &query))
+        .await?;
+    Ok(Json(page))
+}
+
+/// Deletes photos for good: rows (faces, album entries and jobs go with them), then
+/// every blob no remaining row refers to. Returns how many photos went.
+pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
+    let _guard = state.blob_lock();
+    let mut c = state.db.connection()?;
+    let transaction = c.transaction()?;
+    let mut blobs = Vec::new();
+    let mut purged = 0;
+    for &id in photo_ids {
+        let row: Option<(String, Option<String>, Option<String>)> = transaction
+            .query_row(
+                "SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        if let Some((original, thumbnail, preview)) = row {
+            purged += transaction.execute("DELETE FROM photos WHERE id = ?1", [id])?;
+            blobs.push(original);
+            blobs.extend(thumbnail);
+            blobs.extend(preview);
+        }
+    }
+    transaction.commit()?;
+    for sha256 in blobs {
+        let still_used: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
+                 OR preview_sha256 = ?1)",
+            [&sha256],
+            |r| r.get(0),
+        )?;
+        if !still_used {
+            state.blobs.remove(&sha256)?;
+        }
+    }
+    Ok(purged)
+}
+
+fn trashed_ids(c: &Connection, user_id: i64, only: Option<i64>) -> Result<Vec<i64>> {
+    let mut statement = c.prepare(
+        "SELECT id FROM photos WHERE user_id = ?1 AND trashed IS NOT NULL
+         AND (?2 IS NULL OR id = ?2)",
+    )?;
+    let ids = statement
+        .query_map(params![user_id, only], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Purged {
+    pub purged: usize,
+}
+
+/// `DELETE /api/trash/{id}`: deletes one trashed photo for good (a photo not in the
+/// trash must go there first: 409).
+pub async fn purge_one(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Purged>> {
+    let purged = tokio::task::spawn_blocking(move || {
+        let c = state.db.connection()?;
+        let photo = photo_of(&c, user.id, id)?;
+        if photo.trashed.is_none() {
+            return Err(Error::Conflict(
+                "move the photo to the trash before purging it".into(),
+            ));
+        }
+        let ids = trashed_ids(&c, user.id, Some(id))?;
+        drop(c);
+        purge(&state, &ids)
+    })
+    .await??;
+    Ok(Json(Purged { purged }))
+}
+
+/// `DELETE /api/trash`: empties the trash.
+pub async fn empty_trash(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Purged>> {
+    let purged = tokio::task::spawn_blocking(move || {
+        let ids = trashed_ids(&*state.db.connection()?, user.id, None)?;
+        purge(&state, &ids)
+    })
+    .await??;
+    Ok(Json(Purged { purged }))
+}
+
+/// Purges every photo that has been in the trash longer than `trash_days`.
+pub fn purge_expired(state: &AppState) -> Result<usize> {
+    let cutoff = now() - state.config.trash_days * 86_400;
+    let ids = {
+        let c = state.db.connection()?;
+        let mut statement =
+            c.prepare("SELECT id FROM photos WHERE trashed IS NOT NULL AND trashed <= ?1")?;
+        statement
+            .query_map([cutoff], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?
+    };
+    purge(state, &ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zip_ids_are_parsed_and_bounded() {
+        assert_eq!(parse_ids("1, 2,3,").unwrap(), vec![1, 2, 3]);
+        assert!(matches!(parse_ids(""), Err(Error::BadRequest(_))));
+        assert!(matches!(parse_ids("1,x"), Err(Error::BadRequest(_))));
+        let many = vec!["1"; MAX_ZIP_PHOTOS + 1].join(",");
+        assert!(matches!(parse_ids(&many), Err(Error::TooLarge(_))));
+    }
+
+    #[test]
+    fn dates_must_be_calendar_days() {
+        assert_eq!(check_date("2024-02-29").unwrap(), "2024-02-29");
+        assert!(check_date("2023-02-29").is_err());
+        assert!(check_date("yesterday").is_err());
+    }
+}

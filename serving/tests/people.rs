@@ -1,0 +1,144 @@
+//! People from real faces: LFW photos go through the real face models (RetinaFace +
+//! dlib ResNet), are clustered as they arrive, and the user's corrections (rename,
+//! merge, move, split, hide) hold, through a full re-cluster too.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{Value, json};
+
+fn people_of(list: &Value) -> Vec<(i64, i64)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_i64().unwrap(), p["photos"].as_i64().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn faces_become_people_and_corrections_hold() {
+    let album = TestAlbum::new(|c| c.face_weights = Some(face_weights()));
+    let token = album.user("ann").await;
+    let mut photos = files_in(&faces_dir().join("Abdullah_Gul"), 3);
+    photos.extend(files_in(&faces_dir().join("Amelia_Vega"), 2));
+    let (status, _) = album.upload(&token, &photos).await;
+    assert_eq!(status, StatusCode::CREATED);
+    album.drain();
+    let (_, jobs) = album.json("GET", "/api/jobs", Some(&token), None).await;
+    assert_eq!(jobs["total"]["failed"], 0, "{jobs}");
+
+    // Two people: 3 photos of one, 2 of the other.
+    let (_, people) = album.json("GET", "/api/people", Some(&token), None).await;
+    let counts = people_of(&people);
+    assert_eq!(
+        counts.iter().map(|c| c.1).collect::<Vec<_>>(),
+        vec![3, 2],
+        "{people}"
+    );
+    let (gul, vega) = (counts[0].0, counts[1].0);
+    let (_, page) = album
+        .json(
+            "GET",
+            &format!("/api/photos?person={vega}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(page["photos"].as_array().unwrap().len(), 2);
+
+    let (status, renamed) = album
+        .json(
+            "PATCH",
+            &format!("/api/people/{gul}"),
+            Some(&token),
+            Some(json!({"name": "Abdullah Gul"})),
+        )
+        .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (StatusCode::OK, Some("Abdullah Gul"))
+    );
+    let (status, cover) = album
+        .get_bytes(
+            &format!("/api/faces/{}/thumbnail", renamed["cover_face_id"]),
+            &token,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    image::load_from_memory(&cover).unwrap();
+
+    // Split one face off, then move it back by hand; a re-cluster keeps names.
+    let (_, faces) = album
+        .json(
+            "GET",
+            &format!("/api/people/{gul}/faces"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let face = faces[0]["id"].as_i64().unwrap();
+    let (status, split) = album
+        .json(
+            "POST",
+            &format!("/api/people/{gul}/split"),
+            Some(&token),
+            Some(json!({"face_ids": [face]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(split["faces"], 1);
+    let (_, moved) = album
+        .json(
+            "PUT",
+            &format!("/api/faces/{face}/person"),
+            Some(&token),
+            Some(json!({"person_id": gul})),
+        )
+        .await;
+    assert_eq!(moved["person_id"].as_i64(), Some(gul));
+    let (status, reclustered) = album
+        .json("POST", "/api/people/recluster", Some(&token), None)
+        .await;
+    assert_eq!(
+        (status, reclustered["people"].as_i64()),
+        (StatusCode::OK, Some(2))
+    );
+    let (_, person) = album
+        .json("GET", &format!("/api/people/{gul}"), Some(&token), None)
+        .await;
+    assert_eq!(
+        (person["name"].as_str(), person["photos"].as_i64()),
+        (Some("Abdullah Gul"), Some(3))
+    );
+
+    // Merge, hide, and another user's person is not found.
+    let (_, merged) = album
+        .json(
+            "POST",
+            &format!("/api/people/{vega}/merge"),
+            Some(&token),
+            Some(json!({"into": gul})),
+        )
+        .await;
+    assert_eq!(merged["photos"], 5);
+    let (status, _) = album
+        .json("GET", &format!("/api/people/{vega}"), Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    album
+        .json(
+            "PATCH",
+            &format!("/api/people/{gul}"),
+            Some(&token),
+            Some(json!({"hidden": true})),
+        )
+        .await;
+    let (_, people) = album.json("GET", "/api/people", Some(&token), None).await;
+    assert!(people.as_array().unwrap().is_empty());
+    let bob = album.user("bob").await;
+    let (status, _) = album
+        .json("GET", &format!("/api/people/{gul}"), Some(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

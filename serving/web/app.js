@@ -1,0 +1,580 @@
+// The album page: sign-in, upload, the photo grid and the album's views, over the JSON API
+// (serving/openapi.json). One module, no framework, no build step: the server compiles this
+// file into its binary. The URL hash names the view (#photos, #album/3, #people, ...), so
+// reloads and the back button work without server-side routes.
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+// ---------------------------------------------------------------------------------------
+// Talking to the server
+// ---------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// The session cookie (HttpOnly, SameSite=Strict) rides along on every same-origin request,
+// so the page never sees the token.
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (!response.ok) throw await errorOf(response.status, await response.text());
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+// The server's errors are {"error": code, "message": text}; show its message, not ours.
+function errorOf(status, text) {
+  try {
+    const body = JSON.parse(text);
+    return new ApiError(status, body.error, body.message);
+  } catch {
+    return new ApiError(status, 'http', `the server answered ${status}`);
+  }
+}
+
+function showMessage(text, kind = 'error') {
+  const box = $('[data-testid=message]');
+  box.textContent = text;
+  box.dataset.kind = kind;
+  box.hidden = !text;
+}
+
+// Runs an action from a click or a form; an expired session sends the user to sign in.
+async function attempt(action) {
+  try {
+    await action();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && error.code === 'unauthorized') {
+      signedOut();
+    }
+    showMessage(error.message);
+  }
+}
+
+// Small element builder, so views read as structure and text is never parsed as HTML.
+function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) element.addEventListener(key.slice(2), value);
+    else if (key === 'testid') element.dataset.testid = value;
+    else element.setAttribute(key, value === true ? '' : value);
+  }
+  element.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+const thumbnailUrl = (id) => `/api/photos/${id}/thumbnail`;
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+// ---------------------------------------------------------------------------------------
+// Signing in and out
+// ---------------------------------------------------------------------------------------
+
+let me = null;
+
+function signedIn(user) {
+  me = user;
+  $('[data-testid=username]').textContent = user.username;
+  $('[data-testid=who]').hidden = false;
+  $('[data-testid=auth-view]').hidden = true;
+  $('[data-testid=app-view]').hidden = false;
+  showMessage('');
+  pollJobs();
+  route();
+}
+
+function signedOut() {
+  me = null;
+  $('[data-testid=who]').hidden = true;
+  $('[data-testid=jobs]').hidden = true;
+  $('[data-testid=app-view]').hidden = true;
+  $('[data-testid=auth-view]').hidden = false;
+  $('[data-testid=view]').replaceChildren();
+  $('[data-testid=uploads]').replaceChildren();
+}
+
+$('[data-testid=auth-form]').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const credentials = { username: form.username.value.trim(), password: form.password.value };
+  const signUp = event.submitter?.value === 'sign-up';
+  attempt(async () => {
+    if (signUp) await api('POST', '/api/users', credentials);
+    const session = await api('POST', '/api/sessions', credentials);
+    form.reset();
+    signedIn(session.user);
+  });
+});
+
+$('[data-testid=sign-out]').addEventListener('click', () =>
+  attempt(async () => {
+    await api('DELETE', '/api/sessions');
+    signedOut();
+  }),
+);
+
+// ---------------------------------------------------------------------------------------
+// Uploading: one XMLHttpRequest per file, because fetch() reports no upload progress
+// ---------------------------------------------------------------------------------------
+
+const uploadQueue = [];
+let uploading = false;
+
+function queueUploads(files) {
+  for (const file of files) {
+    const progress = h('progress', { max: 100, value: 0, 'aria-label': `Uploading ${file.name}` });
+    const status = h('span', { class: 'status', testid: 'upload-status' }, 'waiting');
+    const row = h('li', { testid: 'upload-item', 'data-state': 'waiting' },
+      h('span', { class: 'name' }, file.name), progress, status);
+    $('[data-testid=uploads]').append(row);
+    uploadQueue.push({ file, row, progress, status });
+  }
+  if (!uploading) drainUploads();
+}
+
+// One file at a time: the server checks and fsyncs each photo, and a steady single stream
+// gives honest per-file progress.
+async function drainUploads() {
+  uploading = true;
+  let stored = 0;
+  while (uploadQueue.length) {
+    if (await uploadOne(uploadQueue.shift())) stored += 1;
+  }
+  uploading = false;
+  if (stored && me) refreshView();
+}
+
+function uploadOne({ file, row, progress, status }) {
+  return new Promise((resolve) => {
+    const finish = (state, text, ok) => {
+      row.dataset.state = state;
+      status.textContent = text;
+      progress.value = ok ? 100 : progress.value;
+      resolve(ok);
+    };
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', '/api/photos');
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) progress.value = Math.round((100 * event.loaded) / event.total);
+    });
+    xhr.addEventListener('load', () => {
+      if (xhr.status === 200 || xhr.status === 201) {
+        const result = JSON.parse(xhr.responseText).results[0];
+        if (result.status === 'stored') finish('stored', 'stored', true);
+        else if (result.photo.trashed) finish('duplicate', 'already in your trash', false);
+        else finish('duplicate', 'already in your album', false);
+      } else {
+        const error = errorOf(xhr.status, xhr.responseText);
+        if (xhr.status === 401) signedOut();
+        finish('failed', error.message, false);
+      }
+    });
+    xhr.addEventListener('error', () => finish('failed', 'the upload was interrupted', false));
+    const form = new FormData();
+    form.append('files', file, file.name);
+    row.dataset.state = 'uploading';
+    status.textContent = 'uploading';
+    xhr.send(form);
+  });
+}
+
+$('[data-testid=file-input]').addEventListener('change', (event) => {
+  queueUploads([...event.target.files]);
+  event.target.value = ''; // so choosing the same file again fires change again
+});
+
+const dropZone = $('[data-testid=drop-zone]');
+// dragover must be cancelled, or the browser opens the dropped file instead.
+dropZone.addEventListener('dragover', (event) => {
+  event.preventDefault();
+  dropZone.classList.add('over');
+});
+dropZone.addEventListener('dragleave', () => dropZone.classList.remove('over'));
+dropZone.addEventListener('drop', (event) => {
+  event.preventDefault();
+  dropZone.classList.remove('over');
+  queueUploads([...event.dataTransfer.files]);
+});
+
+// ---------------------------------------------------------------------------------------
+// Views. Each render takes a ticket; an older render that finishes late sees a newer
+// ticket and drops its result, so a slow answer never overwrites a fresher one.
+// ---------------------------------------------------------------------------------------
+
+let ticket = 0;
+let current = { view: 'photos', id: null };
+
+const views = {
+  photos: () => photoView('Photos', {}),
+  album: (id) => albumView(id),
+  albums: () => albumsView(),
+  categories: () => categoriesView(),
+  category: (name) => photoView(`Category: ${name}`, { category: name }),
+  people: () => peopleView(),
+  person: (id) => personView(id),
+  places: () => placesView(),
+  place: (id) => placeView(id),
+  trash: () => trashView(),
+};
+
+function route() {
+  const [view, id] = location.hash.replace(/^#/, '').split('/');
+  current = { view: views[view] ? view : 'photos', id: id ? decodeURIComponent(id) : null };
+  // A single item's view lights up its section's link (an album → Albums).
+  const section = { album: 'albums', category: 'categories', person: 'people', place: 'places' }[current.view] ??
+    current.view;
+  for (const link of document.querySelectorAll('nav a')) {
+    if (link.getAttribute('href') === `#${section}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  refreshView();
+}
+
+function refreshView() {
+  if (!me) return;
+  const mine = ++ticket;
+  const stale = () => mine !== ticket;
+  attempt(() => views[current.view](current.id, stale));
+}
+
+// Renders into the view only if no newer render has started since.
+function render(stale, ...children) {
+  if (stale()) return;
+  $('[data-testid=view]').replaceChildren(...children);
+}
+
+window.addEventListener('hashchange', () => {
+  if (!me) return;
+  showMessage('');
+  route();
+});
+
+// The grid of one filtered photo list, 60 at a time, with "Load more" following `next`.
+function photoGrid(query, { path = '/api/photos', tile = photoTile } = {}) {
+  const grid = h('ul', { class: 'grid', testid: 'photo-grid' });
+  const more = h('button', { type: 'button', testid: 'load-more', hidden: true }, 'Load more');
+  const empty = h('p', { class: 'empty', testid: 'grid-empty', hidden: true }, 'No photos here yet.');
+  let next = null;
+  const load = async () => {
+    const params = new URLSearchParams({ limit: 60, ...query });
+    if (next) params.set('before', next);
+    const page = await api('GET', `${path}?${params}`);
+    grid.append(...page.photos.map((photo) => tile(photo)));
+    next = page.next ?? null;
+    more.hidden = next === null;
+    empty.hidden = grid.children.length > 0;
+  };
+  more.addEventListener('click', () => attempt(load));
+  return { element: h('div', {}, grid, empty, more), load };
+}
+
+function photoTile(photo) {
+  return h('li', {},
+    h('button', {
+      type: 'button', class: 'tile', testid: 'photo-tile', 'data-photo-id': photo.id,
+      title: photo.name, onclick: () => attempt(() => openPhoto(photo.id)),
+    },
+    // loading=lazy: the browser fetches a thumbnail only when it scrolls near the screen.
+    h('img', { src: thumbnailUrl(photo.id), alt: photo.name, loading: 'lazy', width: 160, height: 160 }),
+    photo.favourite ? h('span', { class: 'badge', 'aria-label': 'favourite' }, '★') : null));
+}
+
+async function photoView(title, query, stale = () => false, extra = []) {
+  const grid = photoGrid(query);
+  await grid.load();
+  render(stale, h('h2', {}, title), ...extra, grid.element);
+}
+
+// Cards for albums, categories, people and places: a cover, a title and a line of counts.
+function card({ testid, href, cover, title, detail, children = [] }) {
+  const image = cover ? h('img', { src: cover, alt: '', loading: 'lazy' }) : h('span', { class: 'no-cover' });
+  return h('li', { class: 'card', testid },
+    h('a', { href }, image, h('span', { class: 'card-title', testid: `${testid}-name` }, title)),
+    h('span', { class: 'card-detail' }, detail), ...children);
+}
+
+// --- albums ------------------------------------------------------------------------------
+
+async function albumsView(_, stale) {
+  const albums = await api('GET', '/api/albums');
+  const form = h('form', { class: 'row', testid: 'album-create' },
+    h('label', {}, 'New album ', h('input', { name: 'name', required: true, maxlength: 200, testid: 'album-name' })),
+    h('button', { type: 'submit' }, 'Create'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      const album = await api('POST', '/api/albums', { name: form.name.value });
+      location.hash = `#album/${album.id}`;
+    });
+  });
+  const list = h('ul', { class: 'cards', testid: 'album-list' }, albums.map((album) => card({
+    testid: 'album-card', href: `#album/${album.id}`, title: album.name,
+    cover: album.cover_photo_id && thumbnailUrl(album.cover_photo_id),
+    detail: plural(album.photos, 'photo'),
+  })));
+  render(stale, h('h2', {}, 'Albums'), form, albums.length ? list : h('p', { class: 'empty' }, 'No albums yet.'));
+}
+
+async function albumView(id, stale) {
+  const album = await api('GET', `/api/albums/${id}`);
+  const remove = h('button', { type: 'button', class: 'danger', testid: 'album-delete' }, 'Delete album');
+  remove.addEventListener('click', () => attempt(async () => {
+    if (!confirm(`Delete the album "${album.name}"? Its photos stay in Photos.`)) return;
+    await api('DELETE', `/api/albums/${id}`);
+    location.hash = '#albums';
+  }));
+  await photoView(`Album: ${album.name}`, { album: id }, stale, [h('div', { class: 'row' }, remove)]);
+}
+
+// --- smart albums, people and places -------------------------------------------------------
+
+async function categoriesView(_, stale) {
+  const categories = await api('GET', '/api/categories');
+  render(stale, h('h2', {}, 'Categories'),
+    h('p', { class: 'hint' }, 'Sorted by the classifier; a correction in a photo\'s view sticks.'),
+    categories.length
+      ? h('ul', { class: 'cards', testid: 'category-list' }, categories.map((c) => card({
+        testid: 'category-card', href: `#category/${encodeURIComponent(c.name)}`, title: c.name,
+        cover: thumbnailUrl(c.cover_photo_id),
+        detail: [plural(c.photos, 'photo'), c.corrected ? `${c.corrected} corrected` : null,
+          c.mean_confidence != null ? `mean confidence ${Math.round(100 * c.mean_confidence)}%` : null]
+          .filter(Boolean).join(' · '),
+      })))
+      : h('p', { class: 'empty' }, 'No photo is classified yet; that runs in the background after upload.'));
+}
+
+async function peopleView(_, stale) {
+  const people = await api('GET', '/api/people');
+  render(stale, h('h2', {}, 'People'),
+    people.length
+      ? h('ul', { class: 'cards', testid: 'people-list' }, people.map(personCard))
+      : h('p', { class: 'empty', testid: 'people-empty' },
+        'No people yet: faces are found in the background after upload.'));
+}
+
+function personCard(person) {
+  const input = h('input', {
+    name: 'name', value: person.name ?? '', placeholder: 'Add a name', maxlength: 100,
+    testid: 'person-name-input', 'aria-label': 'Name',
+  });
+  const form = h('form', { class: 'row rename', testid: 'person-rename-form' },
+    input, h('button', { type: 'submit', testid: 'person-rename' }, 'Save'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      await api('PATCH', `/api/people/${person.id}`, { name: input.value });
+      refreshView(); // a new ticket: any list fetched before the rename is dropped
+    });
+  });
+  const item = card({
+    testid: 'person-card', href: `#person/${person.id}`,
+    title: person.name || 'Unnamed person',
+    cover: person.cover_face_id && `/api/faces/${person.cover_face_id}/thumbnail`,
+    detail: plural(person.photos, 'photo'), children: [form],
+  });
+  item.dataset.personId = person.id;
+  return item;
+}
+
+async function personView(id, stale) {
+  const person = await api('GET', `/api/people/${id}`);
+  await photoView(person.name || 'Unnamed person', { person: id }, stale);
+}
+
+async function placesView(_, stale) {
+  const places = await api('GET', '/api/places');
+  render(stale, h('h2', {}, 'Places'),
+    places.length
+      ? h('ul', { class: 'cards', testid: 'place-list' }, places.map((p) => card({
+        testid: 'place-card', href: `#place/${p.id}`, title: p.name,
+        cover: thumbnailUrl(p.cover_photo_id),
+        detail: `${[p.admin1, p.country].filter(Boolean).join(', ')} · ${plural(p.photos, 'photo')}`,
+      })))
+      : h('p', { class: 'empty' }, 'No places yet: they come from the GPS position in a photo\'s EXIF.'));
+}
+
+async function placeView(id, stale) {
+  const place = (await api('GET', '/api/places')).find((p) => String(p.id) === String(id));
+  await photoView(place ? `${place.name}, ${place.country}` : 'Place', { place: id }, stale);
+}
+
+// --- trash ---------------------------------------------------------------------------------
+
+async function trashView(_, stale) {
+  const grid = photoGrid({}, { path: '/api/trash', tile: trashTile });
+  await grid.load();
+  const empty = h('button', { type: 'button', class: 'danger', testid: 'trash-empty' }, 'Empty trash');
+  empty.addEventListener('click', () => attempt(async () => {
+    if (!confirm('Delete every photo in the trash for good?')) return;
+    await api('DELETE', '/api/trash');
+    refreshView();
+  }));
+  render(stale, h('h2', {}, 'Trash'),
+    h('p', { class: 'hint' }, 'Photos here are deleted for good after 30 days.'),
+    h('div', { class: 'row' }, empty), grid.element);
+}
+
+function trashTile(photo) {
+  const restore = h('button', { type: 'button', testid: 'trash-restore' }, 'Restore');
+  restore.addEventListener('click', () => attempt(async () => {
+    await api('POST', `/api/photos/${photo.id}/restore`);
+    refreshView();
+  }));
+  const purge = h('button', { type: 'button', class: 'danger', testid: 'trash-purge' }, 'Delete for good');
+  purge.addEventListener('click', () => attempt(async () => {
+    if (!confirm(`Delete "${photo.name}" for good?`)) return;
+    await api('DELETE', `/api/trash/${photo.id}`);
+    refreshView();
+  }));
+  return h('li', { class: 'trash-tile', testid: 'trash-tile', 'data-photo-id': photo.id },
+    h('img', { src: thumbnailUrl(photo.id), alt: photo.name, loading: 'lazy', width: 160, height: 160 }),
+    h('div', { class: 'row' }, restore, purge));
+}
+
+// ---------------------------------------------------------------------------------------
+// The photo view (a modal <dialog>: focus stays inside it and Escape closes it)
+// ---------------------------------------------------------------------------------------
+
+const dialog = $('[data-testid=photo-dialog]');
+let shown = null; // the PhotoInfo in the dialog
+
+async function openPhoto(id) {
+  const [photo, albums] = await Promise.all([api('GET', `/api/photos/${id}`), api('GET', '/api/albums')]);
+  fillPhoto(photo);
+  $('[data-testid=photo-album]').replaceChildren(
+    ...albums.map((a) => h('option', { value: a.id }, a.name)));
+  $('[data-testid=album-form]').hidden = albums.length === 0;
+  $('[data-testid=photo-album-remove]').hidden = current.view !== 'album';
+  if (!dialog.open) dialog.showModal();
+}
+
+function fillPhoto(photo) {
+  shown = photo;
+  const preview = $('[data-testid=photo-preview]');
+  preview.src = `/api/photos/${photo.id}/preview`;
+  preview.alt = photo.name;
+  $('[data-testid=photo-name]').textContent = photo.name;
+  const favourite = $('[data-testid=photo-favourite]');
+  favourite.setAttribute('aria-pressed', String(photo.favourite));
+  favourite.textContent = photo.favourite ? '★ Favourite' : '☆ Favourite';
+  const download = $('[data-testid=photo-download]');
+  download.href = `/api/photos/${photo.id}/original`;
+  download.download = photo.name;
+  $('[data-testid=photo-category]').value = photo.category ?? '';
+  const camera = [photo.camera_make, photo.camera_model].filter(Boolean).join(' ');
+  const category = photo.category
+    ? `${photo.category} (${photo.category_manual ? 'corrected' : `${Math.round(100 * photo.confidence)}% sure`})`
+    : 'not classified yet';
+  const rows = [
+    ['Taken', photo.taken_at ?? 'unknown'],
+    ['Uploaded', new Date(photo.uploaded * 1000).toLocaleString()],
+    ['Size', `${photo.width} × ${photo.height}, ${(photo.bytes / 1024).toFixed(0)} KiB ${photo.kind}`],
+    ['Camera', camera || null],
+    ['Place', photo.place ?? null],
+    ['Category', category],
+  ].filter(([, value]) => value);
+  $('[data-testid=photo-details]').replaceChildren(
+    ...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
+}
+
+// Changes made in the dialog also change the grid behind it; redraw it on close.
+let dirty = false;
+dialog.addEventListener('close', () => {
+  shown = null;
+  if (dirty) refreshView();
+  dirty = false;
+});
+
+$('[data-testid=photo-close]').addEventListener('click', () => dialog.close());
+
+$('[data-testid=photo-favourite]').addEventListener('click', () => attempt(async () => {
+  fillPhoto(await api('PATCH', `/api/photos/${shown.id}`, { favourite: !shown.favourite }));
+  dirty = true;
+}));
+
+$('[data-testid=category-form]').addEventListener('submit', (event) => {
+  event.preventDefault();
+  attempt(async () => {
+    const category = event.target.category.value || null;
+    fillPhoto(await api('PUT', `/api/photos/${shown.id}/category`, { category }));
+    dirty = true;
+    showMessage('Category corrected.', 'notice');
+  });
+});
+
+$('[data-testid=album-form]').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const select = event.target.album;
+  attempt(async () => {
+    await api('POST', `/api/albums/${select.value}/photos`, { photo_ids: [shown.id] });
+    dirty = true;
+    showMessage(`Added to ${select.selectedOptions[0].textContent}.`, 'notice');
+  });
+});
+
+$('[data-testid=photo-album-remove]').addEventListener('click', () => attempt(async () => {
+  await api('DELETE', `/api/albums/${current.id}/photos/${shown.id}`);
+  dirty = true;
+  dialog.close();
+}));
+
+$('[data-testid=photo-trash]').addEventListener('click', () => attempt(async () => {
+  await api('DELETE', `/api/photos/${shown.id}`);
+  dirty = true;
+  dialog.close();
+  showMessage('Moved to the trash.', 'notice');
+}));
+
+// ---------------------------------------------------------------------------------------
+// Background jobs: a line in the header, polled while signed in. When work finishes, the
+// views that depend on it (categories, people, places) redraw, unless the user is typing.
+// ---------------------------------------------------------------------------------------
+
+let jobsTimer = null;
+let lastDone = null;
+
+async function pollJobs() {
+  clearTimeout(jobsTimer);
+  if (!me || document.hidden) return; // visibilitychange starts it again
+  try {
+    const { total, failed } = await api('GET', '/api/jobs');
+    const pending = total.queued + total.running;
+    const line = $('[data-testid=jobs]');
+    line.hidden = false;
+    line.dataset.pending = pending;
+    line.textContent = (pending ? `Working: ${plural(pending, 'job')} left` : 'All caught up') +
+      (failed.length ? ` · ${failed.length} failed` : '');
+    const typing = document.activeElement?.matches('main input, main select');
+    if (lastDone !== null && total.done !== lastDone && !typing && !dialog.open &&
+        ['categories', 'people', 'places'].includes(current.view)) {
+      refreshView();
+    }
+    lastDone = total.done;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return signedOut();
+  }
+  // Poll often while work is pending, seldom when idle, never while the tab is hidden.
+  const pending = Number($('[data-testid=jobs]').dataset.pending || 0);
+  clearTimeout(jobsTimer); // two overlapping polls (a quick sign-out and in) leave one loop
+  jobsTimer = setTimeout(pollJobs, pending ? 2000 : 10000);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) pollJobs();
+});
+
+// ---------------------------------------------------------------------------------------
+// Start: already signed in (a live cookie) or not.
+// ---------------------------------------------------------------------------------------
+
+api('GET', '/api/me').then(signedIn, () => signedOut());

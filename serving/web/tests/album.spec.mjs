@@ -1,0 +1,194 @@
+// The album page in a real headless Chromium, against a running album service:
+//
+//   node serving/web/tests/album.spec.mjs BASE_URL PHOTO_A1 PHOTO_A2 PHOTO_B
+//
+// (serving/tests/browser.rs starts the service and runs this; `cargo test -p album-serving
+// --test browser`.) The story, in the issue's words: sign in, upload three photos, see them
+// in the grid, open People, rename a person, move a photo to the trash and restore it.
+// PHOTO_A1 and PHOTO_A2 should show one person and PHOTO_B another, so People has people.
+//
+// Exits 0 when every step passed; otherwise prints the failed step and why, saves a
+// screenshot (in $ALBUM_BROWSER_ARTIFACTS, else a new temp folder) and exits 1.
+// $CHROMIUM overrides the browser (default /usr/bin/chromium, from scripts/setup-browser.sh).
+
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [base, ...photos] = process.argv.slice(2);
+if (!base || photos.length !== 3) {
+  console.error('usage: node album.spec.mjs BASE_URL PHOTO_A1 PHOTO_A2 PHOTO_B');
+  process.exit(2);
+}
+const artifacts = process.env.ALBUM_BROWSER_ARTIFACTS || mkdtempSync(join(tmpdir(), 'album-browser-'));
+mkdirSync(artifacts, { recursive: true });
+
+// Face detection and clustering run in the background, on 2 CPU cores in CI.
+const PEOPLE_TIMEOUT_MS = 90_000;
+const STEP_TIMEOUT_MS = 15_000;
+const WHOLE_RUN_MS = 240_000;
+
+const started = Date.now();
+const log = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
+const problems = []; // page errors and CSP violations seen along the way
+
+let browser;
+let page;
+let step = 'starting the browser';
+
+// A hard stop, so a hung browser can never hang the cargo test.
+const watchdog = setTimeout(() => fail(new Error(`the whole run took over ${WHOLE_RUN_MS / 1000} s`)), WHOLE_RUN_MS);
+
+async function fail(error) {
+  clearTimeout(watchdog);
+  console.error(`\nFAILED while ${step}: ${error.message}`);
+  if (page) {
+    const shot = join(artifacts, 'failure.png');
+    try {
+      await page.screenshot({ path: shot, fullPage: true, timeout: 5000 });
+      console.error(`screenshot: ${shot}`);
+    } catch (e) {
+      console.error(`(no screenshot: ${e.message})`);
+    }
+    try {
+      const message = await page.locator('[data-testid=message]').textContent({ timeout: 1000 });
+      if (message) console.error(`the page's message line: ${message}`);
+      const jobs = await page.locator('[data-testid=jobs]').textContent({ timeout: 1000 });
+      if (jobs) console.error(`the page's jobs line: ${jobs}`);
+    } catch {
+      // the page is gone; the error above says why
+    }
+  }
+  for (const problem of problems) console.error(`seen in the page: ${problem}`);
+  await browser?.close().catch(() => {});
+  process.exit(1);
+}
+
+const tiles = () => page.locator('[data-testid=photo-tile]');
+
+// Waits until the grid shows exactly `count` tiles whose thumbnails really decoded.
+async function gridShows(count) {
+  await page.waitForFunction((n) => {
+    const images = [...document.querySelectorAll('[data-testid=photo-tile] img')];
+    return images.length === n && images.every((img) => img.complete && img.naturalWidth > 0);
+  }, count, { timeout: STEP_TIMEOUT_MS });
+}
+
+async function run() {
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  browser = await chromium.launch({ executablePath, args: ['--no-sandbox'], timeout: 30_000 });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
+  page.on('console', (message) => {
+    // The page's own 4xx answers are logged by the browser too; CSP violations are not fine.
+    if (/Content Security Policy/i.test(message.text())) problems.push(`CSP: ${message.text()}`);
+  });
+
+  step = 'opening the page';
+  await page.goto(base);
+  await page.getByTestId('auth-form').waitFor();
+
+  step = 'signing up through the form';
+  const username = `tester-${Date.now()}`;
+  const password = 'correct horse battery';
+  await page.getByTestId('auth-username').fill(username);
+  await page.getByTestId('auth-password').fill(password);
+  await page.getByTestId('sign-up').click();
+  await page.getByTestId('username').filter({ hasText: username }).waitFor();
+
+  step = 'signing out';
+  await page.getByTestId('sign-out').click();
+  await page.getByTestId('auth-form').waitFor();
+
+  step = 'signing in through the form';
+  await page.getByTestId('auth-username').fill(username);
+  await page.getByTestId('auth-password').fill(password);
+  await page.getByTestId('sign-in').click();
+  await page.getByTestId('username').filter({ hasText: username }).waitFor();
+  await page.getByTestId('jobs').waitFor(); // the background-jobs line
+  log(`signed in as ${username}`);
+
+  step = 'uploading three photos (and one file that is not a photo)';
+  await page.getByTestId('file-input').setInputFiles([
+    // Playwright takes paths or buffers, not both, so the photos go in as buffers too.
+    ...photos.map((path) => ({ name: basename(path), mimeType: 'image/jpeg', buffer: readFileSync(path) })),
+    { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not a photo at all\n') },
+  ]);
+  const items = page.getByTestId('upload-item');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid=upload-item]')];
+    return rows.length === 4 && rows.every((r) => ['stored', 'duplicate', 'failed'].includes(r.dataset.state));
+  }, null, { timeout: 60_000 });
+  const states = await items.evaluateAll((rows) => rows.map((r) => r.dataset.state));
+  if (states.join() !== 'stored,stored,stored,failed') throw new Error(`upload states: ${states.join()}`);
+  const refused = await items.nth(3).getByTestId('upload-status').textContent();
+  // The server's own reason, not a generic one from the page.
+  if (!refused || /uploading|interrupted|answered/.test(refused)) {
+    throw new Error(`the refused file shows no server message: ${JSON.stringify(refused)}`);
+  }
+  const bars = await items.evaluateAll((rows) => rows.map((r) => r.querySelector('progress')?.value));
+  if (bars.slice(0, 3).some((v) => v !== 100)) throw new Error(`progress bars: ${bars.join()}`);
+  log(`uploads: ${states.join(', ')}; refused with "${refused}"`);
+
+  step = 'seeing the three photos in the grid';
+  await gridShows(3);
+  log('the grid shows 3 thumbnails');
+
+  step = `opening People and waiting (up to ${PEOPLE_TIMEOUT_MS / 1000} s) for a person`;
+  await page.getByTestId('nav-people').click();
+  const card = page.getByTestId('person-card').first();
+  await card.waitFor({ timeout: PEOPLE_TIMEOUT_MS });
+  const personId = await card.getAttribute('data-person-id');
+  log(`People shows ${await page.getByTestId('person-card').count()} person(s)`);
+
+  step = `renaming person ${personId}`;
+  const newName = 'Ada Lovelace';
+  const named = page.locator(`[data-testid=person-card][data-person-id="${personId}"]`);
+  await named.getByTestId('person-name-input').fill(newName);
+  await named.getByTestId('person-rename').click();
+  await named.getByTestId('person-card-name').filter({ hasText: newName }).waitFor();
+  const serverName = await page.evaluate(async (id) => {
+    const people = await (await fetch('/api/people')).json();
+    return people.find((p) => String(p.id) === id)?.name;
+  }, personId);
+  if (serverName !== newName) throw new Error(`the server has the name ${JSON.stringify(serverName)}`);
+  log(`person ${personId} is now "${newName}", on the page and on the server`);
+
+  step = 'opening a photo and moving it to the trash';
+  await page.getByTestId('nav-photos').click();
+  await gridShows(3);
+  const photoId = await tiles().first().getAttribute('data-photo-id');
+  await tiles().first().click();
+  const dialog = page.getByTestId('photo-dialog');
+  await dialog.waitFor();
+  await page.waitForFunction(() => {
+    const img = document.querySelector('[data-testid=photo-preview]');
+    return img.complete && img.naturalWidth > 0;
+  });
+  await page.getByTestId('photo-trash').click();
+  await dialog.waitFor({ state: 'hidden' });
+  await gridShows(2);
+  if (await page.locator(`[data-testid=photo-tile][data-photo-id="${photoId}"]`).count()) {
+    throw new Error(`photo ${photoId} is still in the grid`);
+  }
+  log(`photo ${photoId} moved to the trash; the grid shows 2`);
+
+  step = 'restoring the photo from the trash';
+  await page.getByTestId('nav-trash').click();
+  const trashed = page.locator(`[data-testid=trash-tile][data-photo-id="${photoId}"]`);
+  await trashed.getByTestId('trash-restore').click();
+  await page.getByTestId('grid-empty').waitFor(); // the trash is empty again
+  await page.getByTestId('nav-photos').click();
+  await gridShows(3);
+  await page.locator(`[data-testid=photo-tile][data-photo-id="${photoId}"]`).waitFor();
+  log(`photo ${photoId} restored; the grid shows 3 again`);
+
+  if (problems.length) throw new Error(`the page reported ${problems.length} problem(s)`);
+  clearTimeout(watchdog);
+  await browser.close();
+  log('all steps passed');
+}
+
+run().catch(fail);

@@ -1,0 +1,144 @@
+//! `album serve`: the album service on a socket, with its background workers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use album_serving::jobs::Workers;
+use album_serving::{AppState, ServeConfig, app, photos};
+use anyhow::Context as _;
+
+/// Run the album service: photos, albums, smart albums, people, places and GIFs over
+/// HTTP, with a web page at /.
+#[derive(Debug, clap::Args)]
+#[command(after_long_help = SERVE_HELP)]
+pub struct ServeArgs {
+    /// Folder for the database (album.db) and the photos (blobs/); created if missing.
+    #[arg(long, value_name = "DIR", default_value = "data/album")]
+    pub data_dir: PathBuf,
+    /// The classifier bundle (what `album report` exports) for the smart albums.
+    #[arg(
+        long,
+        value_name = "BUNDLE",
+        default_value = "experiments/default-model/bundle"
+    )]
+    pub model: PathBuf,
+    /// Run without a classifier (photos stay uncategorised).
+    #[arg(long, conflicts_with = "model")]
+    pub no_model: bool,
+    /// The face models' folder [default: $ALBUM_FACE_WEIGHTS or data/weights].
+    #[arg(long, value_name = "DIR")]
+    pub faces: Option<PathBuf>,
+    /// Run without face detection (no people).
+    #[arg(long, conflicts_with = "faces")]
+    pub no_faces: bool,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Background worker threads (thumbnails, classification, faces, clustering).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Largest single photo accepted, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 50)]
+    pub max_file_mib: usize,
+    /// Largest upload request, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 200)]
+    pub max_request_mib: usize,
+    /// Pixel cap (megapixels), checked from the header before decoding.
+    #[arg(long, value_name = "MP", default_value_t = 100)]
+    pub max_megapixels: u64,
+    /// Days a photo stays in the trash before it is purged.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub trash_days: i64,
+}
+
+const SERVE_HELP: &str = "\
+The API is described in serving/openapi.json. Sign up with POST /api/users, sign in with
+POST /api/sessions (the token works as a cookie or as `Authorization: Bearer`), upload
+with a multipart POST /api/photos.
+
+Uploads are checked before anything is stored: type from the magic bytes, the pixel cap
+from the header, a full decode; a request with one bad file stores nothing. A photo is
+acknowledged after its blob is fsynced and its row committed. Thumbnails, classification
+and faces run in the background from a queue kept in the database; after a crash the
+queue resumes where it stopped (GET /api/jobs shows progress).
+
+Exit codes: 0 after Ctrl-C, 2 for a bad data folder, model bundle or face models, 1 when
+the server fails.
+
+Examples:
+  album serve
+  album serve --data-dir /tmp/album --addr 127.0.0.1:0 --no-faces
+  album serve --model experiments/study-cpu/families/bundle --workers 1";
+
+fn config_of(args: &ServeArgs) -> ServeConfig {
+    let face_weights = (!args.no_faces).then(|| {
+        args.faces
+            .clone()
+            .unwrap_or_else(album_faces::weights::default_dir)
+    });
+    ServeConfig {
+        model_bundle: (!args.no_model).then(|| args.model.clone()),
+        face_weights,
+        max_file_bytes: args.max_file_mib << 20,
+        max_request_bytes: args.max_request_mib << 20,
+        max_pixels: args.max_megapixels * 1_000_000,
+        trash_days: args.trash_days,
+        workers: args.workers,
+        ..ServeConfig::new(&args.data_dir)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config_of(&args);
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(serve(config, args.addr))
+}
+
+async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
+    let summary = format!(
+        "data {}, model {}, faces {}, {} worker(s)",
+        config.data_dir.display(),
+        config
+            .model_bundle
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        config
+            .face_weights
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
+        config.workers
+    );
+    let state = AppState::open(config)?;
+    let workers = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || Workers::start(&state)).await??
+    };
+    let purge_state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            let state = purge_state.clone();
+            match tokio::task::spawn_blocking(move || photos::purge_expired(&state)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => eprintln!("album serve: purged {n} photo(s) from the trash"),
+                Ok(Err(e)) => eprintln!("album serve: automatic purge: {e}"),
+                Err(e) => eprintln!("album serve: automatic purge: {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    println!("album serve: http://{local}/ ({summary}); Ctrl-C stops");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")?;
+    tokio::task::spawn_blocking(move || workers.stop()).await?;
+    println!("album serve: stopped");
+    Ok(())
+}
