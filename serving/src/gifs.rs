@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
-use crate::photos::{PhotoInfo, insert_photo, photo_of};
+use crate::photos::{PhotoInfo, insert_photo, photo_of, upright_image};
 use crate::{ingest, media};
 
 #[derive(Debug, Deserialize)]
@@ -38,15 +38,8 @@ pub fn make_gif(state: &AppState, user_id: i64, request: GifRequest) -> Result<P
     let mut c = state.db.connection()?;
     let mut frames = Vec::with_capacity(request.photo_ids.len());
     for &id in &request.photo_ids {
-        let photo = photo_of(&c, user_id, id)?;
-        let orientation: u16 =
-            c.query_row("SELECT orientation FROM photos WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?;
-        frames.push(ingest::decode_upright(
-            &state.blobs.read(&photo.sha256)?,
-            orientation,
-        )?);
+        photo_of(&c, user_id, id)?;
+        frames.push(upright_image(state, id)?.ok_or(Error::NotFound("photo"))?);
     }
     let bytes = media::animated_gif(&frames, size, delay_ms)
         .map_err(|e| Error::BadRequest(format!("cannot make the GIF: {e}")))?;

@@ -25,7 +25,7 @@ use crate::auth::CurrentUser;
 use crate::config::ServeConfig;
 use crate::db::now;
 use crate::error::{Error, Result};
-use crate::{ingest, media, people};
+use crate::{media, people, photos};
 
 /// One kind of background step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -317,41 +317,36 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
         .photo_id
         .ok_or_else(|| Error::internal("job queue", "a photo job without a photo"))?;
     // A photo purged since the job was queued leaves nothing to do.
-    let Some((sha256, orientation)) = original_of(state, photo_id)? else {
-        return Ok(());
+    let gone = |outcome: Result<()>| match outcome {
+        Err(Error::NotFound(_)) => Ok(()),
+        other => other,
     };
     match kind {
-        JobKind::Thumbnail => ensure_renditions(state, photo_id).map(|_| ()),
+        JobKind::Thumbnail => gone(ensure_renditions(state, photo_id).map(|_| ())),
         JobKind::Classify => {
             let classifier = models
                 .classifier
                 .as_ref()
                 .ok_or_else(|| Error::internal("classify", "no model bundle is loaded"))?;
-            let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
-            classify_photo(state, classifier, photo_id, &image)
+            match photos::upright_image(state, photo_id)? {
+                Some(image) => classify_photo(state, classifier, photo_id, &image),
+                None => Ok(()),
+            }
         }
         JobKind::Faces => {
             let pipeline = models
                 .faces
                 .as_mut()
                 .ok_or_else(|| Error::internal("faces", "no face models are loaded"))?;
-            let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
-            people::store_faces(state, pipeline, job.user_id, photo_id, &image.to_rgb8())
+            match photos::upright_image(state, photo_id)? {
+                Some(image) => {
+                    people::store_faces(state, pipeline, job.user_id, photo_id, &image.to_rgb8())
+                }
+                None => Ok(()),
+            }
         }
         JobKind::Cluster => Ok(()),
     }
-}
-
-fn original_of(state: &AppState, photo_id: i64) -> Result<Option<(String, u16)>> {
-    Ok(state
-        .db
-        .connection()?
-        .query_row(
-            "SELECT sha256, orientation FROM photos WHERE id = ?1",
-            [photo_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?)
 }
 
 /// The photo's category and confidence from the classifier. A user's correction is
@@ -398,12 +393,11 @@ pub fn classify_photo(
 /// The photo's thumbnail and preview blobs, made now if missing: (thumbnail, preview).
 pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, String)> {
     let c = state.db.connection()?;
-    let (sha256, orientation, thumbnail, preview): (String, u16, Option<String>, Option<String>) =
-        c.query_row(
-            "SELECT sha256, orientation, thumbnail_sha256, preview_sha256 FROM photos
-             WHERE id = ?1",
+    let (thumbnail, preview): (Option<String>, Option<String>) = c
+        .query_row(
+            "SELECT thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
             [photo_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?
         .ok_or(Error::NotFound("photo"))?;
@@ -414,7 +408,7 @@ pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, Str
     {
         return Ok((t.clone(), p.clone()));
     }
-    let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
+    let image = photos::upright_image(state, photo_id)?.ok_or(Error::NotFound("photo"))?;
     let thumbnail_bytes = media::resized_jpeg(&image, state.config.thumbnail_side, 85)
         .map_err(|e| Error::internal("thumbnail", e))?;
     let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)

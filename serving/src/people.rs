@@ -26,7 +26,7 @@ use crate::auth::CurrentUser;
 use crate::db::now;
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobKind};
-use crate::{ingest, media};
+use crate::{media, photos};
 
 /// The paper's join threshold: similarity ≥ 72 %.
 pub const JOIN_SIMILARITY: f32 = 0.72;
@@ -587,15 +587,8 @@ pub async fn face_thumbnail(
     Path(id): Path<i64>,
 ) -> Result<Response> {
     let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let c = state.db.connection()?;
-        let face = face_of(&c, user.id, id)?;
-        let (sha256, orientation): (String, u16) = c.query_row(
-            "SELECT sha256, orientation FROM photos WHERE id = ?1",
-            [face.photo_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        drop(c);
-        let image = ingest::decode_upright(&state.blobs.read(&sha256)?, orientation)?;
+        let face = face_of(&*state.db.connection()?, user.id, id)?;
+        let image = photos::upright_image(&state, face.photo_id)?.ok_or(Error::NotFound("face"))?;
         // A margin of a quarter of the box on every side, clamped to the photo.
         let margin = face.w.max(face.h) * 0.25;
         let x = (face.x - margin).max(0.0) as u32;

@@ -102,6 +102,27 @@ pub fn photo_of(c: &Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo
     .ok_or(Error::NotFound("photo"))
 }
 
+/// A stored photo's original, decoded and turned upright; `None` when the photo is gone
+/// (purged). Callers check ownership first: this looks the photo up by id alone.
+pub fn upright_image(state: &AppState, photo_id: i64) -> Result<Option<image::DynamicImage>> {
+    let original: Option<(String, u16)> = state
+        .db
+        .connection()?
+        .query_row(
+            "SELECT sha256, orientation FROM photos WHERE id = ?1",
+            [photo_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match original {
+        Some((sha256, orientation)) => Ok(Some(ingest::decode_upright(
+            &state.blobs.read(&sha256)?,
+            orientation,
+        )?)),
+        None => Ok(None),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Upload
 // ---------------------------------------------------------------------------------------
