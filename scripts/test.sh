@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The test command named in the README: installs what the tests need, then runs them.
 #
-# 1. the whole workspace on the default build (flex, pure Rust);
+# 1. the whole workspace on the default build (flex, pure Rust), the web page's test
+#    in headless Chromium included (scripts/setup-browser.sh installs it);
 # 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
 #    grouped convolution against naive loops on LibTorch CPU, and one real training
 #    step on LibTorch CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/setup-browser.sh
 cargo build --locked --bin album
 cargo test --locked --workspace --no-fail-fast
 

@@ -95,6 +95,8 @@ function signedIn(user) {
 
 function signedOut() {
   me = null;
+  lastDone = null;
+  if (dialog.open) dialog.close();
   $('[data-testid=who]').hidden = true;
   $('[data-testid=jobs]').hidden = true;
   $('[data-testid=app-view]').hidden = true;
@@ -131,6 +133,8 @@ const uploadQueue = [];
 let uploading = false;
 
 function queueUploads(files) {
+  // A new batch replaces the finished rows of the last one; failures stay until then.
+  if (!uploading) $('[data-testid=uploads]').replaceChildren();
   for (const file of files) {
     const progress = h('progress', { max: 100, value: 0, 'aria-label': `Uploading ${file.name}` });
     const status = h('span', { class: 'status', testid: 'upload-status' }, 'waiting');
@@ -151,7 +155,10 @@ async function drainUploads() {
     if (await uploadOne(uploadQueue.shift())) stored += 1;
   }
   uploading = false;
-  if (stored && me) refreshView();
+  if (stored && me) {
+    refreshView();
+    pollJobs(); // new photos mean new background jobs: poll fast again now, not in 10 s
+  }
 }
 
 function uploadOne({ file, row, progress, status }) {
@@ -214,17 +221,18 @@ dropZone.addEventListener('drop', (event) => {
 let ticket = 0;
 let current = { view: 'photos', id: null };
 
+// Each view is (id from the hash, stale) => Promise; see render().
 const views = {
-  photos: () => photoView('Photos', {}),
-  album: (id) => albumView(id),
-  albums: () => albumsView(),
-  categories: () => categoriesView(),
-  category: (name) => photoView(`Category: ${name}`, { category: name }),
-  people: () => peopleView(),
-  person: (id) => personView(id),
-  places: () => placesView(),
-  place: (id) => placeView(id),
-  trash: () => trashView(),
+  photos: (_, stale) => photoView('Photos', {}, stale),
+  albums: albumsView,
+  album: albumView,
+  categories: categoriesView,
+  category: (name, stale) => photoView(`Category: ${name}`, { category: name }, stale),
+  people: peopleView,
+  person: personView,
+  places: placesView,
+  place: placeView,
+  trash: trashView,
 };
 
 function route() {
@@ -289,7 +297,7 @@ function photoTile(photo) {
     photo.favourite ? h('span', { class: 'badge', 'aria-label': 'favourite' }, '★') : null));
 }
 
-async function photoView(title, query, stale = () => false, extra = []) {
+async function photoView(title, query, stale, extra = []) {
   const grid = photoGrid(query);
   await grid.load();
   render(stale, h('h2', {}, title), ...extra, grid.element);

@@ -75,6 +75,17 @@ async function gridShows(count) {
   }, count, { timeout: STEP_TIMEOUT_MS });
 }
 
+// Waits for `locator`, but gives up at once if the page shows an error on its message line
+// (a failed API call), rather than waiting out the whole timeout.
+async function appears(locator, timeout = STEP_TIMEOUT_MS) {
+  const error = page.locator('[data-testid=message][data-kind=error]:not([hidden])');
+  const shown = await Promise.race([
+    locator.waitFor({ timeout }).then(() => 'found'),
+    error.waitFor({ timeout: timeout + 1000 }).then(() => 'error'),
+  ]);
+  if (shown === 'error') throw new Error(`the page says: ${await error.textContent()}`);
+}
+
 async function run() {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'], timeout: 30_000 });
@@ -139,7 +150,7 @@ async function run() {
   step = `opening People and waiting (up to ${PEOPLE_TIMEOUT_MS / 1000} s) for a person`;
   await page.getByTestId('nav-people').click();
   const card = page.getByTestId('person-card').first();
-  await card.waitFor({ timeout: PEOPLE_TIMEOUT_MS });
+  await appears(card, PEOPLE_TIMEOUT_MS);
   const personId = await card.getAttribute('data-person-id');
   log(`People shows ${await page.getByTestId('person-card').count()} person(s)`);
 
