@@ -2,7 +2,7 @@
 //! and [`app`], the router, which tests drive with `tower::ServiceExt::oneshot` and
 //! `album serve` binds to a socket.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use album_training::inference::BundleInfo;
 use axum::Router;
@@ -25,9 +25,10 @@ pub struct AppState {
     pub jobs: Arc<JobSignal>,
     /// The classifier's class names (from the bundle), when one is configured.
     pub class_names: Option<Arc<Vec<String>>>,
-    /// Held while a blob is written and its row committed, and while purged rows' blobs
-    /// are deleted, so a purge never removes a blob a new row is about to use.
-    blob_lock: Arc<Mutex<()>>,
+    /// Shared while a blob is written and its row committed, exclusive while purged
+    /// rows' blobs are deleted, so a purge never removes a blob a new row is about to
+    /// use while writers do not wait for each other.
+    blob_lock: Arc<RwLock<()>>,
 }
 
 impl AppState {
@@ -55,15 +56,26 @@ impl AppState {
             config: Arc::new(config),
             jobs: Arc::new(JobSignal::default()),
             class_names,
-            blob_lock: Arc::new(Mutex::new(())),
+            blob_lock: Arc::new(RwLock::new(())),
         })
     }
 
-    pub fn blob_lock(&self) -> MutexGuard<'_, ()> {
+    /// Held from writing a blob until the row that uses it is committed. Take the
+    /// database connection first: waiting for one while holding this guard can deadlock
+    /// against a purge.
+    pub fn blob_writer(&self) -> RwLockReadGuard<'_, ()> {
         // A panic while holding the lock leaves nothing half-done that the lock protects
         // (blobs are atomic, rows transactional), so a poisoned lock is still usable.
         self.blob_lock
-            .lock()
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Held while purged rows' blobs are deleted (excludes every writer). Take the
+    /// database connection first, as for [`AppState::blob_writer`].
+    pub fn blob_purger(&self) -> RwLockWriteGuard<'_, ()> {
+        self.blob_lock
+            .write()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 }

@@ -413,10 +413,11 @@ pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, Str
         .map_err(|e| Error::internal("thumbnail", e))?;
     let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)
         .map_err(|e| Error::internal("preview", e))?;
-    let _guard = state.blob_lock();
+    let c = state.db.connection()?;
+    let _guard = state.blob_writer();
     let thumbnail = state.blobs.put(&thumbnail_bytes)?;
     let preview = state.blobs.put(&preview_bytes)?;
-    state.db.connection()?.execute(
+    c.execute(
         "UPDATE photos SET thumbnail_sha256 = ?1, preview_sha256 = ?2 WHERE id = ?3",
         params![thumbnail, preview, photo_id],
     )?;

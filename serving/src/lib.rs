@@ -15,6 +15,7 @@ pub mod albums;
 pub mod app;
 pub mod auth;
 pub mod blobs;
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -143,12 +143,17 @@ fn new_person(t: &Transaction<'_>, user_id: i64, cover_face_id: i64) -> Result<i
 pub fn cluster_new_faces(state: &AppState, user_id: i64) -> Result<()> {
     let mut c = state.db.connection()?;
     let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let new_faces = faces_of(&t, user_id, Some(false))?;
+    if new_faces.is_empty() {
+        // An earlier cluster job took these faces already: skip reading every face.
+        return Ok(());
+    }
     let mut known: Vec<(i64, Descriptor)> = faces_of(&t, user_id, Some(true))?
         .into_iter()
         .filter_map(|f| f.person_id.map(|p| (p, f.descriptor)))
         .collect();
     let join_distance = distance_of_similarity(JOIN_SIMILARITY);
-    for face in faces_of(&t, user_id, Some(false))? {
+    for face in new_faces {
         let nearest = known
             .iter()
             .map(|(person, d)| (*person, distance(d, &face.descriptor)))

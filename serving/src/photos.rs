@@ -237,26 +237,33 @@ pub fn store_photos(
     let mut c = state.db.connection()?;
     let mut results = Vec::with_capacity(files.len());
     let mut seen_in_request = HashSet::new();
+    let duplicate = |c: &Connection, name: String, id: i64| -> Result<UploadResult> {
+        Ok(UploadResult {
+            name,
+            status: "duplicate".into(),
+            photo: photo_of(c, user_id, id)?,
+        })
+    };
     for file in files {
-        let existing: Option<i64> = c
-            .query_row(
-                "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
-                params![user_id, file.sha256],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(id) = existing {
-            results.push(UploadResult {
-                name: file.name,
-                status: "duplicate".into(),
-                photo: photo_of(&c, user_id, id)?,
-            });
+        if let Some(id) = photo_with_bytes(&c, user_id, &file.sha256)? {
+            results.push(duplicate(&c, file.name, id)?);
             continue;
         }
         if !seen_in_request.insert(file.sha256.clone()) {
             continue; // the same bytes twice in one request: stored once below
         }
-        let id = insert_photo(state, &mut c, user_id, &file, "photo")?;
+        let id = match insert_photo(state, &mut c, user_id, &file, "photo") {
+            Ok(id) => id,
+            // A concurrent request stored the same bytes between the check and the
+            // insert (the UNIQUE (user_id, sha256) constraint refused this row).
+            Err(error) => match photo_with_bytes(&c, user_id, &file.sha256)? {
+                Some(id) => {
+                    results.push(duplicate(&c, file.name, id)?);
+                    continue;
+                }
+                None => return Err(error),
+            },
+        };
         results.push(UploadResult {
             name: file.name,
             status: "stored".into(),
@@ -264,6 +271,16 @@ pub fn store_photos(
         });
     }
     Ok(results)
+}
+
+/// The user's photo (in the trash or not) with these bytes.
+fn photo_with_bytes(c: &Connection, user_id: i64, sha256: &str) -> Result<Option<i64>> {
+    Ok(c.query_row(
+        "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
+        params![user_id, sha256],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// Writes the blob (durably), then the row and its jobs in one transaction. The blob
@@ -279,7 +296,7 @@ pub fn insert_photo(
         Some((lat, lon)) => places::place_id(c, lat, lon)?,
         None => None,
     };
-    let _guard = state.blob_lock();
+    let _guard = state.blob_writer();
     let sha256 = state.blobs.put(&file.bytes)?;
     let transaction = c.transaction()?;
     transaction.execute(
@@ -750,8 +767,8 @@ pub async fn list_trash(
 /// Deletes photos for good: rows (faces, album entries and jobs go with them), then
 /// every blob no remaining row refers to. Returns how many photos went.
 pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
-    let _guard = state.blob_lock();
     let mut c = state.db.connection()?;
+    let _guard = state.blob_purger();
     let transaction = c.transaction()?;
     let mut blobs = Vec::new();
     let mut purged = 0;

@@ -144,6 +144,83 @@ async fn upload_list_renditions_and_duplicates() {
     assert_eq!(first, photos[0].1);
 }
 
+/// Regression: two requests with the same bytes racing past the duplicate check both
+/// tried to insert, and the UNIQUE (user, hash) constraint turned the loser into a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_bytes_uploaded_at_once_are_stored_once_and_the_rest_are_duplicates() {
+    let album = TestAlbum::plain();
+    let token = album.user("ann").await;
+    let photo = class_photos("animals", 1);
+    let (a, b, c, d) = tokio::join!(
+        album.upload(&token, &photo),
+        album.upload(&token, &photo),
+        album.upload(&token, &photo),
+        album.upload(&token, &photo)
+    );
+    let mut statuses = Vec::new();
+    for (status, report) in [a, b, c, d] {
+        assert!(status.is_success(), "{status}: {report}");
+        statuses.push(report["results"][0]["status"].as_str().unwrap().to_owned());
+    }
+    statuses.sort();
+    assert_eq!(statuses, ["duplicate", "duplicate", "duplicate", "stored"]);
+    assert_eq!(album.count("photos"), 1);
+}
+
+/// Regression: a thumbnail job and a purge took the blob lock and then waited for a
+/// database connection, while uploads held every connection and waited for the lock;
+/// everything stood still until the pool's 30 s timeout failed the job or the purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_thumbnails_and_purges_at_once_do_not_deadlock_on_a_small_pool() {
+    let album = std::sync::Arc::new(TestAlbum::new(|config| config.db_connections = 3));
+    let token = album.user("ann").await;
+    let (status, _) = album.upload(&token, &class_photos("people", 4)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = album
+        .json("DELETE", "/api/photos/1", Some(&token), None)
+        .await;
+    assert!(status.is_success());
+
+    let state = album.state.clone();
+    let jobs = tokio::task::spawn_blocking(move || {
+        let mut models = album_serving::jobs::Models::load(&state.config).unwrap();
+        album_serving::jobs::drain(&state, &mut models)
+    });
+    let mut requests = Vec::new();
+    for photo in class_photos("buildings", 8) {
+        let (album, token) = (album.clone(), token.clone());
+        requests.push(tokio::spawn(async move {
+            let (status, report) = album.upload(&token, &[photo]).await;
+            (status, report.to_string())
+        }));
+    }
+    let (album_for_purge, token_for_purge) = (album.clone(), token.clone());
+    requests.push(tokio::spawn(async move {
+        let (status, body) = album_for_purge
+            .json("DELETE", "/api/trash", Some(&token_for_purge), None)
+            .await;
+        (status, body.to_string())
+    }));
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        assert!(status.is_success(), "{status}: {body}");
+    }
+    jobs.await.unwrap().unwrap();
+    let failures: i64 = album
+        .state
+        .db
+        .connection()
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE last_error IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failures, 0, "a job failed (waiting for a connection)");
+    assert_eq!(album.count("photos"), 11);
+}
+
 #[tokio::test]
 async fn another_users_photos_are_not_found() {
     let album = TestAlbum::plain();

@@ -28,6 +28,8 @@ use anyhow::{Context, bail};
 
 pub mod faces;
 pub mod infer;
+pub mod ingest;
+pub mod load;
 pub mod train;
 
 /// The target the issue sets for Rust over PyTorch.
@@ -139,7 +141,7 @@ fn load_photos(path: &Path) -> anyhow::Result<Manifest> {
     })
 }
 
-fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut entries = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .map(|entry| entry.map(|e| e.path()))
@@ -149,7 +151,7 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-fn is_photo(path: &Path) -> bool {
+pub(super) fn is_photo(path: &Path) -> bool {
     let extension = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase());
@@ -460,4 +462,27 @@ fn print_table(cold: f64, warm: f64, cache_build_s: f64, python: &PythonOutcome,
         &format!("Rust, building that cache once (decode + resize {images} photos)"),
         format!("{:.1}", images as f64 / cache_build_s),
     );
+}
+
+/// What a bench's JSON keeps beside its figures so they can be reproduced: the git
+/// revision (and whether the tree had uncommitted changes), the command line and the
+/// machine's cores.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(super) struct RunRecord {
+    pub(super) git_revision: String,
+    pub(super) git_dirty: bool,
+    pub(super) command_line: Vec<String>,
+    pub(super) cores: usize,
+}
+
+impl RunRecord {
+    pub(super) fn now() -> Self {
+        let (git_revision, git_dirty) = album_training::provenance::git_state();
+        RunRecord {
+            git_revision,
+            git_dirty,
+            command_line: std::env::args().collect(),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
 }

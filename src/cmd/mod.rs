@@ -52,6 +52,10 @@ pub enum BenchCommand {
     Infer(bench::infer::InferBenchArgs),
     /// Face pipeline faces/s per stage (detect, align, embed) beside onnxruntime + dlib.
     Faces(bench::faces::FacesBenchArgs),
+    /// The album service under load: 20,000 uploads over HTTP, checks, latencies, a kill -9.
+    Load(bench::load::LoadBenchArgs),
+    /// The album's ingest, stage by stage (decode, thumbnail, classify, detect, embed, cluster).
+    Ingest(bench::ingest::IngestBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -75,6 +79,8 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => bench::train::run(args),
         BenchCommand::Infer(args) => bench::infer::run(args),
         BenchCommand::Faces(args) => bench::faces::run(args),
+        BenchCommand::Load(args) => bench::load::run(args),
+        BenchCommand::Ingest(args) => bench::ingest::run(args),
     }
 }
 
