@@ -14,7 +14,10 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The migrations, in order; `user_version` is how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_listing_index.sql"),
+];
 
 /// A pool of connections to the album's database.
 #[derive(Clone)]

@@ -457,8 +457,9 @@ async fn run_load(
 
     let base = server.base.clone();
     let verified = verify_downloads(&uploads, &base).await;
-    let reads = time_reads(&uploads, &base, args).await?;
+    let busy_reads = time_reads(&uploads, &base, args, "while the job queue works").await?;
     let jobs = wait_for_jobs(&uploads, &base, args.jobs_time_limit_s).await?;
+    let quiet_reads = time_reads(&uploads, &base, args, "after the job queue finished").await?;
     server.stop()?;
     let final_check = check_store(data_dir)?;
 
@@ -475,7 +476,7 @@ async fn run_load(
         upload_seconds,
         crash,
         verified,
-        reads,
+        vec![busy_reads, quiet_reads],
         jobs,
         final_check,
     ))
@@ -713,6 +714,7 @@ async fn compare_one(uploads: &Uploads, base: &str, index: usize, id: i64) -> Re
 /// Latencies of list pages and thumbnails under concurrent clients.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Reads {
+    when: &'static str,
     clients: usize,
     list: Latencies,
     thumbnail: Latencies,
@@ -764,6 +766,7 @@ async fn time_reads(
     uploads: &Arc<Uploads>,
     base: &str,
     args: &LoadBenchArgs,
+    when: &'static str,
 ) -> anyhow::Result<Reads> {
     let ids: Arc<Vec<i64>> = Arc::new(
         acknowledged_ids(uploads)
@@ -772,7 +775,10 @@ async fn time_reads(
             .collect(),
     );
     if ids.is_empty() {
-        return Ok(Reads::default());
+        return Ok(Reads {
+            when,
+            ..Reads::default()
+        });
     }
     let pending = job_progress(uploads, base).await?;
     let thumbnails_pending = pending
@@ -822,6 +828,7 @@ async fn time_reads(
     bar.finish_and_clear();
     let times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(Reads {
+        when,
         clients: args.read_clients,
         list: Latencies::of(times.list, seconds),
         thumbnail: Latencies::of(times.thumbnail, seconds),
@@ -903,7 +910,7 @@ struct LoadReport {
     duplicates: usize,
     crash: Option<CrashReport>,
     verified: Verified,
-    reads: Reads,
+    reads: Vec<Reads>,
     jobs: Jobs,
     store_after_stop: StoreCheck,
 }
@@ -917,7 +924,7 @@ impl LoadReport {
         upload_seconds: f64,
         crash: Option<CrashReport>,
         verified: Verified,
-        reads: Reads,
+        reads: Vec<Reads>,
         jobs: Jobs,
         store_after_stop: StoreCheck,
     ) -> Self {
@@ -998,21 +1005,9 @@ impl LoadReport {
             "  downloads   {}/{} byte-identical ({} distinct photos)",
             self.verified.identical, self.acknowledged, self.distinct_ids
         );
-        let reads = &self.reads;
-        println!(
-            "  reads       {} clients: list p50 {:.1} ms, p99 {:.1} ms ({} pages, {:.0}/s); thumbnail p50 {:.1} ms, p99 {:.1} ms ({} requests, {:.0}/s); {} error(s); {} thumbnail job(s) still queued at the start",
-            reads.clients,
-            reads.list.p50_ms,
-            reads.list.p99_ms,
-            reads.list.requests,
-            reads.list.per_s,
-            reads.thumbnail.p50_ms,
-            reads.thumbnail.p99_ms,
-            reads.thumbnail.requests,
-            reads.thumbnail.per_s,
-            reads.errors.len(),
-            reads.thumbnails_pending
-        );
+        for reads in &self.reads {
+            print_reads(reads);
+        }
         let jobs = &self.jobs;
         let kinds: Vec<String> = jobs
             .progress
@@ -1047,7 +1042,7 @@ impl LoadReport {
             .upload_errors
             .iter()
             .chain(&self.verified.problems)
-            .chain(&self.reads.errors)
+            .chain(self.reads.iter().flat_map(|r| &r.errors))
             .take(10)
         {
             println!("  problem: {problem}");
@@ -1088,8 +1083,8 @@ impl LoadReport {
             ),
         );
         check(
-            self.reads.errors.is_empty(),
-            format!("{} read error(s)", self.reads.errors.len()),
+            self.reads.iter().all(|r| r.errors.is_empty()),
+            "errors in the list and thumbnail requests".into(),
         );
         check(
             self.jobs.finished,
@@ -1130,6 +1125,24 @@ impl LoadReport {
             bail!("the load run failed: {}", failed.join("; "))
         }
     }
+}
+
+fn print_reads(reads: &Reads) {
+    println!(
+        "  reads       {} clients {}: list p50 {:.1} ms, p99 {:.1} ms ({} pages of 100, {:.0}/s); thumbnail p50 {:.1} ms, p99 {:.1} ms ({} requests, {:.0}/s); {} error(s); {} thumbnail job(s) queued at the start",
+        reads.clients,
+        reads.when,
+        reads.list.p50_ms,
+        reads.list.p99_ms,
+        reads.list.requests,
+        reads.list.per_s,
+        reads.thumbnail.p50_ms,
+        reads.thumbnail.p99_ms,
+        reads.thumbnail.requests,
+        reads.thumbnail.per_s,
+        reads.errors.len(),
+        reads.thumbnails_pending
+    );
 }
 
 #[cfg(test)]
