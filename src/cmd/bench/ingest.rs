@@ -35,10 +35,10 @@ use album_serving::{AppState, ServeConfig, ingest, people, photos};
 use anyhow::{Context, bail};
 use axum::Json;
 use axum::extract::State;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
-use super::locate;
+use super::{is_photo, locate, sorted_entries};
 
 /// Photos through the album service's ingest, stage by stage (upload check, store,
 /// thumbnail, classify, face detection, face descriptors, clustering), one photo at a
@@ -268,12 +268,18 @@ fn quotas(sizes: &[usize], n: usize) -> Vec<usize> {
 
 fn photo_groups(root: &Path) -> anyhow::Result<Vec<Vec<PathBuf>>> {
     let entries = sorted_entries(root)?;
-    let mut groups = vec![entries.iter().filter(|p| is_photo(p)).cloned().collect()];
+    let mut groups = vec![
+        entries
+            .iter()
+            .filter(|p| p.is_file() && is_photo(p))
+            .cloned()
+            .collect(),
+    ];
     for dir in entries.iter().filter(|p| p.is_dir()) {
         groups.push(
             sorted_entries(dir)?
                 .into_iter()
-                .filter(|p| is_photo(p))
+                .filter(|p| p.is_file() && is_photo(p))
                 .collect(),
         );
     }
@@ -286,26 +292,6 @@ fn photo_groups(root: &Path) -> anyhow::Result<Vec<Vec<PathBuf>>> {
         );
     }
     Ok(groups)
-}
-
-fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("listing {}", dir.display()))?;
-    entries.sort();
-    Ok(entries)
-}
-
-fn is_photo(path: &Path) -> bool {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    path.is_file()
-        && matches!(
-            extension.as_deref(),
-            Some("jpg" | "jpeg" | "png" | "webp" | "gif" | "bmp" | "tif" | "tiff")
-        )
 }
 
 /// Every photo's bytes, read before anything is timed.
@@ -579,12 +565,7 @@ fn count_rows(state: &AppState, sql: &str, id: i64) -> anyhow::Result<i64> {
 
 /// A bar on stderr (drawn only when it is a terminal).
 fn progress_bar(len: usize) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} photos, {per_sec}, eta {eta}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = album_dataset::progress::bar(len as u64, "photos");
     bar.set_message("ingest");
     bar
 }

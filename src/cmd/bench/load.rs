@@ -373,8 +373,9 @@ struct Uploads {
     deadline: Instant,
     kill_after: Option<usize>,
     kill_now: Notify,
-    /// Set when every upload client has returned.
-    finished: AtomicBool,
+    /// Set when `--kill-after` uploads were acknowledged (the killer then kills, even if
+    /// the last uploads finish before it gets to run).
+    kill_triggered: AtomicBool,
     outcome: Mutex<UploadOutcome>,
     bar: indicatif::ProgressBar,
 }
@@ -425,7 +426,7 @@ async fn run_load(
         deadline: Instant::now() + Duration::from_secs(args.upload_time_limit_s),
         kill_after: args.kill_after,
         kill_now: Notify::new(),
-        finished: AtomicBool::new(false),
+        kill_triggered: AtomicBool::new(false),
         outcome: Mutex::new(UploadOutcome {
             ids: vec![None; count],
             ..UploadOutcome::default()
@@ -451,7 +452,6 @@ async fn run_load(
     }
     let upload_seconds = started.elapsed().as_secs_f64();
     uploads.bar.finish_and_clear();
-    uploads.finished.store(true, Ordering::SeqCst);
     uploads.kill_now.notify_one(); // lets the killer return if it never fired
     let (server, crash) = killer.await??;
 
@@ -570,6 +570,7 @@ fn acknowledge(
     uploads.bar.inc(1);
     let acknowledged = uploads.acknowledged.fetch_add(1, Ordering::SeqCst) + 1;
     if uploads.kill_after == Some(acknowledged) {
+        uploads.kill_triggered.store(true, Ordering::SeqCst);
         uploads.kill_now.notify_one();
     }
 }
@@ -594,8 +595,8 @@ async fn kill_and_restart(
     data_dir: PathBuf,
 ) -> anyhow::Result<(Server, Option<CrashReport>)> {
     uploads.kill_now.notified().await;
-    if uploads.finished.load(Ordering::SeqCst) {
-        return Ok((server, None)); // no --kill-after, or the uploads ended before it
+    if !uploads.kill_triggered.load(Ordering::SeqCst) {
+        return Ok((server, None)); // no --kill-after, or fewer acknowledged uploads
     }
     uploads.down.store(true, Ordering::SeqCst);
     let acknowledged_before_kill = uploads.acknowledged.load(Ordering::SeqCst);
