@@ -11,7 +11,7 @@ apt_install() {
 }
 
 need=()
-dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup-browser: installing ${need[*]}"
