@@ -166,40 +166,22 @@ fn album_config(args: &IngestBenchArgs) -> anyhow::Result<ServeConfig> {
 /// connections close before the files go).
 struct ScratchAlbum {
     state: AppState,
-    dir: ScratchDir,
+    dir: tempfile::TempDir,
 }
 
 impl ScratchAlbum {
     fn open(parent: Option<&Path>, mut config: ServeConfig) -> anyhow::Result<Self> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-        let dir = ScratchDir::create(&parent)?;
-        config.data_dir = dir.0.join("album");
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("album-bench-ingest-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("creating a scratch folder in {}", parent.display()))?;
+        config.data_dir = dir.path().join("album");
         let state = AppState::open(config)
-            .with_context(|| format!("opening a scratch album in {}", dir.0.display()))?;
+            .with_context(|| format!("opening a scratch album in {}", dir.path().display()))?;
         Ok(ScratchAlbum { state, dir })
-    }
-}
-
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn create(parent: &Path) -> anyhow::Result<Self> {
-        let dir = parent.join(format!("album-bench-ingest-{}", std::process::id()));
-        std::fs::create_dir_all(parent)
-            .and_then(|()| std::fs::create_dir(&dir))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        Ok(ScratchDir(dir))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if let Err(error) = std::fs::remove_dir_all(&self.0) {
-            eprintln!(
-                "album bench ingest: could not remove {}: {error}",
-                self.0.display()
-            );
-        }
     }
 }
 
@@ -788,7 +770,7 @@ fn print_preamble(
     );
     println!(
         "album: {} (SQLite, synchronous = FULL; blobs fsynced), removed afterwards",
-        album.dir.0.display()
+        album.dir.path().display()
     );
 }
 

@@ -263,6 +263,16 @@ impl Server {
     }
 }
 
+/// A server left running by an error in the bench is killed, not orphaned.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// The address in `album serve: http://127.0.0.1:PORT/ (...)`.
 fn address_in(line: &str) -> Option<SocketAddr> {
     let rest = line.strip_prefix("album serve: http://")?;
@@ -463,12 +473,7 @@ async fn run_load(
     server.stop()?;
     let final_check = check_store(data_dir)?;
 
-    let outcome = std::mem::take(
-        &mut *uploads
-            .outcome
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner()),
-    );
+    let outcome = std::mem::take(&mut *lock(&uploads));
     Ok(LoadReport::new(
         args,
         count,
@@ -521,8 +526,8 @@ async fn upload_client(uploads: Arc<Uploads>) {
                     acknowledge(&uploads, index, id, duplicate, cut_by_kill, sent.elapsed());
                     break;
                 }
-                Err(Failure::Transport(e)) if kill_in_progress(&uploads, &server, generation) => {
-                    let _ = e; // the kill cut this request: send it again once restarted
+                Err(Failure::Transport(_)) if kill_in_progress(&uploads, &server, generation) => {
+                    // The kill cut this request: send it again once restarted.
                     cut_by_kill = true;
                     lock(&uploads).interrupted += 1;
                     while server.borrow().0 == generation {
@@ -652,13 +657,16 @@ fn acknowledged_ids(uploads: &Uploads) -> Vec<(usize, i64)> {
         .collect()
 }
 
+/// Concurrent downloads while comparing (not timed: only the bytes matter here).
+const VERIFY_CLIENTS: usize = 16;
+
 async fn verify_downloads(uploads: &Arc<Uploads>, base: &str) -> Verified {
     let acknowledged = Arc::new(acknowledged_ids(uploads));
     let bar = album_dataset::progress::bar(acknowledged.len() as u64, "photos");
     bar.set_message("downloading and comparing");
     let next = Arc::new(AtomicUsize::new(0));
     let verified = Arc::new(Mutex::new(Verified::default()));
-    let tasks: Vec<_> = (0..16)
+    let tasks: Vec<_> = (0..VERIFY_CLIENTS)
         .map(|_| {
             let (uploads, acknowledged, next, verified, bar) = (
                 Arc::clone(uploads),
