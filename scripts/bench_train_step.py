@@ -19,7 +19,8 @@ is one JSON object, the same fields as Rust's `StepThroughput`:
 
     {"images_per_s": <median of per-step rates>, "images_per_s_total": ...,
      "params": <int>, "batch_size": <int>, "step_seconds": [...], "last_loss": ...,
-     "torch": "<version>", "threads": <int>, "device": "cpu"}
+     "torch": "<version>", "threads": <int>, "device": "cpu",
+     "op_seconds": {"conv forward": <seconds per step>, ...}   (with --profile-ops)}
 
 If torch cannot be imported it prints `NO_TORCH <reason>` and exits 3.
 """
@@ -54,6 +55,13 @@ def parse_args():
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--profile-ops", type=int, default=0, metavar="STEPS",
+                        help="after the timed steps, STEPS more under torch.profiler: "
+                             "seconds per step in each layer operation")
+    parser.add_argument("--precision", choices=["f32", "bf16", "f16"], default="f32",
+                        help="the whole model and batch in this type (burn's rule: no autocast)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="torch.backends.cudnn.benchmark = True")
     return parser.parse_args()
 
 
@@ -438,6 +446,40 @@ def summarise(batch, params, step_seconds, last_loss):
     return result
 
 
+# The layer operations `album bench train` times on the Rust side (ops::profile::Op),
+# as the ATen operators PyTorch's autograd calls for them. Totals include the operator's
+# children (aten::conv2d → mkldnn_convolution, batch_norm → native_batch_norm).
+PROFILED_OPS = {
+    "conv forward": ("aten::conv2d",),
+    "conv backward": ("aten::convolution_backward",),
+    "batch norm forward": ("aten::batch_norm",),
+    "batch norm backward": ("aten::native_batch_norm_backward",),
+    "ReLU forward": ("aten::relu", "aten::relu_"),
+    "ReLU backward": ("aten::threshold_backward",),
+}
+
+
+def profile_ops(torch, step, steps, device):
+    """Seconds per step spent in each of PROFILED_OPS, over `steps` profiled steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+    totals = {}
+    for event in prof.key_averages():
+        for label, names in PROFILED_OPS.items():
+            if event.key in names:
+                # microseconds; device time on CUDA, where the CPU time is the launch only
+                micros = getattr(event, "device_time_total", 0) if device.type == "cuda" else 0
+                micros = micros or event.cpu_time_total
+                totals[label] = totals.get(label, 0.0) + micros * 1e-6 / steps
+    return totals
+
+
 def main():
     args = parse_args()
     try:
@@ -448,15 +490,18 @@ def main():
         return 3
 
     torch.set_num_threads(args.threads)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
     torch.set_num_interop_threads(1)
     torch.manual_seed(args.seed)
     device = torch.device(args.device)
-    model = build_models(torch)(args).to(device)
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}[args.precision]
+    model = build_models(torch)(args).to(device=device, dtype=dtype)
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.model} width {args.width}: {params} trainable parameters", flush=True)
     optimizer = build_optimizer(torch, model, args)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
-    images = torch.randn(args.batch, 3, args.crop, args.crop, device=device)
+    images = torch.randn(args.batch, 3, args.crop, args.crop, device=device, dtype=dtype)
     targets = torch.randint(0, args.num_classes, (args.batch,), device=device)
 
     def step():
@@ -481,7 +526,10 @@ def main():
         last_loss = step()
         step_seconds.append(time.perf_counter() - start)
     result = summarise(args.batch, params, step_seconds, last_loss)
-    result.update(torch=torch.__version__, threads=args.threads, device=args.device)
+    result.update(torch=torch.__version__, threads=args.threads, device=args.device,
+                  precision=args.precision)
+    if args.profile_ops > 0:
+        result["op_seconds"] = profile_ops(torch, step, args.profile_ops, device)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -2,7 +2,8 @@
 
 use album_training::device::{self, ConvCase, DeviceKind};
 
-/// Run a grouped convolution forward and backward on a device and compare it with flex.
+/// Run the layer operations (grouped convolution, batch norm, ReLU) forward and backward
+/// on a device and compare them with flex.
 #[derive(Debug, clap::Args)]
 pub struct DeviceCheckArgs {
     /// Device to check: flex, tch-cpu, tch-cuda or tch-cuda:N.
@@ -18,7 +19,8 @@ pub fn run(args: DeviceCheckArgs) -> anyhow::Result<()> {
     let kind: DeviceKind = args.device.parse()?;
     let case = ConvCase::default();
     println!(
-        "grouped conv {}x{}x{}x{}, {} groups, 3x3, forward + backward, on {kind} vs flex",
+        "grouped conv {}x{}x{}x{} ({} groups, 3x3) → batch norm → ReLU, forward + backward, \
+         on {kind} vs flex",
         case.batch, case.channels, case.side, case.side, case.groups
     );
     let tolerance = args.tolerance.unwrap_or(kind.default_tolerance());

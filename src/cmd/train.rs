@@ -42,9 +42,14 @@ pub struct TrainArgs {
     /// No progress bars (logs stay one line per epoch).
     #[arg(long)]
     quiet: bool,
+    /// Layer operations: project (smart-album's own conv, batch norm and ReLU kernels)
+    /// or burn (burn's, for before/after comparisons).
+    #[arg(long, default_value = "project", value_name = "project|burn")]
+    kernels: String,
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    album_training::ops::set_kernels(args.kernels.parse()?);
     let config = match &args.config {
         Some(path) => {
             let mut config = TrainConfig::load(path)?;

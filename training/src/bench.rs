@@ -20,6 +20,7 @@
 //! prints, so both sides are summarised by the same code ([`StepThroughput::from_steps`]
 //! here, its twin in the script).
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::device::DeviceKind;
 use crate::models::{Model, trainable_params};
+use crate::ops::{self, Kernels, profile};
 use crate::training::{TrainingLoss, build_optimizer, configured_device, host_f32};
 use crate::{Error, Result};
 
@@ -53,6 +55,11 @@ pub struct StepThroughput {
     /// script leaves it out when it is not a number, which JSON cannot carry).
     #[serde(default = "not_a_number")]
     pub last_loss: f64,
+    /// Seconds per step inside each layer operation (`ops::profile::Op::label`), when
+    /// they were timed: the project's kernels on the Rust side, `torch.profiler` on
+    /// PyTorch's.
+    #[serde(default)]
+    pub op_seconds: BTreeMap<String, f64>,
 }
 
 impl StepThroughput {
@@ -75,6 +82,7 @@ impl StepThroughput {
             batch_size,
             step_seconds,
             last_loss,
+            op_seconds: BTreeMap::new(),
         }
     }
 
@@ -107,12 +115,27 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// Builds `config.model` (at [`NUM_CLASSES`]) on `kind`'s device with autodiff and times
 /// `warmup` untimed then `steps` timed training steps on one fixed synthetic batch of
-/// `[batch_size, 3, crop, crop]`.
+/// `[batch_size, 3, crop, crop]`, with `kernels`' layer operations. With the project's
+/// kernels, the time inside each layer operation is recorded too (CPU devices only: a
+/// CUDA kernel's wall time would be its launch).
 pub fn train_step_throughput(
     config: &TrainConfig,
     kind: DeviceKind,
     warmup: usize,
     steps: usize,
+    kernels: Kernels,
+) -> Result<StepThroughput> {
+    ops::with_kernels(kernels, || {
+        timed_steps(config, kind, warmup, steps, kernels == Kernels::Project)
+    })
+}
+
+fn timed_steps(
+    config: &TrainConfig,
+    kind: DeviceKind,
+    warmup: usize,
+    steps: usize,
+    time_ops: bool,
 ) -> Result<StepThroughput> {
     if steps == 0 {
         return Err(Error::Config(
@@ -128,6 +151,8 @@ pub fn train_step_throughput(
     for _ in 0..warmup {
         bench.step()?;
     }
+    let time_ops = time_ops && !matches!(kind, DeviceKind::TchCuda(_));
+    profile::enable(time_ops);
     let mut step_seconds = Vec::with_capacity(steps);
     let mut last_loss = f64::NAN;
     for _ in 0..steps {
@@ -135,13 +160,17 @@ pub fn train_step_throughput(
         last_loss = bench.step()?;
         step_seconds.push(started.elapsed().as_secs_f64());
     }
+    profile::enable(false);
     let params = trainable_params(&bench.model);
-    Ok(StepThroughput::from_steps(
-        config.train.batch_size,
-        params,
-        step_seconds,
-        last_loss,
-    ))
+    let mut result =
+        StepThroughput::from_steps(config.train.batch_size, params, step_seconds, last_loss);
+    if time_ops {
+        result.op_seconds = profile::totals()
+            .into_iter()
+            .map(|(op, seconds, _)| (op.label().to_owned(), seconds / steps as f64))
+            .collect();
+    }
+    Ok(result)
 }
 
 /// LibTorch picks its own intra-op thread count; the comparison gives PyTorch all the
@@ -154,6 +183,17 @@ fn match_libtorch_threads(kind: DeviceKind) {
         tch::set_num_threads(i32::try_from(cores).unwrap_or(1));
     }
 }
+
+/// Lets cuDNN time its convolution algorithms and keep the fastest per shape (PyTorch's
+/// `torch.backends.cudnn.benchmark`), for LibTorch on CUDA.
+#[cfg(feature = "tch")]
+pub fn set_cudnn_benchmark(on: bool) {
+    tch::Cuda::cudnn_set_benchmark(on);
+}
+
+/// Without LibTorch there is no cuDNN.
+#[cfg(not(feature = "tch"))]
+pub fn set_cudnn_benchmark(_on: bool) {}
 
 /// Without LibTorch there are no LibTorch threads to set.
 #[cfg(not(feature = "tch"))]
@@ -239,10 +279,19 @@ mod tests {
 
     #[test]
     fn a_tiny_se_resnext_on_flex_gives_positive_finite_figures() {
-        let result = train_step_throughput(&tiny_config(), DeviceKind::Flex, 1, 2).unwrap();
+        let result =
+            train_step_throughput(&tiny_config(), DeviceKind::Flex, 1, 2, Kernels::Project)
+                .unwrap();
         assert_eq!(result.step_seconds.len(), 2);
         assert_eq!(result.batch_size, 4);
         assert!(result.params > 0);
+        // every layer operation ran and was timed
+        assert_eq!(
+            result.op_seconds.len(),
+            profile::Op::ALL.len(),
+            "{result:?}"
+        );
+        assert!(result.op_seconds.values().all(|s| *s > 0.0), "{result:?}");
         for value in [
             result.images_per_s,
             result.images_per_s_total,
@@ -257,7 +306,10 @@ mod tests {
 
     #[test]
     fn no_timed_steps_is_an_error() {
-        assert!(train_step_throughput(&tiny_config(), DeviceKind::Flex, 0, 0).is_err());
+        assert!(
+            train_step_throughput(&tiny_config(), DeviceKind::Flex, 0, 0, Kernels::Project)
+                .is_err()
+        );
     }
 
     #[test]

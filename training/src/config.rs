@@ -354,13 +354,13 @@ mod tests {
 mod shipped_configs {
     use super::*;
 
-    /// Every config in `configs/cpu` and `configs/ci` parses, validates and names a
+    /// Every config in `configs/cpu`, `configs/gpu` and `configs/ci` parses, validates and names a
     /// registered model: a typo there would otherwise surface only when someone trains.
     #[test]
     fn every_shipped_training_config_is_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let mut checked = 0;
-        for folder in ["cpu", "ci"] {
+        for folder in ["cpu", "gpu", "ci"] {
             let entries = std::fs::read_dir(root.join(folder)).unwrap();
             for entry in entries {
                 let path = entry.unwrap().path();
@@ -370,6 +370,6 @@ mod shipped_configs {
                 }
             }
         }
-        assert!(checked >= 6, "only {checked} configs found");
+        assert!(checked >= 10, "only {checked} configs found");
     }
 }

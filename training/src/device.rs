@@ -9,19 +9,20 @@
 //! | `tch-cpu`  | LibTorch on the CPU (burn-tch)   | `--features tch`               |
 //! | `tch-cuda` | LibTorch on CUDA GPU 0 (or `tch-cuda:N`) | `--features tch`, built against a CUDA PyTorch |
 //!
-//! [`check`] runs a grouped convolution (the operation SE-ResNeXt leans on, and one
-//! burn has had bugs in) forward and backward on a device and on flex, and compares.
+//! [`check`] runs the layer operations SE-ResNeXt is made of (a grouped convolution, one
+//! burn has had bugs in, then batch norm and ReLU, all through [`crate::ops`]) forward
+//! and backward on a device and on flex, and compares.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::ops;
 use crate::{Error, Result};
 
 /// A device named the way configs and the command line name it.
@@ -150,15 +151,16 @@ impl Default for ConvCase {
 #[derive(Debug, Clone)]
 pub struct CheckReport {
     pub device: DeviceKind,
-    /// Largest relative difference from flex, ‖device − flex‖ / ‖flex‖, over the output,
-    /// the input gradient and the weight gradient.
+    /// Largest relative difference from flex, ‖device − flex‖ / ‖flex‖, over the output
+    /// and the gradients of the input, the convolution weight, γ and β.
     pub max_rel_diff: f32,
     /// Median wall time of one forward + backward on the device.
     pub step_time: Duration,
 }
 
-/// Runs a grouped convolution forward and backward on `kind` and on flex with the same
-/// seeded inputs, and fails if any of the three results differs relatively by more than
+/// Runs a grouped convolution, batch norm (training mode) and ReLU forward and backward
+/// on `kind` and on flex with the same seeded inputs, through the project's layer
+/// operations, and fails if any of the five results differs relatively by more than
 /// `tolerance` (relative, because the weight gradient sums thousands of products and
 /// its entries run into the hundreds: float32 rounding then shows up in absolute terms).
 pub fn check(kind: DeviceKind, case: ConvCase, tolerance: f32) -> Result<CheckReport> {
@@ -203,8 +205,9 @@ impl ConvInputs {
         }
     }
 
-    /// Output, input gradient and weight gradient of `sum(conv(x, w)²)`, on the host.
-    fn run(&self, device: &Device) -> Result<[Vec<f32>; 3]> {
+    /// Output, and the gradients of the input, the weight, γ and β, of
+    /// `sum(relu(bn(conv(x, w)))²)`, on the host (γ = 1, β = 0.1).
+    fn run(&self, device: &Device) -> Result<[Vec<f32>; 5]> {
         let c = self.case;
         let device = device.clone().autodiff();
         let x = Tensor::<4>::from_data(
@@ -220,23 +223,28 @@ impl ConvInputs {
             &device,
         )
         .require_grad();
-        let y = conv2d(
+        let gamma = Tensor::<1>::ones([c.channels], &device).require_grad();
+        let beta = Tensor::<1>::full([c.channels], 0.1, &device).require_grad();
+        let y = ops::conv2d(
             x.clone(),
             w.clone(),
             None,
             ConvOptions::new([1, 1], [1, 1], [1, 1], c.groups),
         );
-        let grads = (y.clone() * y.clone()).sum().backward();
-        let host = |t: Option<Tensor<4>>, what: &str| -> Result<Vec<f32>> {
+        let z = ops::batch_norm_train(y, gamma.clone(), beta.clone(), 1e-5, true).output;
+        let grads = (z.clone() * z.clone()).sum().backward();
+        fn host<const D: usize>(t: Option<Tensor<D>>, what: &str) -> Result<Vec<f32>> {
             let t = t.ok_or_else(|| Error::Check(format!("no {what} after backward")))?;
             t.into_data()
                 .try_to_vec::<f32>()
                 .map_err(|e| Error::Check(format!("reading {what} back: {e:?}")))
-        };
+        }
         Ok([
-            host(Some(y), "output")?,
+            host(Some(z), "output")?,
             host(x.grad(&grads), "input gradient")?,
             host(w.grad(&grads), "weight gradient")?,
+            host(gamma.grad(&grads), "γ gradient")?,
+            host(beta.grad(&grads), "β gradient")?,
         ])
     }
 }
@@ -288,6 +296,7 @@ mod tests {
         assert_eq!(outputs[0].len(), 2 * 8 * 6 * 6);
         assert_eq!(outputs[1].len(), 2 * 8 * 6 * 6);
         assert_eq!(outputs[2].len(), 8 * 4 * 9);
+        assert_eq!(outputs[3].len(), 8);
         assert!(outputs.iter().flatten().all(|v| v.is_finite()));
         check(DeviceKind::Flex, case, 0.0).unwrap();
     }

@@ -6,6 +6,8 @@
 //! - [`models`]: one file per family (SE-ResNeXt, AlexNet, VGG, GoogLeNet, DenseNet) and
 //!   the registry of names with their published reference facts.
 //! - [`config`]: the TOML training config (`configs/cpu/*.toml`).
+//! - [`ops`]: the layer operations (conv, batch norm, ReLU) with the project's own
+//!   forward and backward per backend: LibTorch's ATen kernels, direct Rust on flex.
 //! - [`training`]: the loop, run directories, `--resume`.
 //! - [`metrics`], [`plots`], [`checkpoint`], [`provenance`]: what a run writes.
 //! - [`inference`]: a finished run's model loaded back, predicting a split.
@@ -23,6 +25,7 @@ pub mod error;
 pub mod inference;
 pub mod metrics;
 pub mod models;
+pub mod ops;
 pub mod plots;
 pub mod provenance;
 pub mod schedule;

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use album_dataset::manifest::{write_table_csv, write_table_parquet};
+use burn::tensor::{Int, Tensor};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -56,14 +57,24 @@ impl Tally {
 
     /// Adds a batch: `logits` row-major `[n, classes]`, `targets` `[n]`, mean loss.
     pub fn add(&mut self, logits: &[f32], classes: usize, targets: &[i64], mean_loss: f32) {
-        for (row, &target) in logits.chunks(classes).zip(targets) {
-            let rank = rank_of_target(row, target as usize);
+        let ranks: Vec<usize> = logits
+            .chunks(classes)
+            .zip(targets)
+            .map(|(row, &target)| rank_of_target(row, target as usize))
+            .collect();
+        self.add_ranks(&ranks, mean_loss);
+    }
+
+    /// Adds a batch given each photo's target rank (as [`target_ranks`] computes them on
+    /// the device) and the batch's mean loss.
+    pub fn add_ranks(&mut self, ranks: &[usize], mean_loss: f32) {
+        for &rank in ranks {
             for (count, k) in self.top.iter_mut().zip(Self::KS) {
                 *count += usize::from(rank < k);
             }
         }
-        self.seen += targets.len();
-        self.loss_sum += f64::from(mean_loss) * targets.len() as f64;
+        self.seen += ranks.len();
+        self.loss_sum += f64::from(mean_loss) * ranks.len() as f64;
     }
 
     /// Adds another tally's counts (a batch's into the epoch's).
@@ -99,6 +110,24 @@ fn rank_of_target(row: &[f32], target: usize) -> usize {
         .enumerate()
         .filter(|&(i, &v)| i != target && (v >= score || v.is_nan()))
         .count()
+}
+
+/// [`rank_of_target`] for a whole batch on the device, so training can keep its tallies
+/// there and read them back once per logging interval: `[B, classes]` logits and `[B]`
+/// targets give `[B]` ranks (0 = a top-1 hit; ties and NaN scores count against the
+/// target; a NaN target score ranks last, at `classes`).
+pub fn target_ranks(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1, Int> {
+    let [batch, classes] = logits.dims();
+    let logits = logits.detach();
+    let score = logits.clone().gather(1, targets.reshape([batch, 1]));
+    let at_least = logits
+        .clone()
+        .greater_equal(score.clone().expand([batch, classes]))
+        .int();
+    let nan_rivals = logits.is_nan().int();
+    // The target's own entry is counted by `>=` (when it is not NaN): take it off.
+    let rank = (at_least + nan_rivals).sum_dim(1).reshape([batch]) - 1;
+    rank.mask_fill(score.is_nan().reshape([batch]), classes as i64)
 }
 
 fn batch_frame(rows: &[BatchRow]) -> PolarsResult<DataFrame> {
@@ -202,6 +231,43 @@ pub fn read_epoch_rows(run_dir: &Path) -> Result<Vec<EpochRow>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The device's ranks must be the host's, ties and NaN included.
+    #[test]
+    fn target_ranks_on_the_device_match_the_host_rule() {
+        use burn::tensor::{Device, TensorData};
+        let logits = vec![
+            3.0,
+            1.0,
+            0.0, // target 0: best
+            3.0,
+            2.0,
+            0.0, // target 1: second
+            1.0,
+            0.0,
+            1.0, // target 2: tied with class 0
+            f32::NAN,
+            0.0,
+            0.0, // target 0 is NaN: last
+            0.0,
+            f32::NAN,
+            5.0, // target 2 beats 0 but a NaN rival counts
+        ];
+        let targets = vec![0i64, 1, 2, 0, 2];
+        let device = Device::flex();
+        let ranks = target_ranks(
+            Tensor::from_data(TensorData::new(logits.clone(), [5, 3]), &device),
+            Tensor::from_data(TensorData::new(targets.clone(), [5]), &device),
+        );
+        let ranks: Vec<i64> = ranks.into_data().convert::<i64>().try_to_vec().unwrap();
+        let host: Vec<i64> = logits
+            .chunks(3)
+            .zip(&targets)
+            .map(|(row, &t)| rank_of_target(row, t as usize) as i64)
+            .collect();
+        assert_eq!(ranks, host);
+        assert_eq!(ranks, vec![0, 1, 1, 3, 1]);
+    }
 
     #[test]
     fn tally_counts_top_k_hits_and_ties_count_against_the_target() {

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! config.toml ─► RunData (train + val, decoded once, cached)
+//!             ─► Prefetcher (worker thread: crop, flip, normalise the next batches)
 //!             ─► Model on device.autodiff()  ─► per step: batch → forward → loss
-//!                (+ aux losses) → backward → SGD/AdamW step at the scheduled rate
+//!                (+ aux losses) → backward → SGD/AdamW step at the scheduled rate;
+//!                loss and top-k ranks stay on the device, read back every 16 steps
 //!             ─► per epoch: validation (no autodiff), metrics tables, charts,
 //!                checkpoints/last (and best)
 //! ```
@@ -18,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use album_dataset::data::{ImageBatcher, ImageDataset, ImageItem, PreprocessConfig};
+use album_dataset::data::{ImageBatcher, ImageDataset, Prefetcher, PreprocessConfig};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
@@ -377,7 +379,7 @@ impl Session {
         budget: Option<usize>,
         progress: bool,
     ) -> Result<EpochTrain> {
-        let train = &self.config.train;
+        let train = self.config.train.clone();
         // Dropout draws from the device's generator: seeding it per epoch makes a resumed
         // epoch draw what the unbroken run drew.
         self.device.seed(train.seed.wrapping_add(1 + epoch as u64));
@@ -385,35 +387,35 @@ impl Session {
         let batcher = ImageBatcher::train(&preprocess, train.seed)?;
         let dataset = ImageDataset::new(self.data.train.clone());
         dataset.set_epoch(epoch as u64);
-        let order = shuffled(dataset.images().len(), train.seed, epoch);
         let steps = budget.map_or(self.steps_per_epoch, |b| b.min(self.steps_per_epoch));
+        let chunks: Vec<Vec<usize>> = shuffled(dataset.images().len(), train.seed, epoch)
+            .chunks_exact(train.batch_size)
+            .take(steps)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let batches = Prefetcher::spawn(dataset, batcher, chunks, PREFETCH_DEPTH)?;
         let autodiff = self.device.clone().autodiff();
         let loss_fn = TrainingLoss::new(&self.config, &autodiff);
         let bar = progress.then(|| album_dataset::progress::bar(steps as u64, "batches"));
-        let mut tally = Tally::default();
-        let mut nonfinite = 0usize;
+        let mut metrics = StepMetrics::new(epoch);
+        // In f32 a non-finite loss means divergence, found when the interval is read back;
+        // bf16 and f16 overflow now and then, so those runs look at every step's loss
+        // and skip the update instead (one read-back per step).
+        let check_each_step = train.precision != Precision::F32;
         let mut consecutive_nonfinite = 0usize;
-        let started = Instant::now();
-        for chunk in order.chunks_exact(train.batch_size).take(steps) {
-            let step_started = Instant::now();
-            let items = chunk
-                .iter()
-                .map(|&i| dataset.item(i))
-                .collect::<album_dataset::Result<Vec<ImageItem>>>()?;
-            let batch = batcher.try_batch(&items, &autodiff)?;
+        for batch in batches {
+            let batch = batch?.to_device(&autodiff);
             let output = self.model.forward_train(batch.images);
-            let logits = output.logits.clone();
-            let loss = loss_fn.forward(output, batch.targets.clone());
-            let loss_value = host_f32(loss.clone().reshape([1]))?[0];
+            let ranks = metrics::target_ranks(output.logits.clone(), batch.targets.clone());
+            let loss = loss_fn.forward(output, batch.targets);
             let lr = self.schedule.at(self.state.step);
-            let finite = loss_value.is_finite();
+            let finite = !check_each_step || host_f32(loss.clone().reshape([1]))?[0].is_finite();
             if finite {
                 let grads = GradientsParams::from_grads(loss.backward(), &self.model);
                 self.model = self.optimizer.step(lr, self.model.clone(), grads);
                 consecutive_nonfinite = 0;
             } else {
                 // A non-finite loss would poison every weight; skip the update, count it.
-                nonfinite += 1;
                 consecutive_nonfinite += 1;
                 if consecutive_nonfinite >= 20 {
                     return Err(Error::Diverged(format!(
@@ -425,37 +427,28 @@ impl Session {
                     )));
                 }
             }
-            let logits = host_f32(logits)?;
-            let targets = host_i64(batch.targets)?;
-            let mut batch_tally = Tally::default();
-            batch_tally.add(&logits, self.data.class_names.len(), &targets, loss_value);
-            tally.merge(&batch_tally);
-            let seconds = step_started.elapsed().as_secs_f64();
-            self.state.batches.push(BatchRow {
-                epoch,
-                step: self.state.step,
-                loss: loss_value,
-                lr,
-                images_per_s: chunk.len() as f64 / seconds.max(1e-9),
-                top1: batch_tally.accuracy(0),
-                finite,
-            });
+            metrics.push(self.state.step, lr, loss.detach().reshape([1]), ranks);
             self.state.step += 1;
-            if let Some(bar) = &bar {
-                bar.set_message(format!("loss {loss_value:.3} lr {lr:.4}"));
-                bar.inc(1);
+            if metrics.pending() >= READBACK_INTERVAL {
+                let rows = metrics.read_back(!check_each_step)?;
+                self.record_steps(rows, bar.as_ref());
             }
         }
+        let rows = metrics.read_back(!check_each_step)?;
+        self.record_steps(rows, bar.as_ref());
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let seconds = started.elapsed().as_secs_f64();
-        Ok(EpochTrain {
-            steps: tally.seen / train.batch_size,
-            tally,
-            nonfinite,
-            images_per_s: tally.seen as f64 / seconds.max(1e-9),
-        })
+        Ok(metrics.finish(train.batch_size))
+    }
+
+    /// Keeps read-back step rows and moves the progress bar on.
+    fn record_steps(&mut self, rows: Vec<BatchRow>, bar: Option<&indicatif::ProgressBar>) {
+        if let (Some(bar), Some(last)) = (bar, rows.last()) {
+            bar.set_message(format!("loss {:.3} lr {:.4}", last.loss, last.lr));
+            bar.inc(rows.len() as u64);
+        }
+        self.state.batches.extend(rows);
     }
 
     fn validate(&self, progress: bool) -> Result<EpochVal> {
@@ -593,6 +586,116 @@ struct EpochTrain {
     tally: Tally,
     nonfinite: usize,
     images_per_s: f64,
+}
+
+/// Steps between reads of the training metrics from the device: a read waits for the
+/// device to finish everything queued, which on a GPU would stall it every step.
+const READBACK_INTERVAL: usize = 16;
+
+/// Batches built ahead of the step on the worker thread.
+const PREFETCH_DEPTH: usize = 2;
+
+/// A step whose loss and target ranks are still on the device.
+struct PendingStep {
+    step: usize,
+    lr: f64,
+    loss: Tensor<1>,
+    ranks: Tensor<1, Int>,
+}
+
+/// An epoch's training metrics: steps waiting on the device, and the tally and timing
+/// of those already read back.
+struct StepMetrics {
+    epoch: usize,
+    pending: Vec<PendingStep>,
+    tally: Tally,
+    nonfinite: usize,
+    started: Instant,
+    interval_started: Instant,
+}
+
+impl StepMetrics {
+    fn new(epoch: usize) -> Self {
+        StepMetrics {
+            epoch,
+            pending: Vec::new(),
+            tally: Tally::default(),
+            nonfinite: 0,
+            started: Instant::now(),
+            interval_started: Instant::now(),
+        }
+    }
+
+    fn push(&mut self, step: usize, lr: f64, loss: Tensor<1>, ranks: Tensor<1, Int>) {
+        self.pending.push(PendingStep {
+            step,
+            lr,
+            loss,
+            ranks,
+        });
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Reads the waiting steps back in one transfer each for losses and ranks, and
+    /// turns them into batch rows (images/s is the interval's rate: per-step times of
+    /// a device that queues work would only time the queueing). With
+    /// `nonfinite_is_divergence`, a non-finite loss is an error.
+    fn read_back(&mut self, nonfinite_is_divergence: bool) -> Result<Vec<BatchRow>> {
+        if self.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let batch = pending[0].ranks.dims()[0];
+        let (losses, ranks): (Vec<_>, Vec<_>) = pending
+            .iter()
+            .map(|p| (p.loss.clone(), p.ranks.clone()))
+            .unzip();
+        let losses = host_f32(Tensor::cat(losses, 0))?;
+        let ranks = host_i64(Tensor::cat(ranks, 0))?;
+        let seconds = self.interval_started.elapsed().as_secs_f64();
+        self.interval_started = Instant::now();
+        let images_per_s = (batch * pending.len()) as f64 / seconds.max(1e-9);
+        let mut rows = Vec::with_capacity(pending.len());
+        for ((step, loss), ranks) in pending.iter().zip(losses).zip(ranks.chunks(batch)) {
+            let finite = loss.is_finite();
+            if !finite && nonfinite_is_divergence {
+                return Err(Error::Diverged(format!(
+                    "the loss became {loss} at step {} (epoch {}, f32): lower train.base_lr \
+                     and resume from the last checkpoint",
+                    step.step,
+                    self.epoch + 1
+                )));
+            }
+            let ranks: Vec<usize> = ranks.iter().map(|&r| r.max(0) as usize).collect();
+            let mut batch_tally = Tally::default();
+            batch_tally.add_ranks(&ranks, loss);
+            self.tally.merge(&batch_tally);
+            self.nonfinite += usize::from(!finite);
+            rows.push(BatchRow {
+                epoch: self.epoch,
+                step: step.step,
+                loss,
+                lr: step.lr,
+                images_per_s,
+                top1: batch_tally.accuracy(0),
+                finite,
+            });
+        }
+        Ok(rows)
+    }
+
+    fn finish(self, batch_size: usize) -> EpochTrain {
+        let seconds = self.started.elapsed().as_secs_f64();
+        EpochTrain {
+            steps: self.tally.seen / batch_size,
+            tally: self.tally,
+            nonfinite: self.nonfinite,
+            images_per_s: self.tally.seen as f64 / seconds.max(1e-9),
+        }
+    }
 }
 
 struct EpochVal {

@@ -15,11 +15,12 @@
 //! Output, dX, dW and db must each match to ‖got − ref‖ / ‖ref‖ ≤ 1e-5.
 //!
 //! Every case runs on flex; with `--features tch` the same cases also run on LibTorch
-//! CPU. [`naive_reference_tells_a_wrongly_wired_grouped_weight_apart`] makes sure the
+//! CPU. Each runs twice: through burn's own `conv2d` and through the project's
+//! `album_training::ops::conv2d` (its own backward: ATen's kernels on LibTorch). [`naive_reference_tells_a_wrongly_wired_grouped_weight_apart`] makes sure the
 //! comparison cannot pass vacuously: a weight read in a wrong group layout must miss
 //! both the reference and burn's result by far more than the tolerance.
 
-use burn::tensor::module::conv2d;
+use album_training::ops;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
@@ -30,8 +31,8 @@ use rand_chacha::ChaCha8Rng;
 const TOLERANCE: f64 = 1e-5;
 
 /// One convolution: NCHW input of `batch × in_channels × side × side`, weight of
-/// `out_channels × in_channels/groups × kernel × kernel`, square stride and padding,
-/// dilation 1.
+/// `out_channels × in_channels/groups × kernel × kernel`, square stride, padding and
+/// dilation.
 #[derive(Debug, Clone, Copy)]
 struct Case {
     batch: usize,
@@ -42,6 +43,7 @@ struct Case {
     kernel: usize,
     stride: usize,
     padding: usize,
+    dilation: usize,
 }
 
 impl Case {
@@ -54,7 +56,8 @@ impl Case {
     }
 
     fn out_side(&self) -> usize {
-        (self.side + 2 * self.padding - self.kernel) / self.stride + 1
+        let reach = self.dilation * (self.kernel - 1) + 1;
+        (self.side + 2 * self.padding - reach) / self.stride + 1
     }
 
     fn input_shape(&self) -> [usize; 4] {
@@ -104,12 +107,37 @@ fn case(
         kernel,
         stride,
         padding,
+        dilation: 1,
+    }
+}
+
+impl Case {
+    fn dilated(self, dilation: usize) -> Case {
+        Case { dilation, ..self }
+    }
+
+    fn batched(self, batch: usize) -> Case {
+        Case { batch, ..self }
     }
 }
 
 /// Ungrouped 3×3 (ResNeXt stem-like, 4 → 6 channels), stride 1 and 2.
 fn one_group_cases() -> Vec<Case> {
     vec![case(4, 6, 1, 9, 3, 1, 1), case(4, 6, 1, 9, 3, 2, 1)]
+}
+
+/// Odd shapes: a 7×7 stride-2 stem on an odd side with 3 input channels, a 5×5 on a
+/// side the stride does not divide, a dilated 3×3 (2 groups), a 1-pixel image, and a
+/// 64×64 map in a batch of 3 (the flex kernel then works image by image: its units of
+/// work hold about 128 K receptive-field values).
+fn odd_cases() -> Vec<Case> {
+    vec![
+        case(3, 8, 1, 11, 7, 2, 3),
+        case(6, 4, 2, 10, 5, 3, 2),
+        case(8, 8, 2, 9, 3, 1, 2).dilated(2),
+        case(4, 4, 1, 1, 3, 1, 1),
+        case(4, 6, 2, 64, 3, 1, 1).batched(3),
+    ]
 }
 
 /// 2 groups, more channels out than in (8 → 16), stride 1 and 2.
@@ -189,12 +217,13 @@ enum Wiring {
 /// the module doc.
 fn naive(inputs: &Inputs, wiring: Wiring) -> Results {
     let c = inputs.case;
-    let (cin_g, cout_g, k, s, p) = (
+    let (cin_g, cout_g, k, s, p, d) = (
         c.in_per_group(),
         c.out_per_group(),
         c.kernel,
         c.stride,
         c.padding,
+        c.dilation,
     );
     let (side, out) = (c.side, c.out_side());
     let x_at =
@@ -232,7 +261,7 @@ fn naive(inputs: &Inputs, wiring: Wiring) -> Results {
                         for kh in 0..k {
                             for kw in 0..k {
                                 // Input row and column, skipping the zero padding.
-                                let (h, w) = (i * s + kh, j * s + kw);
+                                let (h, w) = (i * s + kh * d, j * s + kw * d);
                                 if h < p || w < p || h - p >= side || w - p >= side {
                                     continue;
                                 }
@@ -253,8 +282,30 @@ fn naive(inputs: &Inputs, wiring: Wiring) -> Results {
     results
 }
 
+/// Whose convolution runs: burn's own, or the project's operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Implementation {
+    Burn,
+    Project,
+}
+
+impl Implementation {
+    fn name(self) -> &'static str {
+        match self {
+            Implementation::Burn => "burn",
+            Implementation::Project => "project",
+        }
+    }
+}
+
 /// burn's conv2d forward and backward of `sum(y * r)` on `device` (made autodiff here).
 fn burn_conv(inputs: &Inputs, device: &Device) -> Results {
+    run_conv(inputs, device, Implementation::Burn)
+}
+
+/// Forward and backward of `sum(y * r)` on `device` (made autodiff here) through
+/// `implementation`'s conv2d.
+fn run_conv(inputs: &Inputs, device: &Device, implementation: Implementation) -> Results {
     let c = inputs.case;
     let device = device.clone().autodiff();
     let x = Tensor::<4>::from_data(TensorData::new(inputs.x.clone(), c.input_shape()), &device)
@@ -264,17 +315,19 @@ fn burn_conv(inputs: &Inputs, device: &Device) -> Results {
     let b = Tensor::<1>::from_data(TensorData::new(inputs.b.clone(), [c.out_channels]), &device)
         .require_grad();
     let r = Tensor::<4>::from_data(TensorData::new(inputs.r.clone(), c.output_shape()), &device);
-    let y = conv2d(
-        x.clone(),
-        w.clone(),
-        Some(b.clone()),
-        ConvOptions::new(
-            [c.stride, c.stride],
-            [c.padding, c.padding],
-            [1, 1],
-            c.groups,
-        ),
+    let options = ConvOptions::new(
+        [c.stride, c.stride],
+        [c.padding, c.padding],
+        [c.dilation, c.dilation],
+        c.groups,
     );
+    let kernels = match implementation {
+        Implementation::Burn => ops::Kernels::Burn,
+        Implementation::Project => ops::Kernels::Project,
+    };
+    let y = ops::with_kernels(kernels, || {
+        ops::conv2d(x.clone(), w.clone(), Some(b.clone()), options)
+    });
     assert_eq!(y.dims(), c.output_shape(), "output shape of {c:?}");
     let grads = (y.clone() * r).sum().backward();
     let dx = x.grad(&grads).expect("no input gradient after backward");
@@ -342,11 +395,16 @@ fn assert_cases_match_naive_loops(device: &Device, name: &str, cases: &[Case]) {
     for (index, &case) in cases.iter().enumerate() {
         let inputs = Inputs::seeded(case, 1000 + index as u64);
         let expected = naive(&inputs, Wiring::Correct);
-        let got = burn_conv(&inputs, device);
-        for (what, diff) in differences(&got, &expected) {
-            println!("{name} {case:?}: {what} relative difference {diff:.3e}");
-            if diff.is_nan() || diff > TOLERANCE {
-                failures.push(format!("{case:?}: {what} differs by {diff:e} relative"));
+        for implementation in [Implementation::Burn, Implementation::Project] {
+            let got = run_conv(&inputs, device, implementation);
+            let who = implementation.name();
+            for (what, diff) in differences(&got, &expected) {
+                println!("{name} {who} {case:?}: {what} relative difference {diff:.3e}");
+                if diff.is_nan() || diff > TOLERANCE {
+                    failures.push(format!(
+                        "{who} {case:?}: {what} differs by {diff:e} relative"
+                    ));
+                }
             }
         }
     }
@@ -377,6 +435,11 @@ fn conv_1x1_grouped_and_strided_forward_and_backward_match_naive_loops_on_flex()
     assert_cases_match_naive_loops(&Device::flex(), "flex", &one_by_one_cases());
 }
 
+#[test]
+fn odd_sizes_dilation_and_a_one_pixel_image_match_naive_loops_on_flex() {
+    assert_cases_match_naive_loops(&Device::flex(), "flex", &odd_cases());
+}
+
 #[cfg(feature = "tch")]
 #[allow(deprecated)] // burn-tch is deprecated upstream; it is the project's LibTorch route
 fn libtorch_cpu() -> Device {
@@ -405,6 +468,12 @@ fn grouped_conv_32_groups_forward_and_backward_match_naive_loops_on_libtorch_cpu
 #[test]
 fn conv_1x1_grouped_and_strided_forward_and_backward_match_naive_loops_on_libtorch_cpu() {
     assert_cases_match_naive_loops(&libtorch_cpu(), "libtorch-cpu", &one_by_one_cases());
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn odd_sizes_dilation_and_a_one_pixel_image_match_naive_loops_on_libtorch_cpu() {
+    assert_cases_match_naive_loops(&libtorch_cpu(), "libtorch-cpu", &odd_cases());
 }
 
 /// The tests above could pass vacuously if the reference were blind to group wiring.

@@ -130,6 +130,34 @@ pub struct ImageBatch {
     pub targets: Tensor<1, Int>,
 }
 
+/// A batch still in host memory: what worker threads build ahead of the training step,
+/// before it goes to the step's device ([`HostBatch::to_device`]). Building on the host
+/// keeps the data pipeline off the device's own threads (LibTorch's pool).
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// `[B, 3, crop, crop]`, row-major.
+    pub pixels: Vec<f32>,
+    /// `[B]` class indices.
+    pub targets: Vec<i64>,
+    pub crop: usize,
+}
+
+impl HostBatch {
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The batch as tensors on `device` (a copy on LibTorch and CUDA; flex takes the
+    /// buffer as it is).
+    pub fn to_device(self, device: &Device) -> ImageBatch {
+        batch_tensors(self.pixels, self.targets, self.crop, device)
+    }
+}
+
 /// Turns [`ImageItem`]s into an [`ImageBatch`]: random crop and flip for training,
 /// centre crop for evaluation; items are processed in parallel (rayon).
 #[derive(Debug, Clone)]
@@ -195,11 +223,18 @@ impl ImageBatcher {
 
     /// Like [`Batcher::batch`] but reporting failures instead of panicking.
     pub fn try_batch(&self, items: &[ImageItem], device: &Device) -> Result<ImageBatch> {
-        let crop = self.config().crop as usize;
+        Ok(self.host_batch(items)?.to_device(device))
+    }
+
+    /// The batch of `items` in host memory.
+    pub fn host_batch(&self, items: &[ImageItem]) -> Result<HostBatch> {
         let mut pixels = vec![0.0f32; items.len() * self.preprocessor.item_len()];
         self.fill(items, &mut pixels)?;
-        let targets: Vec<i64> = items.iter().map(|item| item.label as i64).collect();
-        Ok(batch_tensors(pixels, targets, crop, device))
+        Ok(HostBatch {
+            pixels,
+            targets: items.iter().map(|item| item.label as i64).collect(),
+            crop: self.config().crop as usize,
+        })
     }
 
     /// The same batch straight from image files, without the cache: read, decode,

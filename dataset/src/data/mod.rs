@@ -4,7 +4,10 @@
 //! manifest ──(rayon: read + decode + resize short side to R, once)──► DecodedImages
 //!     RGB8, one buffer or a memory-mapped cache file keyed by manifest hash + R
 //! DecodedImages ──ImageDataset::get(i)──► ImageItem { index, label, epoch }
-//! Vec<ImageItem> ──ImageBatcher (rayon: crop C×C, flip, normalise)──► ImageBatch
+//! Vec<ImageItem> ──ImageBatcher (rayon: crop C×C, flip, normalise)──► HostBatch
+//!     pixels [B, 3, C, C] f32 and targets [B] in host memory
+//!     (built ahead of the training step on a worker thread by a Prefetcher)
+//! HostBatch ──to_device──► ImageBatch
 //!     images: Tensor<4> [B, 3, C, C] f32, targets: Tensor<1, Int> [B]
 //! ```
 //!
@@ -15,8 +18,9 @@
 //! - [`cache`]: [`DecodedImages`], the decoded-image cache, in memory or memory-mapped;
 //!   its docs give the file format and what happens to unreadable photos (they fail the
 //!   build, naming the file).
-//! - [`loader`]: [`ImageDataset`], [`ImageBatcher`], [`ImageBatch`], and how epochs
-//!   reach the augmentation.
+//! - [`loader`]: [`ImageDataset`], [`ImageBatcher`], [`HostBatch`], [`ImageBatch`], and
+//!   how epochs reach the augmentation.
+//! - [`prefetch`]: [`Prefetcher`], batches built on a worker thread ahead of the step.
 //!
 //! Typical training use:
 //!
@@ -48,6 +52,7 @@
 pub mod cache;
 pub mod config;
 pub mod loader;
+pub mod prefetch;
 pub mod transform;
 
 use std::path::PathBuf;
@@ -56,7 +61,8 @@ use rayon::prelude::*;
 
 pub use cache::{CacheStatus, DecodedImages};
 pub use config::{IMAGENET_MEAN, IMAGENET_STD, NormalizeTable, PreprocessConfig};
-pub use loader::{EpochCounter, ImageBatch, ImageBatcher, ImageDataset, ImageItem};
+pub use loader::{EpochCounter, HostBatch, ImageBatch, ImageBatcher, ImageDataset, ImageItem};
+pub use prefetch::Prefetcher;
 pub use transform::{
     Augmentation, CropPlan, ImageView, Preprocessor, RgbImage, decode_and_resize, decode_rgb,
     item_seed, read_dimensions, resize_short_side, resized_size,

@@ -31,12 +31,11 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{LocalResponseNorm, LocalResponseNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    DropoutPlacement, FeatureShape, PooledClassifier, conv, conv2d_macs, max_pool,
-    max_pool2d_shape, scaled,
+    DropoutPlacement, FeatureShape, PooledClassifier, conv, conv_forward, conv2d_macs, max_pool,
+    max_pool2d_shape, relu, scaled,
 };
 
 /// Output channels, kernel, stride, padding of the five convolutions (width 1).
@@ -121,7 +120,7 @@ impl AlexNet {
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let mut x = images;
         for (index, conv) in self.convs.iter().enumerate() {
-            x = relu(conv.forward(x));
+            x = relu(conv_forward(conv, x));
             if LRN_AFTER[index] {
                 x = self.lrn.forward(x);
             }

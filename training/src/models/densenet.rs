@@ -27,12 +27,11 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, MaxPool2d};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    ConvBn, FeatureShape, avg_pool, avg_pool2d_shape, batch_norm, conv, conv2d_macs,
-    global_avg_pool, linear_macs, max_pool, max_pool2d_shape, scaled,
+    ConvBn, FeatureShape, avg_pool, avg_pool2d_shape, batch_norm_relu, conv, conv_forward,
+    conv2d_macs, global_avg_pool, linear_macs, max_pool, max_pool2d_shape, scaled,
 };
 
 /// Layers per dense block of DenseNet-121.
@@ -95,7 +94,7 @@ impl NormReluConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(relu(batch_norm(&self.bn, x)))
+        conv_forward(&self.conv, batch_norm_relu(&self.bn, x))
     }
 }
 
@@ -203,7 +202,7 @@ impl DenseNet {
             }
         }
         self.fc
-            .forward(global_avg_pool(relu(batch_norm(&self.norm, x))))
+            .forward(global_avg_pool(batch_norm_relu(&self.norm, x)))
     }
 
     /// Multiply–accumulates of one forward pass on a `side × side` image.

@@ -31,12 +31,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::pool::{AdaptiveAvgPool2d, MaxPool2d};
 use burn::nn::{BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
     ConvBn, FeatureShape, adaptive_avg_pool, conv, global_avg_pool, linear_macs, max_pool,
-    max_pool2d_shape, scaled,
+    max_pool2d_shape, relu, scaled,
 };
 
 /// Inception module widths at width 1: 1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool

@@ -14,8 +14,11 @@ use burn::nn::pool::{
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
 };
-use burn::tensor::activation::relu;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor};
+
+pub use crate::ops::relu;
+use crate::ops::{self, Kernels};
 
 /// Channels × height × width of a feature map, for MAC counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,22 +223,73 @@ pub fn adaptive_avg_pool(side: usize) -> AdaptiveAvgPool2d {
     AdaptiveAvgPool2dConfig::new([side, side]).init()
 }
 
-/// burn's [`BatchNorm`] on a 4-D activation, with the same parameters, running
-/// statistics and train/inference rule, but a training-mode forward built from plain
-/// reductions: `mean` and the biased `var` per channel over `[N, H·W]`, then
-/// `(x − mean) · γ/√(var + ε) + β`.
-///
-/// Why: burn 0.22's `batch_norm_train` falls back, on flex and on LibTorch alike, to a
-/// default that swaps the batch and channel axes (a full copy) for each statistic and
-/// differentiates through a generic backward; measured at 64×64×28×28 on this
-/// machine's 2 cores, forward plus backward took 68 ms on flex and 28 ms on LibTorch,
-/// against 16 ms and 19 ms for this form (PyTorch's fused kernel: 12 ms). The running
-/// statistics follow burn's rule (momentum on the biased variance), so checkpoints mean
-/// the same either way.
+/// A [`Conv2d`] applied through [`crate::ops::conv2d`] (LibTorch's kernels on LibTorch,
+/// and a handwritten backward under autodiff), with the module's own weights, stride,
+/// dilation, groups and padding.
+pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, kh, kw] = conv.weight.lazy_shape().dims();
+    let [rows, cols] = explicit_pads(&conv.padding, [kh, kw]);
+    let options =
+        ConvOptions::new_with_padding(conv.stride, [rows, cols], conv.dilation, conv.groups);
+    ops::conv2d(
+        x,
+        conv.weight.val(),
+        conv.bias.as_ref().map(|bias| bias.val()),
+        options,
+    )
+}
+
+/// burn's [`BatchNorm`] on a 4-D activation: the same parameters, running statistics and
+/// train/inference rule, through [`crate::ops`].
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-    if !(x.device().is_autodiff() && bn.training.is_enabled()) {
-        return bn.forward(x);
+    normalise(bn, x, false)
+}
+
+/// [`batch_norm`] followed by ReLU, with one fused backward for the two.
+pub fn batch_norm_relu(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    normalise(bn, x, true)
+}
+
+fn normalise(bn: &BatchNorm, x: Tensor<4>, then_relu: bool) -> Tensor<4> {
+    let relu_if = |x: Tensor<4>| if then_relu { relu(x) } else { x };
+    let training = x.device().is_autodiff() && bn.training.is_enabled();
+    match (ops::kernels(), training) {
+        (Kernels::Burn, true) => relu_if(batch_norm_by_reductions(bn, x)),
+        (Kernels::Burn, false) => relu_if(bn.forward(x)),
+        (Kernels::Project, true) => {
+            let result =
+                ops::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon, then_relu);
+            update_running_statistics(bn, result.mean, result.var);
+            result.output
+        }
+        // A model kept on an autodiff device with training off: burn's own inference
+        // forward keeps its gradient graph.
+        (Kernels::Project, false) if x.device().is_autodiff() => relu_if(bn.forward(x)),
+        (Kernels::Project, false) => ops::batch_norm_eval(
+            x,
+            bn.gamma.val(),
+            bn.beta.val(),
+            bn.running_mean.value(),
+            bn.running_var.value(),
+            bn.epsilon,
+            then_relu,
+        ),
     }
+}
+
+/// burn's training-mode [`BatchNorm`] computed from plain reductions: `mean` and the
+/// biased `var` per channel over `[N, H·W]`, then `(x − mean) · γ/√(var + ε) + β`
+/// ([`Kernels::Burn`]'s path, kept as the reference the project's kernels are measured
+/// against).
+///
+/// Why not `bn.forward`: burn 0.22's `batch_norm_train` falls back, on flex and on
+/// LibTorch alike, to a default that swaps the batch and channel axes (a full copy) for
+/// each statistic and differentiates through a generic backward; measured at 64×64×28×28
+/// on this machine's 2 cores, forward plus backward took 68 ms on flex and 28 ms on
+/// LibTorch, against 16 ms and 19 ms for this form (PyTorch's fused kernel: 12 ms). The
+/// running statistics follow burn's rule (momentum on the biased variance), so
+/// checkpoints mean the same either way.
+fn batch_norm_by_reductions(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let [batch, channels, height, width] = x.dims();
     let count = (batch * height * width) as f64;
     let flat = x.reshape([batch, channels, height * width]);
@@ -302,8 +356,12 @@ impl ConvBn {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = batch_norm(&self.bn, self.conv.forward(x));
-        if self.relu { relu(x) } else { x }
+        let x = conv_forward(&self.conv, x);
+        if self.relu {
+            batch_norm_relu(&self.bn, x)
+        } else {
+            batch_norm(&self.bn, x)
+        }
     }
 
     pub fn macs(&self, input: FeatureShape) -> (u64, FeatureShape) {
@@ -406,10 +464,13 @@ impl PooledClassifier {
     }
 }
 
-/// Global average pooling: `[B, C, H, W]` → `[B, C]`.
+/// Global average pooling: `[B, C, H, W]` → `[B, C]`, as one mean over the flattened
+/// `H·W` (one reduction and one backward, where a mean per axis would be two of each).
 pub fn global_avg_pool(x: Tensor<4>) -> Tensor<2> {
-    let [batch, channels, _, _] = x.dims();
-    x.mean_dim(3).mean_dim(2).reshape([batch, channels])
+    let [batch, channels, height, width] = x.dims();
+    x.reshape([batch, channels, height * width])
+        .mean_dim(2)
+        .reshape([batch, channels])
 }
 
 /// Test helper: a random `[2, 3, side, side]` batch through `forward` gives finite

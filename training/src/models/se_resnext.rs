@@ -31,13 +31,13 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::layers::{
-    ConvBn, FeatureShape, conv, conv2d_macs, global_avg_pool, linear_macs, max_pool,
-    max_pool2d_shape, scaled,
+    ConvBn, FeatureShape, conv, conv_forward, conv2d_macs, global_avg_pool, linear_macs, max_pool,
+    max_pool2d_shape, relu, scaled,
 };
 
 /// The classifier on top of the last stage.
@@ -251,7 +251,7 @@ impl SeResNeXt {
         }
         match (&self.fc, &self.head_conv) {
             (Some(fc), _) => fc.forward(global_avg_pool(x)),
-            (None, Some(head)) => global_avg_pool(head.forward(x)),
+            (None, Some(head)) => global_avg_pool(conv_forward(head, x)),
             (None, None) => global_avg_pool(x),
         }
     }

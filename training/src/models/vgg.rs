@@ -26,12 +26,11 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, BatchNormConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::layers::{
-    DropoutPlacement, FeatureShape, PooledClassifier, batch_norm, conv, conv2d_macs, max_pool,
-    max_pool2d_shape, scaled,
+    DropoutPlacement, FeatureShape, PooledClassifier, batch_norm_relu, conv, conv_forward,
+    conv2d_macs, max_pool, max_pool2d_shape, relu, scaled,
 };
 
 /// Configuration D: (output channels, convolutions) per stage at width 1.
@@ -100,9 +99,9 @@ impl VggConv {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
+        let x = conv_forward(&self.conv, x);
         match &self.bn {
-            Some(bn) => relu(batch_norm(bn, x)),
+            Some(bn) => batch_norm_relu(bn, x),
             None => relu(x),
         }
     }

@@ -1,0 +1,322 @@
+//! The layer kernels on flex, burn's pure-Rust CPU backend: convolution as batched
+//! matrix products ([`super::flex_conv`]), batch norm and ReLU as direct loops over
+//! contiguous float32 buffers, parallel with rayon.
+//!
+//! burn's composition (the [`reference`](super::reference) kernels) builds batch norm
+//! from a dozen whole-tensor operations, each a pass over memory with its own
+//! allocation; these kernels make two passes (statistics, then normalise) forward and
+//! two backward. Statistics accumulate in f64. Other dtypes (bf16, f16) and asymmetric
+//! padding keep burn's own kernels.
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ActivationOps, ConvOptions, ModuleOps};
+use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
+
+use super::flex_conv::{self, Geometry};
+use super::{BatchNormSaved, Grads, TrainKernels, Wanted, reference};
+
+/// `tensor` as a contiguous float32 tensor, or `None` for another dtype.
+fn contiguous_f32(tensor: FlexTensor) -> Option<FlexTensor> {
+    if tensor.dtype() != DType::F32 {
+        return None;
+    }
+    if tensor.as_slice::<f32>().is_some() {
+        Some(tensor)
+    } else {
+        Some(tensor.to_contiguous())
+    }
+}
+
+fn values(tensor: &FlexTensor) -> &[f32] {
+    // contiguous_f32 made sure of both
+    tensor.as_slice::<f32>().unwrap_or(&[])
+}
+
+fn new_f32(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `[N, C, H, W]` → (N, C, H·W).
+fn dims(tensor: &FlexTensor) -> (usize, usize, usize) {
+    let [n, c, h, w] = tensor.layout().shape().dims();
+    (n, c, h * w)
+}
+
+/// Per channel `c`, `f(c, start)` summed over the start offsets of that channel's
+/// `[H·W]` planes, one per image.
+fn per_channel_sums(
+    (batch, channels, plane): (usize, usize, usize),
+    f: impl Fn(usize, usize) -> f64 + Sync,
+) -> Vec<f64> {
+    (0..channels)
+        .into_par_iter()
+        .map(|c| (0..batch).map(|n| f(c, (n * channels + c) * plane)).sum())
+        .collect()
+}
+
+/// The convolution's geometry, when the project's kernel handles it (symmetric padding).
+fn conv_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    if options.is_asymmetric() {
+        return None;
+    }
+    let [batch, in_channels, height, width] = x.layout().shape().dims();
+    let [out_channels, _, kh, kw] = weight.layout().shape().dims();
+    Some(Geometry {
+        batch,
+        in_channels,
+        height,
+        width,
+        out_channels,
+        kernel: [kh, kw],
+        stride: options.stride,
+        padding: options.padding_begin(),
+        dilation: options.dilation,
+        groups: options.groups,
+    })
+}
+
+/// [`flex_conv::forward`] when it handles the case (float32, symmetric padding).
+fn conv_by_products(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let x = contiguous_f32(x.clone())?;
+    let weight = contiguous_f32(weight.clone())?;
+    let bias = match bias {
+        Some(bias) => Some(contiguous_f32(bias.clone())?),
+        None => None,
+    };
+    let geo = conv_geometry(&x, &weight, options)?;
+    let y = flex_conv::forward(values(&x), values(&weight), bias.as_ref().map(values), &geo);
+    let shape = Shape::new([
+        geo.batch,
+        geo.out_channels,
+        geo.out_height(),
+        geo.out_width(),
+    ]);
+    Some(new_f32(y, shape))
+}
+
+impl TrainKernels for Flex {
+    fn conv2d_forward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        conv_by_products(&x, &weight, bias.as_ref(), &options)
+            .unwrap_or_else(|| <Flex as ModuleOps<Flex>>::conv2d(x, weight, bias, options))
+    }
+
+    fn conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+        wanted: Wanted,
+    ) -> Grads<Self> {
+        let (Some(xc), Some(wc), Some(dyc)) = (
+            contiguous_f32(x.clone()),
+            contiguous_f32(weight.clone()),
+            contiguous_f32(output_grad.clone()),
+        ) else {
+            return reference::conv2d_backward::<Self>(x, weight, output_grad, options, wanted);
+        };
+        let Some(geo) = conv_geometry(&xc, &wc, &options) else {
+            return reference::conv2d_backward::<Self>(x, weight, output_grad, options, wanted);
+        };
+        let grads = flex_conv::backward(
+            values(&xc),
+            values(&wc),
+            values(&dyc),
+            &geo,
+            [wanted.input, wanted.weight, wanted.bias],
+        );
+        Grads {
+            input: grads.input.map(|v| new_f32(v, xc.layout().shape().clone())),
+            weight: grads
+                .weight
+                .map(|v| new_f32(v, wc.layout().shape().clone())),
+            bias: grads
+                .bias
+                .map(|v| new_f32(v, Shape::new([geo.out_channels]))),
+        }
+    }
+
+    fn batch_norm_train_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> BatchNormSaved<Self> {
+        let (Some(x), Some(gamma), Some(beta)) = (
+            contiguous_f32(x.clone()),
+            contiguous_f32(gamma.clone()),
+            contiguous_f32(beta.clone()),
+        ) else {
+            return reference::batch_norm_train_forward::<Self>(x, gamma, beta, epsilon);
+        };
+        let shape = dims(&x);
+        let (_, channels, plane) = shape;
+        let count = (shape.0 * plane) as f64;
+        let xs = values(&x);
+        let at = |start: usize| &xs[start..start + plane];
+        let sums = per_channel_sums(shape, |_, start| {
+            at(start).iter().map(|&v| f64::from(v)).sum()
+        });
+        let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
+        // Two passes: Σ(x − μ)² stays accurate where Σx² − nμ² would cancel.
+        let squares = per_channel_sums(shape, |c, start| {
+            at(start)
+                .iter()
+                .map(|&v| (f64::from(v) - mean[c]).powi(2))
+                .sum()
+        });
+        let var: Vec<f64> = squares.iter().map(|s| s / count).collect();
+        let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + epsilon).sqrt()).collect();
+        let (g, b) = (values(&gamma), values(&beta));
+        let scale: Vec<f32> = (0..channels)
+            .map(|c| (f64::from(g[c]) * invstd[c]) as f32)
+            .collect();
+        let shift: Vec<f32> = (0..channels)
+            .map(|c| (f64::from(b[c]) - mean[c] * f64::from(scale[c])) as f32)
+            .collect();
+        let mut output = vec![0.0f32; xs.len()];
+        output
+            .par_chunks_mut(plane.max(1))
+            .zip(xs.par_chunks(plane.max(1)))
+            .enumerate()
+            .for_each(|(i, (out, x))| {
+                let (s, t) = (scale[i % channels], shift[i % channels]);
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = v * s + t;
+                }
+            });
+        let as_f32 = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
+        let stat = |v: &[f64]| new_f32(as_f32(v), Shape::new([channels]));
+        BatchNormSaved {
+            output: new_f32(output, x.layout().shape().clone()),
+            mean: stat(&mean),
+            invstd: stat(&invstd),
+            var: stat(&var),
+        }
+    }
+
+    fn batch_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        invstd: FlexTensor,
+        output_grad: FlexTensor,
+        epsilon: f64,
+        wanted: Wanted,
+    ) -> Grads<Self> {
+        let inputs =
+            [&x, &gamma, &mean, &invstd, &output_grad].map(|t| contiguous_f32((*t).clone()));
+        let [Some(xc), Some(gc), Some(mc), Some(ic), Some(dyc)] = inputs else {
+            let _ = epsilon;
+            return reference::batch_norm_backward::<Self>(
+                x,
+                gamma,
+                mean,
+                invstd,
+                output_grad,
+                wanted,
+            );
+        };
+        let shape = dims(&xc);
+        let (_, channels, plane) = shape;
+        let count = (shape.0 * plane) as f64;
+        let (xs, dys) = (values(&xc), values(&dyc));
+        let (g, mu, is) = (values(&gc), values(&mc), values(&ic));
+        let grad_beta = per_channel_sums(shape, |_, start| {
+            dys[start..start + plane]
+                .iter()
+                .map(|&v| f64::from(v))
+                .sum()
+        });
+        // Σ dy·x̂ = σ⁻¹ · Σ dy·(x − μ)
+        let grad_gamma: Vec<f64> = per_channel_sums(shape, |c, start| {
+            let m = f64::from(mu[c]);
+            dys[start..start + plane]
+                .iter()
+                .zip(&xs[start..start + plane])
+                .map(|(&d, &v)| f64::from(d) * (f64::from(v) - m))
+                .sum::<f64>()
+                * f64::from(is[c])
+        });
+        let input = wanted.input.then(|| {
+            let mut dx = vec![0.0f32; xs.len()];
+            dx.par_chunks_mut(plane.max(1))
+                .zip(
+                    xs.par_chunks(plane.max(1))
+                        .zip(dys.par_chunks(plane.max(1))),
+                )
+                .enumerate()
+                .for_each(|(i, (dx, (x, dy)))| {
+                    let c = i % channels;
+                    let inv = f64::from(is[c]);
+                    let k = f64::from(g[c]) * inv;
+                    let (mean_dy, mean_dy_xhat) = (grad_beta[c] / count, grad_gamma[c] / count);
+                    let m = f64::from(mu[c]);
+                    for ((o, &v), &d) in dx.iter_mut().zip(x).zip(dy) {
+                        let xhat = (f64::from(v) - m) * inv;
+                        *o = (k * (f64::from(d) - mean_dy - xhat * mean_dy_xhat)) as f32;
+                    }
+                });
+            new_f32(dx, xc.layout().shape().clone())
+        });
+        let to_tensor = |v: Vec<f64>| {
+            new_f32(
+                v.into_iter().map(|v| v as f32).collect(),
+                Shape::new([channels]),
+            )
+        };
+        Grads {
+            input,
+            weight: wanted.weight.then(|| to_tensor(grad_gamma)),
+            bias: wanted.bias.then(|| to_tensor(grad_beta)),
+        }
+    }
+
+    fn relu_forward(x: FlexTensor) -> FlexTensor {
+        if x.dtype() != DType::F32 {
+            return <Flex as ActivationOps<Flex>>::relu(x);
+        }
+        // In place when this tensor owns its whole buffer, as burn's own ReLU does.
+        let whole_buffer = x
+            .as_slice::<f32>()
+            .is_some_and(|v| v.len() * size_of::<f32>() == x.bytes().len());
+        let mut x = x;
+        if whole_buffer && let Some(values) = x.try_storage_mut::<f32>() {
+            values.par_iter_mut().for_each(|v| *v = v.max(0.0));
+            return x;
+        }
+        let x = if whole_buffer { x } else { x.to_contiguous() };
+        let out: Vec<f32> = values(&x).par_iter().map(|v| v.max(0.0)).collect();
+        new_f32(out, x.layout().shape().clone())
+    }
+
+    fn relu_backward_from_output(output: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
+        let (Some(out), Some(dy)) = (
+            contiguous_f32(output.clone()),
+            contiguous_f32(output_grad.clone()),
+        ) else {
+            return <Flex as ActivationOps<Flex>>::relu_backward(output, output_grad);
+        };
+        let grad: Vec<f32> = values(&out)
+            .par_iter()
+            .zip(values(&dy).par_iter())
+            .map(|(&o, &d)| if o > 0.0 { d } else { 0.0 })
+            .collect();
+        new_f32(grad, dy.layout().shape().clone())
+    }
+}

@@ -1,0 +1,161 @@
+#![allow(deprecated)] // burn-tch's types carry #[deprecated] upstream; LibTorch is our GPU route
+//! The layer kernels on LibTorch: the forward and backward ATen kernels PyTorch's own
+//! autograd runs for `conv2d`, `batch_norm` and `relu` (oneDNN on the CPU, cuDNN and
+//! ATen's CUDA kernels on a GPU).
+//!
+//! A failing ATen call (out of device memory, a shape LibTorch refuses) panics with
+//! LibTorch's message, as burn-tch's own operations do: burn's backend traits have no
+//! error path.
+
+use burn::backend::LibTorch;
+use burn::backend::libtorch::TchTensor;
+use burn::backend::ops::ConvOptions;
+
+use super::aten::{self, ConvGeometry};
+use super::{BatchNormSaved, Grads, TrainKernels, Wanted, reference};
+
+/// `tch::Tensor` → burn-tch's tensor, as a new storage owner.
+fn wrap(tensor: tch::Tensor) -> TchTensor {
+    TchTensor::new(tensor)
+}
+
+fn failed(what: &str, message: impl std::fmt::Display) -> ! {
+    panic!("LibTorch {what} failed: {message}")
+}
+
+fn geometry(options: &ConvOptions<2>) -> ConvGeometry {
+    let as_i64 = |values: [usize; 2]| values.map(|v| v as i64);
+    ConvGeometry {
+        stride: as_i64(options.stride),
+        padding: as_i64(options.padding_begin()),
+        dilation: as_i64(options.dilation),
+        groups: options.groups as i64,
+    }
+}
+
+impl TrainKernels for LibTorch {
+    fn conv2d_backward(
+        x: TchTensor,
+        weight: TchTensor,
+        output_grad: TchTensor,
+        options: ConvOptions<2>,
+        wanted: Wanted,
+    ) -> Grads<Self> {
+        if options.is_asymmetric() {
+            // ATen pads symmetrically; burn's composition pads the input first.
+            return reference::conv2d_backward::<Self>(x, weight, output_grad, options, wanted);
+        }
+        let need = [wanted.input, wanted.weight, wanted.bias];
+        let (input, weight, bias) = aten::conv2d_backward(
+            &output_grad.tensor,
+            &x.tensor,
+            &weight.tensor,
+            &geometry(&options),
+            need,
+        )
+        .unwrap_or_else(|message| failed("convolution backward", message));
+        Grads {
+            input: input.map(wrap),
+            weight: weight.map(wrap),
+            bias: bias.map(wrap),
+        }
+    }
+
+    fn batch_norm_train_forward(
+        x: TchTensor,
+        gamma: TchTensor,
+        beta: TchTensor,
+        epsilon: f64,
+    ) -> BatchNormSaved<Self> {
+        // No running statistics go in: LibTorch would update them in place, with the
+        // unbiased variance; the caller updates burn's own from `mean` and `var`.
+        let (output, mean, invstd) = x
+            .tensor
+            .f_native_batch_norm(
+                Some(&gamma.tensor),
+                Some(&beta.tensor),
+                None::<&tch::Tensor>,
+                None::<&tch::Tensor>,
+                true,
+                0.0,
+                epsilon,
+            )
+            .unwrap_or_else(|e| failed("batch norm", e));
+        // invstd = 1/√(var + ε), so the biased batch variance is invstd⁻² − ε.
+        let var = invstd
+            .f_pow_tensor_scalar(-2)
+            .and_then(|v| v.f_sub_scalar(epsilon))
+            .unwrap_or_else(|e| failed("batch norm variance", e));
+        BatchNormSaved {
+            output: wrap(output),
+            mean: wrap(mean),
+            invstd: wrap(invstd),
+            var: wrap(var),
+        }
+    }
+
+    fn batch_norm_backward(
+        x: TchTensor,
+        gamma: TchTensor,
+        mean: TchTensor,
+        invstd: TchTensor,
+        output_grad: TchTensor,
+        epsilon: f64,
+        wanted: Wanted,
+    ) -> Grads<Self> {
+        let need = [wanted.input, wanted.weight, wanted.bias];
+        let (input, gamma, beta) = aten::batch_norm_backward(
+            &output_grad.tensor,
+            &x.tensor,
+            &gamma.tensor,
+            &mean.tensor,
+            &invstd.tensor,
+            epsilon,
+            need,
+        )
+        .unwrap_or_else(|message| failed("batch norm backward", message));
+        Grads {
+            input: input.map(wrap),
+            weight: gamma.map(wrap),
+            bias: beta.map(wrap),
+        }
+    }
+
+    fn batch_norm_eval_forward(
+        x: TchTensor,
+        gamma: TchTensor,
+        beta: TchTensor,
+        running_mean: TchTensor,
+        running_var: TchTensor,
+        epsilon: f64,
+    ) -> TchTensor {
+        let output = x
+            .tensor
+            .f_batch_norm(
+                Some(&gamma.tensor),
+                Some(&beta.tensor),
+                Some(&running_mean.tensor),
+                Some(&running_var.tensor),
+                false,
+                0.0,
+                epsilon,
+                true,
+            )
+            .unwrap_or_else(|e| failed("batch norm (inference)", e));
+        wrap(output)
+    }
+
+    fn relu_forward(x: TchTensor) -> TchTensor {
+        // In place when burn holds no other reference to the storage (burn-tch's rule).
+        x.unary_ops(|mut t| t.relu_(), |t| t.relu())
+    }
+
+    fn relu_backward_from_output(output: TchTensor, output_grad: TchTensor) -> TchTensor {
+        // PyTorch's ReLU backward: the gradient where the saved output is positive.
+        let grad = output
+            .tensor
+            .f_threshold_backward(&output_grad.tensor, 0.0)
+            .unwrap_or_else(|e| failed("ReLU backward", e));
+        wrap(grad)
+    }
+}
