@@ -5,8 +5,8 @@
 //! burn's composition (the [`reference`](super::reference) kernels) builds batch norm
 //! from a dozen whole-tensor operations, each a pass over memory with its own
 //! allocation; these kernels make two passes (statistics, then normalise) forward and
-//! two backward. Statistics accumulate in f64. Other dtypes (bf16, f16) and asymmetric
-//! padding keep burn's own kernels.
+//! two backward. Statistics sum in f32 lanes within blocks of 512 values and in f64
+//! across them. Other dtypes (bf16, f16) and asymmetric padding keep burn's own kernels.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -105,6 +105,53 @@ fn conv_by_products(
     Some(new_f32(y, shape))
 }
 
+/// Lanes of the partial sums below: eight independent f32 accumulators vectorise (one
+/// running sum would not: float addition is not reassociated), and each block of
+/// `BLOCK` values goes on in f64, so long planes lose no precision.
+const LANES: usize = 8;
+const BLOCK: usize = 512;
+
+/// Σ values, in f32 lanes per block and f64 across blocks.
+fn sum(values: &[f32]) -> f64 {
+    values
+        .chunks(BLOCK)
+        .map(|block| {
+            let mut lanes = [0.0f32; LANES];
+            let mut chunks = block.chunks_exact(LANES);
+            for chunk in &mut chunks {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += v;
+                }
+            }
+            let tail: f32 = chunks.remainder().iter().sum();
+            f64::from(lanes.iter().sum::<f32>() + tail)
+        })
+        .sum()
+}
+
+/// Σ (a − centre)·b, in f32 lanes per block and f64 across blocks.
+fn centred_dot(a: &[f32], b: &[f32], centre: f32) -> f64 {
+    a.chunks(BLOCK)
+        .zip(b.chunks(BLOCK))
+        .map(|(a, b)| {
+            let mut lanes = [0.0f32; LANES];
+            let (mut a_chunks, mut b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+            for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+                for ((lane, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
+                    *lane += (x - centre) * y;
+                }
+            }
+            let tail: f32 = a_chunks
+                .remainder()
+                .iter()
+                .zip(b_chunks.remainder())
+                .map(|(&x, &y)| (x - centre) * y)
+                .sum();
+            f64::from(lanes.iter().sum::<f32>() + tail)
+        })
+        .sum()
+}
+
 impl TrainKernels for Flex {
     fn conv2d_forward(
         x: FlexTensor,
@@ -169,25 +216,25 @@ impl TrainKernels for Flex {
         let count = (shape.0 * plane) as f64;
         let xs = values(&x);
         let at = |start: usize| &xs[start..start + plane];
-        let sums = per_channel_sums(shape, |_, start| {
-            at(start).iter().map(|&v| f64::from(v)).sum()
-        });
-        let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
+        let mean: Vec<f64> = per_channel_sums(shape, |_, start| sum(at(start)))
+            .into_iter()
+            .map(|s| s / count)
+            .collect();
         // Two passes: Σ(x − μ)² stays accurate where Σx² − nμ² would cancel.
-        let squares = per_channel_sums(shape, |c, start| {
-            at(start)
-                .iter()
-                .map(|&v| (f64::from(v) - mean[c]).powi(2))
-                .sum()
-        });
-        let var: Vec<f64> = squares.iter().map(|s| s / count).collect();
+        let var: Vec<f64> = per_channel_sums(shape, |c, start| {
+            centred_dot(at(start), at(start), mean[c] as f32)
+        })
+        .into_iter()
+        .map(|s| s / count)
+        .collect();
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + epsilon).sqrt()).collect();
         let (g, b) = (values(&gamma), values(&beta));
+        // y = x·scale + shift, scale = γ/σ, shift = β − μ·γ/σ
         let scale: Vec<f32> = (0..channels)
             .map(|c| (f64::from(g[c]) * invstd[c]) as f32)
             .collect();
         let shift: Vec<f32> = (0..channels)
-            .map(|c| (f64::from(b[c]) - mean[c] * f64::from(scale[c])) as f32)
+            .map(|c| (f64::from(b[c]) - mean[c] * f64::from(g[c]) * invstd[c]) as f32)
             .collect();
         let mut output = vec![0.0f32; xs.len()];
         output
@@ -200,8 +247,10 @@ impl TrainKernels for Flex {
                     *o = v * s + t;
                 }
             });
-        let as_f32 = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<_>>();
-        let stat = |v: &[f64]| new_f32(as_f32(v), Shape::new([channels]));
+        let stat = |v: &[f64]| {
+            let values = v.iter().map(|&v| v as f32).collect();
+            new_f32(values, Shape::new([channels]))
+        };
         BatchNormSaved {
             output: new_f32(output, x.layout().shape().clone()),
             mean: stat(&mean),
@@ -237,23 +286,29 @@ impl TrainKernels for Flex {
         let count = (shape.0 * plane) as f64;
         let (xs, dys) = (values(&xc), values(&dyc));
         let (g, mu, is) = (values(&gc), values(&mc), values(&ic));
-        let grad_beta = per_channel_sums(shape, |_, start| {
-            dys[start..start + plane]
-                .iter()
-                .map(|&v| f64::from(v))
-                .sum()
-        });
+        let grad_beta = per_channel_sums(shape, |_, start| sum(&dys[start..][..plane]));
         // Σ dy·x̂ = σ⁻¹ · Σ dy·(x − μ)
         let grad_gamma: Vec<f64> = per_channel_sums(shape, |c, start| {
-            let m = f64::from(mu[c]);
-            dys[start..start + plane]
-                .iter()
-                .zip(&xs[start..start + plane])
-                .map(|(&d, &v)| f64::from(d) * (f64::from(v) - m))
-                .sum::<f64>()
-                * f64::from(is[c])
-        });
+            centred_dot(&xs[start..][..plane], &dys[start..][..plane], mu[c])
+        })
+        .into_iter()
+        .zip(is)
+        .map(|(s, &inv)| s * f64::from(inv))
+        .collect();
         let input = wanted.input.then(|| {
+            // dx = k·(dy − Σdy/m − x̂·Σdy·x̂/m), k = γ/σ, x̂ = (x − μ)/σ, as two products:
+            // dx = k·dy + a·x + b with a = −k·Σdy·x̂/(m·σ), b = −k·Σdy/m − a·μ. (Plain
+            // products and sums: `mul_add` calls libm's fmaf when the build does not
+            // target FMA.)
+            let coefficients: Vec<[f32; 3]> = (0..channels)
+                .map(|c| {
+                    let inv = f64::from(is[c]);
+                    let k = f64::from(g[c]) * inv;
+                    let a = -k * grad_gamma[c] / count * inv;
+                    let b = -k * grad_beta[c] / count - a * f64::from(mu[c]);
+                    [k as f32, a as f32, b as f32]
+                })
+                .collect();
             let mut dx = vec![0.0f32; xs.len()];
             dx.par_chunks_mut(plane.max(1))
                 .zip(
@@ -262,14 +317,9 @@ impl TrainKernels for Flex {
                 )
                 .enumerate()
                 .for_each(|(i, (dx, (x, dy)))| {
-                    let c = i % channels;
-                    let inv = f64::from(is[c]);
-                    let k = f64::from(g[c]) * inv;
-                    let (mean_dy, mean_dy_xhat) = (grad_beta[c] / count, grad_gamma[c] / count);
-                    let m = f64::from(mu[c]);
+                    let [k, a, b] = coefficients[i % channels];
                     for ((o, &v), &d) in dx.iter_mut().zip(x).zip(dy) {
-                        let xhat = (f64::from(v) - m) * inv;
-                        *o = (k * (f64::from(d) - mean_dy - xhat * mean_dy_xhat)) as f32;
+                        *o = d * k + (v * a + b);
                     }
                 });
             new_f32(dx, xc.layout().shape().clone())
@@ -291,17 +341,17 @@ impl TrainKernels for Flex {
         if x.dtype() != DType::F32 {
             return <Flex as ActivationOps<Flex>>::relu(x);
         }
-        // In place when this tensor owns its whole buffer, as burn's own ReLU does.
-        let whole_buffer = x
-            .as_slice::<f32>()
-            .is_some_and(|v| v.len() * size_of::<f32>() == x.bytes().len());
         let mut x = x;
-        if whole_buffer && let Some(values) = x.try_storage_mut::<f32>() {
-            values.par_iter_mut().for_each(|v| *v = v.max(0.0));
+        // In place when this tensor owns its whole buffer, as burn's own ReLU does.
+        if owns_whole_buffer(&x)
+            && let Some(values) = x.try_storage_mut::<f32>()
+        {
+            elementwise_in_place(values, |v| v.max(0.0));
             return x;
         }
-        let x = if whole_buffer { x } else { x.to_contiguous() };
-        let out: Vec<f32> = values(&x).par_iter().map(|v| v.max(0.0)).collect();
+        let x = x.to_contiguous();
+        let mut out = values(&x).to_vec();
+        elementwise_in_place(&mut out, |v| v.max(0.0));
         new_f32(out, x.layout().shape().clone())
     }
 
@@ -312,11 +362,38 @@ impl TrainKernels for Flex {
         ) else {
             return <Flex as ActivationOps<Flex>>::relu_backward(output, output_grad);
         };
-        let grad: Vec<f32> = values(&out)
-            .par_iter()
-            .zip(values(&dy).par_iter())
-            .map(|(&o, &d)| if o > 0.0 { d } else { 0.0 })
-            .collect();
+        let mut grad = vec![0.0f32; values(&dy).len()];
+        grad.par_chunks_mut(CHUNK)
+            .zip(
+                values(&out)
+                    .par_chunks(CHUNK)
+                    .zip(values(&dy).par_chunks(CHUNK)),
+            )
+            .for_each(|(grad, (out, dy))| {
+                for ((g, &o), &d) in grad.iter_mut().zip(out).zip(dy) {
+                    *g = if o > 0.0 { d } else { 0.0 };
+                }
+            });
         new_f32(grad, dy.layout().shape().clone())
     }
+}
+
+/// Elements per parallel task of an elementwise kernel: large enough that a task's
+/// cost dwarfs handing it to a thread, small enough to share the work out.
+const CHUNK: usize = 16 * 1024;
+
+fn elementwise_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    values.par_chunks_mut(CHUNK).for_each(|chunk| {
+        for v in chunk {
+            *v = f(*v);
+        }
+    });
+}
+
+/// Whether `tensor` is a contiguous view of its whole buffer (so writing the buffer
+/// writes exactly the tensor).
+fn owns_whole_buffer(tensor: &FlexTensor) -> bool {
+    tensor
+        .as_slice::<f32>()
+        .is_some_and(|v| v.len() * size_of::<f32>() == tensor.bytes().len())
 }
