@@ -16,7 +16,7 @@
 # script adds from $PYTHON's torch when it can.
 #
 # --small rehearses the same steps on LibTorch CPU at a tiny size, so the script is
-# tested on a machine without a GPU (CI runs it: tests/gpu_check.rs).
+# tested on a machine without a GPU (experiments/gpu-check/ keeps a rehearsal's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --small) small=1 ;;
     --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "gpu-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -46,17 +46,16 @@ if [ -n "$torch_lib" ]; then
   export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 
+configs=(--config configs/gpu/se-resnext50.toml --config configs/gpu/se-resnext152.toml)
 if [ "$small" = 1 ]; then
   device=tch-cpu
   sizes=(32 48)
   sizing=(--batch-size 4 --steps 2 --warmup 1 --profile-steps 1)
-  configs=(--config configs/gpu/se-resnext50.toml --config configs/gpu/se-resnext152.toml)
   width_note="(rehearsal on LibTorch CPU: full-width models at tiny sizes, batch 4)"
 else
   device=tch-cuda
   sizes=(112 224)
   sizing=(--batch-size 64 --steps 10 --warmup 5 --profile-steps 3)
-  configs=(--config configs/gpu/se-resnext50.toml --config configs/gpu/se-resnext152.toml)
   width_note=""
 fi
 

@@ -237,17 +237,16 @@ impl ImageBatcher {
         })
     }
 
-    /// The same batch straight from image files, without the cache: read, decode,
-    /// resize, crop, flip and normalise in parallel (file `i` is seeded as dataset index
-    /// `first_index + i`). `labels` gives one target per file.
-    pub fn try_batch_files(
+    /// The same batch straight from image files, without the cache, in host memory:
+    /// read, decode, resize, crop, flip and normalise in parallel (file `i` is seeded as
+    /// dataset index `first_index + i`). `labels` gives one target per file.
+    pub fn host_batch_files(
         &self,
         paths: &[PathBuf],
         labels: &[usize],
         first_index: usize,
         epoch: u64,
-        device: &Device,
-    ) -> Result<ImageBatch> {
+    ) -> Result<HostBatch> {
         if labels.len() != paths.len() {
             return Err(Error::InvalidArgument(format!(
                 "{} labels for {} files",
@@ -265,8 +264,11 @@ impl ImageBatcher {
             first_index,
             &mut pixels,
         )?;
-        let targets = labels.iter().map(|&label| label as i64).collect();
-        Ok(batch_tensors(pixels, targets, crop, device))
+        Ok(HostBatch {
+            pixels,
+            targets: labels.iter().map(|&label| label as i64).collect(),
+            crop,
+        })
     }
 }
 
