@@ -20,7 +20,8 @@ is one JSON object, the same fields as Rust's `StepThroughput`:
     {"images_per_s": <median of per-step rates>, "images_per_s_total": ...,
      "params": <int>, "batch_size": <int>, "step_seconds": [...], "last_loss": ...,
      "torch": "<version>", "threads": <int>, "device": "cpu",
-     "op_seconds": {"conv forward": <seconds per step>, ...}   (with --profile-ops)}
+     "op_seconds": {"conv forward": <seconds per step>, ...},   (with --profile-ops)
+     "op_step_seconds": <mean wall seconds of the profiled steps>}
 
 If torch cannot be imported it prints `NO_TORCH <reason>` and exits 3.
 """
@@ -460,15 +461,19 @@ PROFILED_OPS = {
 
 
 def profile_ops(torch, step, steps, device):
-    """Seconds per step spent in each of PROFILED_OPS, over `steps` profiled steps."""
+    """Seconds per step spent in each of PROFILED_OPS over `steps` profiled steps, and
+    the profiled steps' own mean wall time (the profiler slows them down, so the rest of
+    the step is measured against that)."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as prof:
+        start = time.perf_counter()
         for _ in range(steps):
             step()
+        step_seconds = (time.perf_counter() - start) / steps
     totals = {}
     for event in prof.key_averages():
         for label, names in PROFILED_OPS.items():
@@ -477,7 +482,7 @@ def profile_ops(torch, step, steps, device):
                 micros = getattr(event, "device_time_total", 0) if device.type == "cuda" else 0
                 micros = micros or event.cpu_time_total
                 totals[label] = totals.get(label, 0.0) + micros * 1e-6 / steps
-    return totals
+    return totals, step_seconds
 
 
 def main():
@@ -529,7 +534,8 @@ def main():
     result.update(torch=torch.__version__, threads=args.threads, device=args.device,
                   precision=args.precision)
     if args.profile_ops > 0:
-        result["op_seconds"] = profile_ops(torch, step, args.profile_ops, device)
+        result["op_seconds"], result["op_step_seconds"] = profile_ops(
+            torch, step, args.profile_ops, device)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -265,11 +265,7 @@ fn rust_warm(
                 .iter()
                 .map(|&i| dataset.item(i))
                 .collect::<Result<Vec<_>, _>>()?;
-            done += batcher
-                .host_batch(&items)?
-                .to_device(&host)
-                .images
-                .dims()[0];
+            done += batcher.host_batch(&items)?.to_device(&host).images.dims()[0];
         }
         Ok(done)
     };

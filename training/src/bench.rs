@@ -60,6 +60,10 @@ pub struct StepThroughput {
     /// PyTorch's.
     #[serde(default)]
     pub op_seconds: BTreeMap<String, f64>,
+    /// Mean wall seconds of the steps the operations were timed in (PyTorch's profiler
+    /// slows its steps down; the rest of the step is measured against these).
+    #[serde(default)]
+    pub op_step_seconds: Option<f64>,
 }
 
 impl StepThroughput {
@@ -83,6 +87,7 @@ impl StepThroughput {
             step_seconds,
             last_loss,
             op_seconds: BTreeMap::new(),
+            op_step_seconds: None,
         }
     }
 
@@ -165,6 +170,7 @@ fn timed_steps(
     let mut result =
         StepThroughput::from_steps(config.train.batch_size, params, step_seconds, last_loss);
     if time_ops {
+        result.op_step_seconds = Some(result.step_seconds.iter().sum::<f64>() / steps as f64);
         result.op_seconds = profile::totals()
             .into_iter()
             .map(|(op, seconds, _)| (op.label().to_owned(), seconds / steps as f64))

@@ -231,7 +231,12 @@ impl ConvInputs {
             None,
             ConvOptions::new([1, 1], [1, 1], [1, 1], c.groups),
         );
-        let z = ops::batch_norm_train(y, gamma.clone(), beta.clone(), 1e-5, true).output;
+        let running = [
+            Tensor::<1>::zeros([c.channels], &device),
+            Tensor::ones([c.channels], &device),
+        ];
+        let z = ops::batch_norm_train(y, [gamma.clone(), beta.clone()], running, 0.1, 1e-5, true)
+            .output;
         let grads = (z.clone() * z.clone()).sum().backward();
         fn host<const D: usize>(t: Option<Tensor<D>>, what: &str) -> Result<Vec<f32>> {
             let t = t.ok_or_else(|| Error::Check(format!("no {what} after backward")))?;

@@ -496,7 +496,9 @@ fn stderr_tail(stderr: &[u8]) -> String {
 
 /// Per layer operation, milliseconds per step on each Rust device (project kernels) and
 /// in PyTorch, averaged over the rounds, with the rest of the step ("other": pooling,
-/// linear layers, loss, optimiser, autodiff bookkeeping) as the step time left over.
+/// linear layers, loss, optimiser, autodiff bookkeeping) as the time left over in the
+/// steps the operations were timed in (PyTorch's profiled steps run slower than its
+/// timed ones).
 fn print_op_table(result: &ConfigResult) {
     let timed: Vec<(&RustRun, OpMillis)> = result
         .rust
@@ -555,7 +557,12 @@ impl OpMillis {
         }
         let step = timed
             .iter()
-            .map(|m| m.batch_size as f64 / m.images_per_s * 1e3 / n)
+            .map(|m| {
+                let seconds = m
+                    .op_step_seconds
+                    .unwrap_or(m.batch_size as f64 / m.images_per_s);
+                seconds * 1e3 / n
+            })
             .sum();
         Some(OpMillis { ops, step })
     }

@@ -257,9 +257,19 @@ fn normalise(bn: &BatchNorm, x: Tensor<4>, then_relu: bool) -> Tensor<4> {
         (Kernels::Burn, true) => relu_if(batch_norm_by_reductions(bn, x)),
         (Kernels::Burn, false) => relu_if(bn.forward(x)),
         (Kernels::Project, true) => {
-            let result =
-                ops::batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon, then_relu);
-            update_running_statistics(bn, result.mean, result.var);
+            let device = x.device();
+            let running = [&bn.running_mean, &bn.running_var]
+                .map(|state| state.value_sync().to_device(&device));
+            let result = ops::batch_norm_train(
+                x,
+                [bn.gamma.val(), bn.beta.val()],
+                running,
+                bn.momentum,
+                bn.epsilon,
+                then_relu,
+            );
+            bn.running_mean.update(result.running_mean);
+            bn.running_var.update(result.running_var);
             result.output
         }
         // A model kept on an autodiff device with training off: burn's own inference

@@ -19,7 +19,7 @@ use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 
 use super::profile::{self, Op};
-use super::{TrainKernels, Wanted};
+use super::{RunningStatistics, TrainKernels, Wanted};
 
 type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 
@@ -170,9 +170,9 @@ impl<B: TrainKernels> Backward<B, 3> for BatchNormBackward {
 }
 
 pub(super) fn batch_norm_train<B: TrainKernels, C: CheckpointStrategy>(
-    x: AdTensor<B, C>,
-    gamma: AdTensor<B, C>,
-    beta: AdTensor<B, C>,
+    [x, gamma, beta]: [AdTensor<B, C>; 3],
+    [running_mean, running_var]: [AdTensor<B, C>; 2],
+    momentum: f64,
     epsilon: f64,
     relu: bool,
 ) -> (AdTensor<B, C>, AdTensor<B, C>, AdTensor<B, C>) {
@@ -185,8 +185,13 @@ pub(super) fn batch_norm_train<B: TrainKernels, C: CheckpointStrategy>(
         gamma.into_primitive(),
         beta.into_primitive(),
     );
+    let running = RunningStatistics {
+        mean: running_mean.into_primitive(),
+        var: running_var.into_primitive(),
+        momentum,
+    };
     let saved = profile::time(Op::BatchNormForward, || {
-        B::batch_norm_train_forward(x.clone(), gamma.clone(), beta, epsilon)
+        B::batch_norm_train_forward(x.clone(), gamma.clone(), beta, running, epsilon)
     });
     let output = if relu {
         profile::time(Op::ReluForward, || B::relu_forward(saved.output))
@@ -198,7 +203,7 @@ pub(super) fn batch_norm_train<B: TrainKernels, C: CheckpointStrategy>(
             let state = BatchNormState {
                 x,
                 gamma,
-                mean: saved.mean.clone(),
+                mean: saved.mean,
                 invstd: saved.invstd,
                 epsilon,
                 relu_output: relu.then(|| output.clone()),
@@ -207,11 +212,11 @@ pub(super) fn batch_norm_train<B: TrainKernels, C: CheckpointStrategy>(
         }
         OpsKind::UnTracked(prep) => prep.finish(output),
     };
-    // The statistics only feed the running averages: no gradient flows through them.
+    // The running statistics are state, not a function to differentiate.
     (
         output,
-        untracked::<B, C>(saved.mean),
-        untracked::<B, C>(saved.var),
+        untracked::<B, C>(saved.running_mean),
+        untracked::<B, C>(saved.running_var),
     )
 }
 

@@ -17,7 +17,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 #[cfg(feature = "tch")]
 use burn::backend::LibTorch;
 
-use super::{TrainKernels, autodiff};
+use super::{RunningStatistics, TrainKernels, autodiff};
 
 /// The layer operations as burn backend operations: implemented by Flex, LibTorch and
 /// `Autodiff` over either, reached from burn `Tensor`s through burn's `Dispatch`.
@@ -38,12 +38,16 @@ pub trait TrainOps: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
 
-    /// Training-mode batch norm, then ReLU when `relu`: `(output, batch mean, biased
-    /// batch variance)`; the statistics carry no gradient.
+    /// Training-mode batch norm, then ReLU when `relu`: `(output, new running mean, new
+    /// running variance)`; the running statistics carry no gradient.
+    #[allow(clippy::too_many_arguments)]
     fn layer_batch_norm_train(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
@@ -88,16 +92,24 @@ macro_rules! forward_only_train_ops {
                 x: FloatTensor<Self>,
                 gamma: FloatTensor<Self>,
                 beta: FloatTensor<Self>,
+                running_mean: FloatTensor<Self>,
+                running_var: FloatTensor<Self>,
+                momentum: f64,
                 epsilon: f64,
                 relu: bool,
             ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-                let saved = Self::batch_norm_train_forward(x, gamma, beta, epsilon);
+                let running = RunningStatistics {
+                    mean: running_mean,
+                    var: running_var,
+                    momentum,
+                };
+                let saved = Self::batch_norm_train_forward(x, gamma, beta, running, epsilon);
                 let output = if relu {
                     Self::relu_forward(saved.output)
                 } else {
                     saved.output
                 };
-                (output, saved.mean, saved.var)
+                (output, saved.running_mean, saved.running_var)
             }
 
             fn layer_batch_norm_eval(
@@ -157,10 +169,19 @@ impl<B: TrainKernels, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running_mean: FloatTensor<Self>,
+        running_var: FloatTensor<Self>,
+        momentum: f64,
         epsilon: f64,
         relu: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-        autodiff::batch_norm_train::<B, C>(x, gamma, beta, epsilon, relu)
+        autodiff::batch_norm_train::<B, C>(
+            [x, gamma, beta],
+            [running_mean, running_var],
+            momentum,
+            epsilon,
+            relu,
+        )
     }
 
     fn layer_batch_norm_eval(

@@ -15,7 +15,7 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::flex_conv::{self, Geometry};
-use super::{BatchNormSaved, Grads, TrainKernels, Wanted, reference};
+use super::{BatchNormSaved, Grads, RunningStatistics, TrainKernels, Wanted, reference};
 
 /// `tensor` as a contiguous float32 tensor, or `None` for another dtype.
 fn contiguous_f32(tensor: FlexTensor) -> Option<FlexTensor> {
@@ -202,14 +202,20 @@ impl TrainKernels for Flex {
         x: FlexTensor,
         gamma: FlexTensor,
         beta: FlexTensor,
+        running: RunningStatistics<Self>,
         epsilon: f64,
     ) -> BatchNormSaved<Self> {
-        let (Some(x), Some(gamma), Some(beta)) = (
-            contiguous_f32(x.clone()),
-            contiguous_f32(gamma.clone()),
-            contiguous_f32(beta.clone()),
-        ) else {
-            return reference::batch_norm_train_forward::<Self>(x, gamma, beta, epsilon);
+        let inputs =
+            [&x, &gamma, &beta, &running.mean, &running.var].map(|t| contiguous_f32((*t).clone()));
+        let [
+            Some(x),
+            Some(gamma),
+            Some(beta),
+            Some(old_mean),
+            Some(old_var),
+        ] = inputs
+        else {
+            return reference::batch_norm_train_forward::<Self>(x, gamma, beta, running, epsilon);
         };
         let shape = dims(&x);
         let (_, channels, plane) = shape;
@@ -251,11 +257,22 @@ impl TrainKernels for Flex {
             let values = v.iter().map(|&v| v as f32).collect();
             new_f32(values, Shape::new([channels]))
         };
+        // (1 − momentum)·running + momentum·batch
+        let momentum = running.momentum;
+        let blend = |old: &FlexTensor, batch: &[f64]| {
+            let values = values(old)
+                .iter()
+                .zip(batch)
+                .map(|(&r, &b)| ((1.0 - momentum) * f64::from(r) + momentum * b) as f32)
+                .collect();
+            new_f32(values, Shape::new([channels]))
+        };
         BatchNormSaved {
             output: new_f32(output, x.layout().shape().clone()),
+            running_mean: blend(&old_mean, &mean),
+            running_var: blend(&old_var, &var),
             mean: stat(&mean),
             invstd: stat(&invstd),
-            var: stat(&var),
         }
     }
 

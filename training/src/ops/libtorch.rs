@@ -12,7 +12,7 @@ use burn::backend::libtorch::TchTensor;
 use burn::backend::ops::ConvOptions;
 
 use super::aten::{self, ConvGeometry};
-use super::{BatchNormSaved, Grads, TrainKernels, Wanted, reference};
+use super::{BatchNormSaved, Grads, RunningStatistics, TrainKernels, Wanted, reference};
 
 /// `tch::Tensor` → burn-tch's tensor, as a new storage owner.
 fn wrap(tensor: tch::Tensor) -> TchTensor {
@@ -65,10 +65,11 @@ impl TrainKernels for LibTorch {
         x: TchTensor,
         gamma: TchTensor,
         beta: TchTensor,
+        running: RunningStatistics<Self>,
         epsilon: f64,
     ) -> BatchNormSaved<Self> {
         // No running statistics go in: LibTorch would update them in place, with the
-        // unbiased variance; the caller updates burn's own from `mean` and `var`.
+        // unbiased variance (PyTorch's rule); burn's rule blends the biased one.
         let (output, mean, invstd) = x
             .tensor
             .f_native_batch_norm(
@@ -81,16 +82,23 @@ impl TrainKernels for LibTorch {
                 epsilon,
             )
             .unwrap_or_else(|e| failed("batch norm", e));
-        // invstd = 1/√(var + ε), so the biased batch variance is invstd⁻² − ε.
+        // invstd = 1/√(var + ε), so the biased batch variance is invstd⁻² − ε; each
+        // running statistic moves by lerp(running, batch, momentum), one ATen call.
+        let blend = |old: &TchTensor, batch: &tch::Tensor| {
+            old.tensor
+                .f_lerp(batch, running.momentum)
+                .unwrap_or_else(|e| failed("batch norm running statistics", e))
+        };
         let var = invstd
             .f_pow_tensor_scalar(-2)
             .and_then(|v| v.f_sub_scalar(epsilon))
             .unwrap_or_else(|e| failed("batch norm variance", e));
         BatchNormSaved {
+            running_mean: wrap(blend(&running.mean, &mean)),
+            running_var: wrap(blend(&running.var, &var)),
             output: wrap(output),
             mean: wrap(mean),
             invstd: wrap(invstd),
-            var: wrap(var),
         }
     }
 

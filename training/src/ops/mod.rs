@@ -142,14 +142,23 @@ pub struct Grads<B: Backend> {
     pub bias: Option<FloatTensor<B>>,
 }
 
-/// What a training-mode batch norm's forward keeps for its backward and for the
-/// running statistics: the normalised, scaled and shifted output (before any ReLU), the
-/// batch mean, `1/√(var + ε)` and the biased batch variance, each `[C]`.
+/// What a training-mode batch norm's forward gives: the normalised, scaled and shifted
+/// output (before any ReLU); the batch mean and `1/√(var + ε)` its backward needs; and
+/// the running statistics moved towards the batch's, each `[C]`.
 pub struct BatchNormSaved<B: Backend> {
     pub output: FloatTensor<B>,
     pub mean: FloatTensor<B>,
     pub invstd: FloatTensor<B>,
+    pub running_mean: FloatTensor<B>,
+    pub running_var: FloatTensor<B>,
+}
+
+/// A batch norm's running statistics and how fast they follow the batches' (burn's
+/// rule: `running ← (1 − momentum)·running + momentum·batch`, on the biased variance).
+pub struct RunningStatistics<B: Backend> {
+    pub mean: FloatTensor<B>,
     pub var: FloatTensor<B>,
+    pub momentum: f64,
 }
 
 /// The forward and backward kernels of the layer operations on one concrete backend.
@@ -176,14 +185,16 @@ pub trait TrainKernels: Backend {
         reference::conv2d_backward::<Self>(x, weight, output_grad, options, wanted)
     }
 
-    /// Normalises with the batch's own statistics over `N, H, W`.
+    /// Normalises with the batch's own statistics over `N, H, W`, and moves the running
+    /// statistics towards them.
     fn batch_norm_train_forward(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
+        running: RunningStatistics<Self>,
         epsilon: f64,
     ) -> BatchNormSaved<Self> {
-        reference::batch_norm_train_forward::<Self>(x, gamma, beta, epsilon)
+        reference::batch_norm_train_forward::<Self>(x, gamma, beta, running, epsilon)
     }
 
     /// Gradients of [`TrainKernels::batch_norm_train_forward`] from what it saved.
@@ -257,37 +268,42 @@ pub fn conv2d(
     }
 }
 
-/// A training-mode batch norm's output (after the ReLU when asked) and the batch
-/// statistics the running statistics are updated from.
+/// A training-mode batch norm's output (after the ReLU when asked) and the running
+/// statistics moved towards the batch's.
 pub struct BatchNormOutput {
     pub output: Tensor<4>,
-    /// Batch mean per channel, `[C]`, detached.
-    pub mean: Tensor<1>,
-    /// Biased batch variance per channel, `[C]`, detached.
-    pub var: Tensor<1>,
+    /// The new running mean per channel, `[C]`, detached.
+    pub running_mean: Tensor<1>,
+    /// The new running (biased) variance per channel, `[C]`, detached.
+    pub running_var: Tensor<1>,
 }
 
 /// Training-mode batch norm over `N, H, W` with the batch's statistics, optionally
-/// followed by ReLU (one fused backward). Only [`Kernels::Project`]: the caller keeps
-/// burn's path for [`Kernels::Burn`].
+/// followed by ReLU (one fused backward), and the running statistics' update
+/// (`(1 − momentum)·running + momentum·batch`, burn's rule) in the same operation. Only
+/// [`Kernels::Project`]: the caller keeps burn's path for [`Kernels::Burn`].
 pub fn batch_norm_train(
     x: Tensor<4>,
-    gamma: Tensor<1>,
-    beta: Tensor<1>,
+    [gamma, beta]: [Tensor<1>; 2],
+    [running_mean, running_var]: [Tensor<1>; 2],
+    momentum: f64,
     epsilon: f64,
     relu: bool,
 ) -> BatchNormOutput {
-    let (output, mean, var) = <Dispatch as TrainOps>::layer_batch_norm_train(
+    let (output, running_mean, running_var) = <Dispatch as TrainOps>::layer_batch_norm_train(
         x.into_dispatch(),
         gamma.into_dispatch(),
         beta.into_dispatch(),
+        running_mean.into_dispatch(),
+        running_var.into_dispatch(),
+        momentum,
         epsilon,
         relu,
     );
     BatchNormOutput {
         output: Tensor::from_dispatch(output),
-        mean: Tensor::from_dispatch(mean),
-        var: Tensor::from_dispatch(var),
+        running_mean: Tensor::from_dispatch(running_mean),
+        running_var: Tensor::from_dispatch(running_var),
     }
 }
 

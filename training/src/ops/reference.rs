@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::{BatchNormSaved, Grads, Wanted};
+use super::{BatchNormSaved, Grads, RunningStatistics, Wanted};
 
 /// `[C]` → `[1, C, 1, 1]`, to broadcast over an activation.
 fn per_channel<B: Backend>(values: FloatTensor<B>, channels: usize) -> FloatTensor<B> {
@@ -61,6 +61,7 @@ pub(super) fn batch_norm_train_forward<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
     beta: FloatTensor<B>,
+    running: RunningStatistics<B>,
     epsilon: f64,
 ) -> BatchNormSaved<B> {
     let [batch, channels, height, width] = x.shape().dims();
@@ -80,10 +81,23 @@ pub(super) fn batch_norm_train_forward<B: Backend>(
     );
     BatchNormSaved {
         output,
+        running_mean: blend::<B>(running.mean, mean.clone(), running.momentum),
+        running_var: blend::<B>(running.var, var, running.momentum),
         mean,
         invstd,
-        var,
     }
+}
+
+/// `(1 − momentum)·running + momentum·batch`.
+pub(super) fn blend<B: Backend>(
+    running: FloatTensor<B>,
+    batch: FloatTensor<B>,
+    momentum: f64,
+) -> FloatTensor<B> {
+    B::float_add(
+        B::float_mul_scalar(running, (1.0 - momentum).into()),
+        B::float_mul_scalar(batch, momentum.into()),
+    )
 }
 
 pub(super) fn batch_norm_backward<B: Backend>(
