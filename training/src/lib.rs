@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML training config (`configs/cpu/*.toml`).
 //! - [`ops`]: the layer operations (conv, batch norm, ReLU) with the project's own
 //!   forward and backward per backend: LibTorch's ATen kernels, direct Rust on flex.
+//! - [`optim`]: SGD updating each parameter in one of the project's operations.
 //! - [`training`]: the loop, run directories, `--resume`.
 //! - [`metrics`], [`plots`], [`checkpoint`], [`provenance`]: what a run writes.
 //! - [`inference`]: a finished run's model loaded back, predicting a split.
@@ -26,6 +27,7 @@ pub mod inference;
 pub mod metrics;
 pub mod models;
 pub mod ops;
+pub mod optim;
 pub mod plots;
 pub mod provenance;
 pub mod schedule;

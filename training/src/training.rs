@@ -37,6 +37,8 @@ use crate::config::{Optimizer, Precision, TrainConfig};
 use crate::data::{RunData, for_each_chunk};
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
 use crate::models::{Model, ModelOutput};
+use crate::ops::{self, Kernels};
+use crate::optim::FusedSgd;
 use crate::plots;
 use crate::provenance::{Provenance, git_state, write_atomically};
 use crate::schedule::LrSchedule;
@@ -233,6 +235,16 @@ pub fn build_optimizer(config: &TrainConfig, model: &Model) -> ModuleOptimizer {
         (train.weight_decay > 0.0).then(|| WeightDecayConfig::new(train.weight_decay as f32));
     let group = ParamGroup::from_ids(no_decay.0);
     match train.optimizer {
+        // The project's fused update (one operation per parameter), or burn's own `Sgd`
+        // when the layer operations are burn's: the same rule, recorded under the same
+        // names.
+        Optimizer::Sgd if ops::kernels() == Kernels::Project => {
+            let fused = |weight_decay| FusedSgd {
+                momentum: train.momentum,
+                weight_decay,
+            };
+            ModuleOptimizer::from(fused(train.weight_decay)).with_group(group, fused(0.0), None)
+        }
         Optimizer::Sgd => {
             // PyTorch's SGD semantics: no dampening, no Nesterov.
             let momentum = (train.momentum > 0.0).then_some(MomentumConfig {

@@ -201,6 +201,64 @@ fn relu_forward_and_backward_match_burns_including_exact_zeros() {
     }
 }
 
+/// Convolution in bf16 against burn's own in bf16 (the float32 cases are pinned to naive
+/// loops in `grouped_conv.rs`): a grouped strided 3×3 with bias and an ungrouped 1×1.
+#[test]
+fn conv_in_bf16_matches_burns_conv_in_bf16() {
+    use burn::tensor::ops::ConvOptions;
+    let mut failures = Vec::new();
+    for (name, device) in devices() {
+        let device = device.autodiff();
+        for (groups, kernel, stride, channels) in [(4, 3, 2, 8), (1, 1, 1, 6)] {
+            let shape = [3, channels, 9, 7];
+            let weight_shape = [channels, channels / groups, kernel, kernel];
+            let options = ConvOptions::new([stride; 2], [kernel / 2; 2], [1, 1], groups);
+            let run = |kernels: Kernels| {
+                let cast = |values: Vec<f32>, shape: [usize; 4]| {
+                    tensor(values, shape, &device)
+                        .cast(FloatDType::BF16)
+                        .require_grad()
+                };
+                let x = cast(seeded(shape.iter().product(), 0.0, 1.0, 31), shape);
+                let w = cast(
+                    seeded(weight_shape.iter().product(), 0.0, 0.5, 32),
+                    weight_shape,
+                );
+                let b = tensor(seeded(channels, 0.0, 1.0, 33), [channels], &device)
+                    .cast(FloatDType::BF16)
+                    .require_grad();
+                let y = ops::with_kernels(kernels, || {
+                    ops::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone())
+                });
+                let r = Tensor::<4>::ones(y.dims(), &device).cast(FloatDType::BF16);
+                let grads = (y.clone() * r).sum().backward();
+                let gradient = |t: &Tensor<4>| host(t.grad(&grads).expect("a gradient"));
+                [
+                    host(y.clone()),
+                    gradient(&x),
+                    gradient(&w),
+                    host1(b.grad(&grads).expect("a bias gradient")),
+                ]
+            };
+            let (expected, got) = (run(Kernels::Burn), run(Kernels::Project));
+            let names = [
+                "output",
+                "input gradient",
+                "weight gradient",
+                "bias gradient",
+            ];
+            for ((what, got), expected) in names.iter().zip(&got).zip(&expected) {
+                let diff = relative_difference(got, expected);
+                println!("{name} bf16 groups {groups} k{kernel}: {what} {diff:.2e}");
+                if diff.is_nan() || diff > 3e-2 {
+                    failures.push(format!("{name} groups {groups} k{kernel}: {what} {diff:e}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// The comparisons must be able to fail: a ReLU left out, or one applied where none
 /// belongs, moves the output and every gradient far beyond the tolerance.
 #[test]

@@ -19,7 +19,7 @@ use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 
 use super::profile::{self, Op};
-use super::{RunningStatistics, TrainKernels, Wanted};
+use super::{RunningStatistics, SgdHyper, TrainKernels, Wanted};
 
 type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 
@@ -275,4 +275,21 @@ pub(super) fn relu<B: TrainKernels, C: CheckpointStrategy>(x: AdTensor<B, C>) ->
         }
         OpsKind::UnTracked(prep) => prep.finish(B::relu_forward(x.into_primitive())),
     }
+}
+
+/// An optimiser step is not differentiated: on autodiff tensors (which optimisers never
+/// hand over: they step the inner tensors) it runs on the inner ones, untracked.
+pub(super) fn sgd_step<B: TrainKernels, C: CheckpointStrategy>(
+    param: AdTensor<B, C>,
+    grad: AdTensor<B, C>,
+    velocity: Option<AdTensor<B, C>>,
+    hyper: SgdHyper,
+) -> (AdTensor<B, C>, AdTensor<B, C>) {
+    let (param, velocity) = B::sgd_step(
+        param.into_primitive(),
+        grad.into_primitive(),
+        velocity.map(|v| v.into_primitive()),
+        hyper,
+    );
+    (untracked::<B, C>(param), untracked::<B, C>(velocity))
 }

@@ -17,7 +17,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 #[cfg(feature = "tch")]
 use burn::backend::LibTorch;
 
-use super::{RunningStatistics, TrainKernels, autodiff};
+use super::{RunningStatistics, SgdHyper, TrainKernels, autodiff};
 
 /// The layer operations as burn backend operations: implemented by Flex, LibTorch and
 /// `Autodiff` over either, reached from burn `Tensor`s through burn's `Dispatch`.
@@ -65,6 +65,26 @@ pub trait TrainOps: Backend {
     ) -> FloatTensor<Self>;
 
     fn layer_relu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// An SGD step with no velocity yet (the first, or SGD without momentum):
+    /// `(new parameter, new velocity)`.
+    fn optim_sgd_first_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// An SGD step with the velocity so far: `(new parameter, new velocity)`.
+    fn optim_sgd_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        velocity: FloatTensor<Self>,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// `TrainOps` for a concrete backend (no autodiff): its kernels' forwards.
@@ -139,6 +159,37 @@ macro_rules! forward_only_train_ops {
             fn layer_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
                 Self::relu_forward(x)
             }
+
+            fn optim_sgd_first_step(
+                param: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                lr: f64,
+                momentum: f64,
+                weight_decay: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                let hyper = SgdHyper {
+                    lr,
+                    momentum,
+                    weight_decay,
+                };
+                Self::sgd_step(param, grad, None, hyper)
+            }
+
+            fn optim_sgd_step(
+                param: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                velocity: FloatTensor<Self>,
+                lr: f64,
+                momentum: f64,
+                weight_decay: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+                let hyper = SgdHyper {
+                    lr,
+                    momentum,
+                    weight_decay,
+                };
+                Self::sgd_step(param, grad, Some(velocity), hyper)
+            }
         }
     };
 }
@@ -198,5 +249,36 @@ impl<B: TrainKernels, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
 
     fn layer_relu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         autodiff::relu::<B, C>(x)
+    }
+
+    fn optim_sgd_first_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let hyper = SgdHyper {
+            lr,
+            momentum,
+            weight_decay,
+        };
+        autodiff::sgd_step::<B, C>(param, grad, None, hyper)
+    }
+
+    fn optim_sgd_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        velocity: FloatTensor<Self>,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let hyper = SgdHyper {
+            lr,
+            momentum,
+            weight_decay,
+        };
+        autodiff::sgd_step::<B, C>(param, grad, Some(velocity), hyper)
     }
 }

@@ -15,7 +15,7 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::flex_conv::{self, Geometry};
-use super::{BatchNormSaved, Grads, RunningStatistics, TrainKernels, Wanted, reference};
+use super::{BatchNormSaved, Grads, RunningStatistics, SgdHyper, TrainKernels, Wanted, reference};
 
 /// `tensor` as a contiguous float32 tensor, or `None` for another dtype.
 fn contiguous_f32(tensor: FlexTensor) -> Option<FlexTensor> {
@@ -370,6 +370,68 @@ impl TrainKernels for Flex {
         let mut out = values(&x).to_vec();
         elementwise_in_place(&mut out, |v| v.max(0.0));
         new_f32(out, x.layout().shape().clone())
+    }
+
+    fn sgd_step(
+        param: FlexTensor,
+        grad: FlexTensor,
+        velocity: Option<FlexTensor>,
+        hyper: SgdHyper,
+    ) -> (FlexTensor, FlexTensor) {
+        let old_velocity = match velocity.clone().map(contiguous_f32) {
+            Some(None) => return reference::sgd_step::<Self>(param, grad, velocity, hyper),
+            Some(Some(v)) => Some(v),
+            None => None,
+        };
+        let (Some(p), Some(g)) = (contiguous_f32(param.clone()), contiguous_f32(grad.clone()))
+        else {
+            return reference::sgd_step::<Self>(param, grad, velocity, hyper);
+        };
+        let shape = p.layout().shape().clone();
+        let (p, g) = (values(&p), values(&g));
+        let mut new_param = vec![0.0f32; p.len()];
+        let mut new_velocity = vec![0.0f32; p.len()];
+        let (lr, momentum, decay) = (
+            hyper.lr as f32,
+            hyper.momentum as f32,
+            hyper.weight_decay as f32,
+        );
+        let old = old_velocity.as_ref().map(values);
+        new_param
+            .par_chunks_mut(CHUNK)
+            .zip(new_velocity.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (out_p, out_v))| {
+                let start = i * CHUNK;
+                let (p, g) = (&p[start..][..out_p.len()], &g[start..][..out_p.len()]);
+                match old {
+                    Some(old) => {
+                        let old = &old[start..][..out_p.len()];
+                        for ((((np, nv), &p), &g), &v) in out_p
+                            .iter_mut()
+                            .zip(out_v.iter_mut())
+                            .zip(p)
+                            .zip(g)
+                            .zip(old)
+                        {
+                            *nv = momentum * v + (g + decay * p);
+                            *np = p - lr * *nv;
+                        }
+                    }
+                    None => {
+                        for (((np, nv), &p), &g) in
+                            out_p.iter_mut().zip(out_v.iter_mut()).zip(p).zip(g)
+                        {
+                            *nv = g + decay * p;
+                            *np = p - lr * *nv;
+                        }
+                    }
+                }
+            });
+        (
+            new_f32(new_param, shape.clone()),
+            new_f32(new_velocity, shape),
+        )
     }
 
     fn relu_backward_from_output(output: FlexTensor, output_grad: FlexTensor) -> FlexTensor {

@@ -161,6 +161,14 @@ pub struct RunningStatistics<B: Backend> {
     pub momentum: f64,
 }
 
+/// Learning rate, momentum and weight decay of one [`TrainKernels::sgd_step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SgdHyper {
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
 /// The forward and backward kernels of the layer operations on one concrete backend.
 /// The default bodies are burn's own composition ([`reference`]); a backend overrides
 /// what it can do faster. Every tensor is 4-D `[N, C, H, W]` except γ, β and the
@@ -232,6 +240,18 @@ pub trait TrainKernels: Backend {
 
     fn relu_forward(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::relu(x)
+    }
+
+    /// One SGD step of a parameter (PyTorch's and burn's rule, no dampening, no
+    /// Nesterov): `g = grad + weight_decay·param`, `v = momentum·v + g` (or `g` on the
+    /// first step), `param − lr·v`. Returns the new parameter and `v`.
+    fn sgd_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        velocity: Option<FloatTensor<Self>>,
+        hyper: SgdHyper,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        reference::sgd_step::<Self>(param, grad, velocity, hyper)
     }
 
     /// `output_grad` where the ReLU's `output` is positive, else 0.
@@ -326,6 +346,39 @@ pub fn batch_norm_eval(
         epsilon,
         relu,
     ))
+}
+
+/// One SGD step of a parameter (see [`TrainKernels::sgd_step`]) in one operation on the
+/// backend: the new parameter and the new velocity. Parameters and gradients are the
+/// optimiser's (not autodiff) tensors.
+pub fn sgd_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    velocity: Option<Tensor<D>>,
+    hyper: SgdHyper,
+) -> (Tensor<D>, Tensor<D>) {
+    let [lr, momentum, weight_decay] = [hyper.lr, hyper.momentum, hyper.weight_decay];
+    let (param, velocity) = match velocity {
+        None => <Dispatch as TrainOps>::optim_sgd_first_step(
+            param.into_dispatch(),
+            grad.into_dispatch(),
+            lr,
+            momentum,
+            weight_decay,
+        ),
+        Some(velocity) => <Dispatch as TrainOps>::optim_sgd_step(
+            param.into_dispatch(),
+            grad.into_dispatch(),
+            velocity.into_dispatch(),
+            lr,
+            momentum,
+            weight_decay,
+        ),
+    };
+    (
+        Tensor::from_dispatch(param),
+        Tensor::from_dispatch(velocity),
+    )
 }
 
 /// ReLU on a tensor of any rank.

@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::{BatchNormSaved, Grads, RunningStatistics, Wanted};
+use super::{BatchNormSaved, Grads, RunningStatistics, SgdHyper, Wanted};
 
 /// `[C]` → `[1, C, 1, 1]`, to broadcast over an activation.
 fn per_channel<B: Backend>(values: FloatTensor<B>, channels: usize) -> FloatTensor<B> {
@@ -153,4 +153,29 @@ pub(super) fn batch_norm_eval_forward<B: Backend>(
         B::float_mul(x, per_channel::<B>(scale, channels)),
         per_channel::<B>(shift, channels),
     )
+}
+
+pub(super) fn sgd_step<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    velocity: Option<FloatTensor<B>>,
+    hyper: SgdHyper,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let grad = if hyper.weight_decay != 0.0 {
+        B::float_add(
+            grad,
+            B::float_mul_scalar(param.clone(), hyper.weight_decay.into()),
+        )
+    } else {
+        grad
+    };
+    let velocity = match velocity {
+        Some(velocity) => B::float_add(B::float_mul_scalar(velocity, hyper.momentum.into()), grad),
+        None => grad,
+    };
+    let param = B::float_sub(
+        param,
+        B::float_mul_scalar(velocity.clone(), hyper.lr.into()),
+    );
+    (param, velocity)
 }
