@@ -143,19 +143,27 @@ fn prepare_run_dir(
 /// float type for the whole process once the device is first used, so this must come
 /// before anything else touches it (`album train` runs one model per process).
 pub fn configured_device(mut device: Device, precision: Precision) -> Result<Device> {
-    let dtype = match precision {
-        Precision::F32 => return Ok(device),
+    let wanted = match precision {
+        Precision::F32 => FloatDType::F32,
         Precision::Bf16 => FloatDType::BF16,
         Precision::F16 => FloatDType::F16,
     };
-    device.configure(dtype).map_err(|e| Error::Device {
+    if precision != Precision::F32 && device.configure(wanted).is_ok() {
+        return Ok(device);
+    }
+    // Already in use (or float32, the default): fine if its float type is the one wanted,
+    // as when one process benchmarks several bf16 models.
+    let actual = Tensor::<1>::zeros([1], &device).dtype();
+    if actual == DType::from(wanted) {
+        return Ok(device);
+    }
+    Err(Error::Device {
         name: format!("{device:?}"),
         message: format!(
-            "cannot run in {precision}: {e:?} (burn sets a device's float type once per \
-             process, before its first use)"
+            "cannot run in {precision}: this process already uses the device in {actual:?} \
+             (burn sets a device's float type once per process, before its first use)"
         ),
-    })?;
-    Ok(device)
+    })
 }
 
 fn write_run_header(

@@ -25,4 +25,13 @@ fn bf16_puts_weights_and_activations_in_bf16_and_cannot_be_changed_later() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("once per process"), "{err}");
+    let err = configured_device(Device::flex(), Precision::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("BF16"), "{err}");
+
+    // The bug: `album bench train` of two bf16 configs in one process refused the second
+    // ("AlreadyInitialized"), though the device already ran in bf16.
+    let again = configured_device(Device::flex(), Precision::Bf16).unwrap();
+    assert_eq!(Tensor::<1>::zeros([1], &again).dtype(), DType::BF16);
 }
