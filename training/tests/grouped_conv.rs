@@ -129,9 +129,14 @@ fn one_group_cases() -> Vec<Case> {
 /// Odd shapes: a 7×7 stride-2 stem on an odd side with 3 input channels, a 5×5 on a
 /// side the stride does not divide, a dilated 3×3 (2 groups), a 1-pixel image, and a
 /// 64×64 map in a batch of 3 (the flex kernel then works image by image: its units of
-/// work hold about 128 K receptive-field values).
+/// work hold about 128 K receptive-field values), a 3×3 with fewer outputs than inputs
+/// (DenseNet's growth conv; flex computes its input gradient as a transposed
+/// convolution) and a padded 1×1 at stride 1 (whose padding no transposed convolution
+/// can undo, so flex scatters).
 fn odd_cases() -> Vec<Case> {
     vec![
+        case(16, 4, 1, 7, 3, 1, 1),
+        case(6, 4, 2, 5, 1, 1, 1),
         case(3, 8, 1, 11, 7, 2, 3),
         case(6, 4, 2, 10, 5, 3, 2),
         case(8, 8, 2, 9, 3, 1, 2).dilated(2),

@@ -183,11 +183,11 @@ fn im2col(x: &[f32], geo: &Geometry, g: usize, first: usize, count: usize, col: 
         for ky in 0..kh {
             for kx in 0..kw {
                 let row = &mut col[((ci * kh + ky) * kw + kx) * m..][..m];
+                let (lo, hi) = valid_columns(kx, geo);
                 for n in 0..count {
                     let input = &x[((first + n) * geo.in_channels + channel) * geo.in_plane()..]
                         [..geo.in_plane()];
                     let out = &mut row[n * plane..][..plane];
-                    let (lo, hi) = valid_columns(kx, geo);
                     for oy in 0..oh {
                         let dst = &mut out[oy * ow..][..ow];
                         let Some(iy) = tap(oy, ky, 0, geo, geo.height) else {
@@ -199,8 +199,13 @@ fn im2col(x: &[f32], geo: &Geometry, g: usize, first: usize, count: usize, col: 
                         dst[hi..].fill(0.0);
                         if lo < hi {
                             let start = lo * geo.stride[1] + kx * geo.dilation[1] - geo.padding[1];
-                            let taps = src[start..].iter().step_by(geo.stride[1]);
-                            dst[lo..hi].iter_mut().zip(taps).for_each(|(d, &v)| *d = v);
+                            if geo.stride[1] == 1 {
+                                // a plain copy, which the strided iterator is not compiled to
+                                dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                            } else {
+                                let taps = src[start..].iter().step_by(geo.stride[1]);
+                                dst[lo..hi].iter_mut().zip(taps).for_each(|(d, &v)| *d = v);
+                            }
                         }
                     }
                 }
@@ -359,8 +364,11 @@ pub(super) fn backward(
         geo.field(),
         geo.out_plane(),
     );
-    let mut dx = vec![0.0f32; if want_input { x.len() } else { 0 }];
-    // With no input gradient wanted, units get empty output slices.
+    let transposed = want_input.then(|| transposed_geometry(geo)).flatten();
+    let want_input_here = want_input && transposed.is_none();
+    let mut dx = vec![0.0f32; if want_input_here { x.len() } else { 0 }];
+    // With no input gradient wanted here, units get empty output slices.
+    let want_input = want_input_here;
     let per_group = if want_input { cg * geo.in_plane() } else { 0 };
     let units = if want_input {
         units(geo, &mut dx, per_group)
@@ -430,11 +438,66 @@ pub(super) fn backward(
             })
             .collect()
     });
+    let input = match transposed {
+        Some(transposed) => Some(forward(dy, &flipped_transpose(weight, geo), None, &transposed)),
+        None => want_input.then_some(dx),
+    };
     Backward {
-        input: want_input.then_some(dx),
+        input,
         weight: grad_weight,
         bias,
     }
+}
+
+/// The convolution whose output is the input gradient of a stride-1 convolution with
+/// fewer outputs than inputs per group, when there is one: `dx = conv(dy, W')` with
+/// `W'` the kernel flipped and its in/out channels swapped ([`flipped_transpose`]) and
+/// padding `d·(k − 1) − p`. Why: the scatter route multiplies `Wᵀ [K × O/G]` by `dY`,
+/// an inner dimension of O/G (16 for DenseNet's growth convs), and writes then
+/// scatter-adds a `[C/G·kh·kw × M]` buffer; this route's product has an inner dimension
+/// of O/G·kh·kw and writes `dx` directly.
+fn transposed_geometry(geo: &Geometry) -> Option<Geometry> {
+    if geo.stride != [1, 1] || geo.is_pointwise() || geo.out_per_group() > geo.in_per_group() {
+        return None;
+    }
+    let padding = [0, 1].map(|axis| {
+        (geo.dilation[axis] * (geo.kernel[axis] - 1)).checked_sub(geo.padding[axis])
+    });
+    let [Some(pad_h), Some(pad_w)] = padding else {
+        return None;
+    };
+    let transposed = Geometry {
+        batch: geo.batch,
+        in_channels: geo.out_channels,
+        height: geo.out_height(),
+        width: geo.out_width(),
+        out_channels: geo.in_channels,
+        kernel: geo.kernel,
+        stride: [1, 1],
+        padding: [pad_h, pad_w],
+        dilation: geo.dilation,
+        groups: geo.groups,
+    };
+    // the transposed convolution must land exactly on the input's size
+    (transposed.out_height() == geo.height && transposed.out_width() == geo.width)
+        .then_some(transposed)
+}
+
+/// `W'[g·C/G + c, o, ky, kx] = W[g·O/G + o, c, kh − 1 − ky, kw − 1 − kx]`.
+fn flipped_transpose(weight: &[f32], geo: &Geometry) -> Vec<f32> {
+    let (og, cg, [kh, kw]) = (geo.out_per_group(), geo.in_per_group(), geo.kernel);
+    let taps = kh * kw;
+    let mut flipped = vec![0.0f32; weight.len()];
+    for g in 0..geo.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let src = &weight[((g * og + o) * cg + c) * taps..][..taps];
+                let dst = &mut flipped[((g * cg + c) * og + o) * taps..][..taps];
+                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+    flipped
 }
 
 /// Scatter-adds one image's field gradients (columns `offset..offset + Ho·Wo` of the
@@ -459,10 +522,17 @@ fn col2im(dcol: &[f32], m: usize, offset: usize, geo: &Geometry, image: &mut [f3
                     let Some(iy) = tap(oy, ky, 0, geo, geo.height) else {
                         continue;
                     };
+                    let src = &row[oy * ow + lo..oy * ow + hi];
                     let dst = &mut out[iy * geo.width + start..];
-                    let taps = dst.iter_mut().step_by(geo.stride[1]);
-                    taps.zip(&row[oy * ow + lo..oy * ow + hi])
-                        .for_each(|(d, &v)| *d += v);
+                    if geo.stride[1] == 1 {
+                        dst[..src.len()]
+                            .iter_mut()
+                            .zip(src)
+                            .for_each(|(d, &v)| *d += v);
+                    } else {
+                        let taps = dst.iter_mut().step_by(geo.stride[1]);
+                        taps.zip(src).for_each(|(d, &v)| *d += v);
+                    }
                 }
             }
         }
