@@ -11,6 +11,9 @@
 //! dcol   [K × M]   = W_gᵀ · dY, then scatter-added back onto dx (col2im)
 //! ```
 //!
+//! At stride 1 with no more outputs than inputs per group, `dx` is instead the forward
+//! of a transposed convolution of `dY` (see [`transposed_geometry`]).
+//!
 //! Why: burn's generic backward computes the weight gradient as a convolution whose
 //! kernel is the output gradient, looping over the groups with a slice-assign each, and
 //! the input gradient as a transposed convolution. Chunks are sized so that `col` stays
@@ -439,7 +442,12 @@ pub(super) fn backward(
             .collect()
     });
     let input = match transposed {
-        Some(transposed) => Some(forward(dy, &flipped_transpose(weight, geo), None, &transposed)),
+        Some(transposed) => Some(forward(
+            dy,
+            &flipped_transpose(weight, geo),
+            None,
+            &transposed,
+        )),
         None => want_input.then_some(dx),
     };
     Backward {
@@ -460,9 +468,8 @@ fn transposed_geometry(geo: &Geometry) -> Option<Geometry> {
     if geo.stride != [1, 1] || geo.is_pointwise() || geo.out_per_group() > geo.in_per_group() {
         return None;
     }
-    let padding = [0, 1].map(|axis| {
-        (geo.dilation[axis] * (geo.kernel[axis] - 1)).checked_sub(geo.padding[axis])
-    });
+    let padding = [0, 1]
+        .map(|axis| (geo.dilation[axis] * (geo.kernel[axis] - 1)).checked_sub(geo.padding[axis]));
     let [Some(pad_h), Some(pad_w)] = padding else {
         return None;
     };
@@ -493,7 +500,9 @@ fn flipped_transpose(weight: &[f32], geo: &Geometry) -> Vec<f32> {
             for c in 0..cg {
                 let src = &weight[((g * og + o) * cg + c) * taps..][..taps];
                 let dst = &mut flipped[((g * cg + c) * og + o) * taps..][..taps];
-                dst.iter_mut().zip(src.iter().rev()).for_each(|(d, &v)| *d = v);
+                dst.iter_mut()
+                    .zip(src.iter().rev())
+                    .for_each(|(d, &v)| *d = v);
             }
         }
     }
