@@ -11,9 +11,11 @@
 //!    claims 100 000 × 100 000 pixels) is refused without allocating its pixels. The
 //!    decoder also gets [`image::Limits`] so it cannot be talked into more.
 //! 3. The whole image is decoded; any decoder error is [`RejectReason::Corrupt`].
-//! 4. A JPEG must end with its end-of-image marker (`FF D9`, trailing zero padding
-//!    allowed): the JPEG decoder fills a truncated scan with grey instead of failing, so
-//!    a cut-off download would otherwise pass as a photo with a grey bottom.
+//! 4. A JPEG's segments must reach its end-of-image marker (`FF D9`): the JPEG decoder
+//!    fills a truncated scan with grey instead of failing, so a cut-off download would
+//!    otherwise pass as a photo with a grey bottom. What follows the marker is not looked
+//!    at: cameras and phones write data there (a Motion Photo's video, MPF images, a
+//!    newline, padding), and every viewer ignores it.
 //!
 //! Decoding is CPU work: call [`validate`] from a blocking thread or rayon, not from an
 //! async task.
@@ -286,14 +288,72 @@ fn decoder_limits(limits: &Limits) -> image::Limits {
     decoder
 }
 
-/// Whether a JPEG ends with `FF D9`, ignoring trailing zero padding (some encoders pad
-/// to a block size). A download cut short ends inside the entropy-coded data instead.
+/// Whether a JPEG's marker structure reaches its end-of-image marker (`FF D9`).
+///
+/// The segments are walked by their lengths from the start-of-image marker, so an EXIF
+/// thumbnail's own `FF D9` inside APP1 does not count; after each start-of-scan the
+/// entropy-coded data is searched for the next marker (`FF 00` is a stuffed byte,
+/// `FF D0`–`FF D7` are restart markers). Stray bytes where a marker should be are skipped,
+/// as libjpeg does. A download cut short ends before the marker is reached. Anything after
+/// the marker (a Motion Photo's MP4, a trailing newline) is ignored.
 pub fn jpeg_has_end_marker(bytes: &[u8]) -> bool {
-    let end = bytes
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut at = 2;
+    loop {
+        // the next marker: FF (fill FFs allowed) and a code
+        let Some(start) = next_ff(bytes, at) else {
+            return false;
+        };
+        let Some(code) = bytes[start..]
+            .iter()
+            .position(|&b| b != 0xFF)
+            .map(|i| start + i)
+        else {
+            return false;
+        };
+        at = code + 1;
+        match bytes[code] {
+            0xD9 => return true,
+            // markers without a segment: TEM, restarts, a stray start-of-image
+            0x01 | 0xD0..=0xD8 => {}
+            marker => {
+                let Some(length) = bytes.get(at..at + 2) else {
+                    return false;
+                };
+                at += usize::from(u16::from_be_bytes([length[0], length[1]]));
+                if marker == 0xDA {
+                    match end_of_entropy_data(bytes, at) {
+                        Some(next_marker) => at = next_marker,
+                        None => return false,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The index of the first `FF` at or after `from`.
+fn next_ff(bytes: &[u8], from: usize) -> Option<usize> {
+    bytes
+        .get(from..)?
         .iter()
-        .rposition(|&b| b != 0)
-        .map_or(0, |last| last + 1);
-    bytes[..end].ends_with(&[0xFF, 0xD9])
+        .position(|&b| b == 0xFF)
+        .map(|i| from + i)
+}
+
+/// Where the entropy-coded data starting at `from` ends: the index of the first `FF`
+/// that starts a marker other than a stuffed byte (`FF 00`) or a restart (`FF D0`–`D7`).
+fn end_of_entropy_data(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let ff = next_ff(bytes, from)?;
+        match *bytes.get(ff + 1)? {
+            0x00 | 0xD0..=0xD7 => from = ff + 2,
+            0xFF => from = ff + 1,
+            _ => return Some(ff),
+        }
+    }
 }
 
 /// The first bytes in hex, for reject details.
@@ -427,14 +487,59 @@ mod tests {
     }
 
     #[test]
-    fn end_marker_check_allows_zero_padding_only() {
+    fn end_marker_check_walks_the_segments() {
         assert!(jpeg_has_end_marker(&[0xFF, 0xD8, 0x01, 0xFF, 0xD9]));
         assert!(jpeg_has_end_marker(&[
             0xFF, 0xD8, 0x01, 0xFF, 0xD9, 0, 0, 0
         ]));
-        assert!(!jpeg_has_end_marker(&[0xFF, 0xD8, 0x01, 0xFF, 0xD9, 7]));
         assert!(!jpeg_has_end_marker(&[0xFF, 0xD8, 0x01, 0x02]));
         assert!(!jpeg_has_end_marker(&[]));
+        // a scan whose data holds a stuffed FF 00 and a restart marker, then EOI
+        let scan = [
+            0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ];
+        assert!(!jpeg_has_end_marker(&scan), "cut inside the scan");
+        assert!(jpeg_has_end_marker(&[&scan[..], &[0xFF, 0xD9]].concat()));
+    }
+
+    /// A camera JPEG with one newline after its end-of-image marker was refused as
+    /// truncated (the check demanded that the file end with FF D9).
+    #[test]
+    fn a_jpeg_with_a_newline_after_its_end_marker_is_accepted() {
+        let bytes = [real_jpeg(), b"\n".to_vec()].concat();
+        let valid = validate(&bytes, &Limits::default()).unwrap();
+        assert_eq!(valid.kind, ImageKind::Jpeg);
+    }
+
+    /// Phones' Motion Photos append a whole MP4 after the picture's end marker.
+    #[test]
+    fn a_jpeg_followed_by_a_video_is_accepted() {
+        let mut trailer = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+        trailer.extend((0..4096u32).map(|i| (i * 37 % 251) as u8));
+        let bytes = [real_jpeg(), trailer].concat();
+        assert!(validate(&bytes, &Limits::default()).is_ok());
+    }
+
+    /// An EXIF thumbnail inside APP1 carries its own FF D9: it must not stand in for the
+    /// end of a photo whose scan was cut short.
+    #[test]
+    fn a_thumbnails_end_marker_does_not_hide_a_truncated_photo() {
+        let photo = real_jpeg();
+        let thumbnail = encoded(16, 16, ImageFormat::Jpeg);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend(&thumbnail);
+        let length = u16::try_from(app1.len() + 2).unwrap().to_be_bytes();
+        let mut with_thumbnail = vec![0xFF, 0xD8, 0xFF, 0xE1, length[0], length[1]];
+        with_thumbnail.extend(&app1);
+        with_thumbnail.extend(&photo[2..]);
+        assert!(validate(&with_thumbnail, &Limits::default()).is_ok());
+        let cut = &with_thumbnail[..with_thumbnail.len() * 7 / 10];
+        assert!(
+            cut.windows(2).any(|w| w == [0xFF, 0xD9]),
+            "the thumbnail's marker is in"
+        );
+        let err = validate(cut, &Limits::default()).unwrap_err();
+        assert_eq!(err.reason, RejectReason::Corrupt, "{err}");
     }
 
     #[test]
