@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::CurrentUser;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::photos::photo_of;
 
@@ -199,7 +199,7 @@ pub async fn add_photos(
         .db
         .run(move |c| {
             album_of(c, user.id, id)?;
-            let t = c.transaction()?;
+            let t = db::write_transaction(c)?;
             for &photo in &body.photo_ids {
                 photo_of(&t, user.id, photo)?;
                 t.execute(

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 
@@ -72,6 +72,16 @@ impl Db {
     }
 }
 
+/// Begins a transaction that will write: `BEGIN IMMEDIATE`, which takes the write lock
+/// at once (waiting up to `busy_timeout` for another writer). Why not the default
+/// deferred one: a deferred transaction that reads first and writes later holds a
+/// snapshot, and if another connection commits in between, its first write fails at
+/// once with SQLITE_BUSY ("database is locked") — no timeout can help, the snapshot is
+/// stale. A purge running beside uploads answered 500 that way.
+pub fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    connection.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
 /// Applies the migrations the database has not seen yet, each in its own transaction.
 /// A database from a newer build (more migrations than this one knows) is refused.
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
@@ -84,7 +94,7 @@ pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
         )));
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let transaction = connection.transaction()?;
+        let transaction = write_transaction(connection)?;
         transaction.execute_batch(sql)?;
         transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
         transaction.commit()?;
@@ -130,5 +140,60 @@ mod tests {
         drop(connection);
         let error = Db::open(&path, 1).err().unwrap().to_string();
         assert!(error.contains("schema version 99"), "{error}");
+    }
+
+    /// Two connections to one database in WAL mode, configured as the pool's are, the
+    /// second one never waiting for a lock (so a refusal shows at once), and a table.
+    fn two_connections(dir: &Path) -> (Connection, Connection) {
+        let path = dir.join("album.db");
+        let mut first = Connection::open(&path).unwrap();
+        configure(&mut first).unwrap();
+        first.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let mut second = Connection::open(&path).unwrap();
+        configure(&mut second).unwrap();
+        second.busy_timeout(Duration::ZERO).unwrap();
+        (first, second)
+    }
+
+    fn is_busy(error: &rusqlite::Error) -> bool {
+        error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+    }
+
+    /// Why write transactions are IMMEDIATE: a deferred one that reads, sees another
+    /// connection commit, then writes, is refused at once ("database is locked").
+    #[test]
+    fn a_deferred_transaction_that_reads_then_writes_is_refused_after_a_commit_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, second) = two_connections(dir.path());
+        let deferred = first.transaction().unwrap();
+        let _: i64 = deferred
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        second.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let error = deferred.execute("DELETE FROM t", []).unwrap_err();
+        assert!(is_busy(&error), "{error}");
+    }
+
+    /// Regression: a purge running beside uploads answered 500 "database is locked" (its
+    /// deferred transaction read the photo rows, an upload committed, its DELETE was
+    /// refused). A write transaction holds the write lock from its start: the other
+    /// writer waits instead, and the transaction's own writes go through.
+    #[test]
+    fn a_write_transaction_keeps_other_writers_out_until_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut first, second) = two_connections(dir.path());
+        let transaction = write_transaction(&mut first).unwrap();
+        let _: i64 = transaction
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let refused = second.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert!(is_busy(&refused), "{refused}");
+        transaction.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        transaction.commit().unwrap();
+        second.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        let rows: i64 = second
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
     }
 }

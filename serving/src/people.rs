@@ -18,12 +18,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::CurrentUser;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobKind};
 use crate::{media, photos};
@@ -64,7 +64,7 @@ pub fn store_faces(
         .faces_in(image)
         .map_err(|e| Error::internal("face pipeline", e))?;
     let mut c = state.db.connection()?;
-    let transaction = c.transaction()?;
+    let transaction = db::write_transaction(&mut c)?;
     transaction.execute(
         "DELETE FROM faces WHERE photo_id = ?1 AND manual = 0",
         [photo_id],
@@ -142,7 +142,7 @@ fn new_person(t: &Transaction<'_>, user_id: i64, cover_face_id: i64) -> Result<i
 /// interleave their assignments.
 pub fn cluster_new_faces(state: &AppState, user_id: i64) -> Result<()> {
     let mut c = state.db.connection()?;
-    let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let t = db::write_transaction(&mut c)?;
     let new_faces = faces_of(&t, user_id, Some(false))?;
     if new_faces.is_empty() {
         // An earlier cluster job took these faces already: skip reading every face.
@@ -177,7 +177,7 @@ pub fn cluster_new_faces(state: &AppState, user_id: i64) -> Result<()> {
 /// hand keep their person. Returns the number of people afterwards.
 pub fn recluster(state: &AppState, user_id: i64) -> Result<usize> {
     let mut c = state.db.connection()?;
-    let t = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let t = db::write_transaction(&mut c)?;
     let faces = faces_of(&t, user_id, None)?;
     let links: Vec<Vec<usize>> = faces
         .iter()
@@ -424,7 +424,7 @@ pub async fn merge(
                     "a person cannot be merged into itself".into(),
                 ));
             }
-            let t = c.transaction()?;
+            let t = db::write_transaction(c)?;
             t.execute(
                 "UPDATE faces SET person_id = ?1, manual = 1 WHERE person_id = ?2",
                 params![body.into, id],
@@ -459,7 +459,7 @@ pub async fn split(
         .db
         .run(move |c| {
             person_of(c, user.id, id)?;
-            let t = c.transaction()?;
+            let t = db::write_transaction(c)?;
             for &face in &body.face_ids {
                 let owned: bool = t.query_row(
                     "SELECT EXISTS (SELECT 1 FROM faces WHERE id = ?1 AND person_id = ?2)",
@@ -565,7 +565,7 @@ pub async fn move_face(
         .db
         .run(move |c| {
             face_of(c, user.id, id)?;
-            let t = c.transaction()?;
+            let t = db::write_transaction(c)?;
             let person = match body.person_id {
                 Some(person) => {
                     person_of(&t, user.id, person)?;

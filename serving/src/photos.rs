@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::CurrentUser;
-use crate::db::now;
+use crate::db::{self, now};
 use crate::error::{Error, Result};
 use crate::ingest::{self, Inspected};
 use crate::jobs::{self, JobKind};
@@ -298,7 +298,7 @@ pub fn insert_photo(
     };
     let _guard = state.blob_writer();
     let sha256 = state.blobs.put(&file.bytes)?;
-    let transaction = c.transaction()?;
+    let transaction = db::write_transaction(c)?;
     transaction.execute(
         "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
              orientation, taken_at, camera_make, camera_model, latitude, longitude, place_id,
@@ -769,7 +769,7 @@ pub async fn list_trash(
 pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
     let mut c = state.db.connection()?;
     let _guard = state.blob_purger();
-    let transaction = c.transaction()?;
+    let transaction = db::write_transaction(&mut c)?;
     let mut blobs = Vec::new();
     let mut purged = 0;
     for &id in photo_ids {
