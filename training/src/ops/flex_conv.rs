@@ -367,20 +367,29 @@ pub(super) fn backward(
         geo.field(),
         geo.out_plane(),
     );
+    // The input gradient comes either from a transposed convolution after the units, or
+    // from the units themselves (W_gᵀ · dY, scattered).
     let transposed = want_input.then(|| transposed_geometry(geo)).flatten();
-    let want_input_here = want_input && transposed.is_none();
-    let mut dx = vec![0.0f32; if want_input_here { x.len() } else { 0 }];
-    // With no input gradient wanted here, units get empty output slices.
-    let want_input = want_input_here;
-    let per_group = if want_input { cg * geo.in_plane() } else { 0 };
-    let units = if want_input {
+    let scatter_input = want_input && transposed.is_none();
+    let mut dx = vec![0.0f32; if scatter_input { x.len() } else { 0 }];
+    // With no input gradient to scatter, units get empty output slices.
+    let per_group = if scatter_input {
+        cg * geo.in_plane()
+    } else {
+        0
+    };
+    let units = if scatter_input {
         units(geo, &mut dx, per_group)
     } else {
         units(geo, &mut [], 0)
     };
     let partials: Vec<(usize, Vec<f32>)> = for_each_unit(units, |unit, parallelism| {
         let m = unit.count * plane;
-        let fields = if want_input || want_weight { k * m } else { 0 };
+        let fields = if scatter_input || want_weight {
+            k * m
+        } else {
+            0
+        };
         with_scratch([og * m, fields, 0], |dy_unit, buffer, _| {
             pack(
                 dy,
@@ -407,7 +416,7 @@ pub(super) fn backward(
                     parallelism,
                 );
             }
-            if want_input {
+            if scatter_input {
                 // dcol = W_gᵀ · dY (into the same buffer: col is no longer needed)
                 let w = &weight[unit.group * og * k..][..og * k];
                 matmul([k, m, og], buffer, w, true, dy_unit, false, parallelism);
@@ -448,7 +457,7 @@ pub(super) fn backward(
             None,
             &transposed,
         )),
-        None => want_input.then_some(dx),
+        None => scatter_input.then_some(dx),
     };
     Backward {
         input,
