@@ -3,16 +3,16 @@
 //! `links = "tch"` and prints `cargo:libtorch_lib=<torch>/lib`, which cargo hands to this
 //! script as `DEP_TCH_LIBTORCH_LIB`; the headers sit beside it in `<torch>/include`.
 
+#[cfg(feature = "tch")]
 use std::env;
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/aten_ops.cpp");
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-    if env::var_os("CARGO_FEATURE_TCH").is_none() {
-        return;
-    }
     #[cfg(feature = "tch")]
-    compile_aten_ops();
+    if env::var_os("CARGO_FEATURE_TCH").is_some() {
+        compile_aten_ops();
+    }
 }
 
 #[cfg(feature = "tch")]

@@ -474,5 +474,5 @@ fn elementwise_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
 fn owns_whole_buffer(tensor: &FlexTensor) -> bool {
     tensor
         .as_slice::<f32>()
-        .is_some_and(|v| v.len() * size_of::<f32>() == tensor.bytes().len())
+        .is_some_and(|v| std::mem::size_of_val(v) == tensor.bytes().len())
 }
