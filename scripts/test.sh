@@ -5,8 +5,9 @@
 #    in headless Chromium included (scripts/setup-browser.sh installs it);
 # 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
 #    the layer operations (ATen's kernels behind training/src/ops) and grouped
-#    convolution against burn's ops and naive loops on LibTorch CPU, one training step
-#    of every family with either set of ops, and a real training run on LibTorch CPU.
+#    convolution against burn's ops and naive loops on LibTorch CPU, the fused SGD and
+#    AdamW against burn's optimisers, one training step of every family with either
+#    set of ops, and a real training run on LibTorch CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -20,4 +21,4 @@ export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSIO
 torch_lib=$(.venv/bin/python -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo test --locked -p album-training --features tch --no-fail-fast \
-  --test grouped_conv --test ops --test train_resume
+  --test grouped_conv --test ops --test optim --test train_resume

@@ -38,7 +38,7 @@ use crate::data::{RunData, for_each_chunk};
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
 use crate::models::{Model, ModelOutput};
 use crate::ops::{self, Kernels};
-use crate::optim::FusedSgd;
+use crate::optim::{FusedAdamW, FusedSgd};
 use crate::plots;
 use crate::provenance::{Provenance, git_state, write_atomically};
 use crate::schedule::LrSchedule;
@@ -234,6 +234,9 @@ impl ModuleVisitor for NoDecayIds {
     }
 }
 
+/// AdamW's ε: PyTorch's default (burn's is 1e-5).
+const ADAMW_EPSILON: f64 = 1e-8;
+
 /// The optimiser, with weight decay on weights only.
 pub fn build_optimizer(config: &TrainConfig, model: &Model) -> ModuleOptimizer {
     let mut no_decay = NoDecayIds::default();
@@ -266,11 +269,15 @@ pub fn build_optimizer(config: &TrainConfig, model: &Model) -> ModuleOptimizer {
             let without = SgdConfig::new().with_momentum(momentum).build();
             with_decay.init().with_group(group, without, None)
         }
+        Optimizer::AdamW if ops::kernels() == Kernels::Project => {
+            let fused = |weight_decay| FusedAdamW::new(ADAMW_EPSILON, weight_decay);
+            ModuleOptimizer::from(fused(train.weight_decay)).with_group(group, fused(0.0), None)
+        }
         Optimizer::AdamW => {
             let adamw = |weight_decay: f64| {
                 AdamWConfig::new()
                     .with_weight_decay(weight_decay as f32)
-                    .with_epsilon(1e-8)
+                    .with_epsilon(ADAMW_EPSILON as f32)
             };
             adamw(train.weight_decay)
                 .init()

@@ -9,7 +9,7 @@
 //! Every comparison is relative, ‖got − expected‖ / ‖expected‖, against burn's result
 //! in the same dtype; bf16 keeps 8 bits of mantissa, so its tolerance is 3e-2.
 
-use album_training::config::TrainConfig;
+use album_training::config::{Optimizer, TrainConfig};
 use album_training::models::layers::{batch_norm, batch_norm_relu};
 use album_training::models::{Model, ModelConfig};
 use album_training::ops::{self, Kernels};
@@ -296,7 +296,7 @@ fn param_values(model: &Model) -> Vec<Vec<f64>> {
 /// generator: the family steps run one at a time so their draws do not interleave.
 static ONE_STEP_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// One SGD step of `config`'s model from the same weights and batch with `kernels`:
+/// One optimiser step of `config`'s model from the same weights and batch with `kernels`:
 /// the loss and every parameter's change.
 fn one_step(
     config: &TrainConfig,
@@ -335,6 +335,11 @@ fn one_step(
     })
 }
 
+fn with_optimizer(mut config: TrainConfig, optimizer: Optimizer) -> TrainConfig {
+    config.train.optimizer = optimizer;
+    config
+}
+
 fn family_config(name: &str, width: f32, side: u32) -> TrainConfig {
     let mut config = TrainConfig::default();
     config.model = ModelConfig::new(name.into())
@@ -348,7 +353,7 @@ fn family_config(name: &str, width: f32, side: u32) -> TrainConfig {
 }
 
 /// The step is the one `album train` takes (label smoothing, GoogLeNet's aux heads,
-/// weight decay on weights only). The tolerances (1e-4 on the loss, 1e-2 on the weight
+/// weight decay on weights only, the fused SGD or AdamW against burn's). The tolerances (1e-4 on the loss, 1e-2 on the weight
 /// changes) leave room for float rounding compounded over a network: DenseNet-121 at
 /// batch 4 normalises its last blocks over 4 values (1×1 maps), where the variance's
 /// rounding is amplified (1.5e-3 measured on flex, whose batch norm sums in f64 where
@@ -361,7 +366,8 @@ fn one_training_step_of_every_family_is_the_same_with_the_projects_ops_and_burns
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let families = [
         family_config("se-resnext50", 0.125, 32),
-        family_config("alexnet", 0.125, 64),
+        // AlexNet's own config trains with AdamW: the fused AdamW against burn's
+        with_optimizer(family_config("alexnet", 0.125, 64), Optimizer::AdamW),
         family_config("vgg16-bn", 0.125, 32),
         family_config("googlenet", 0.125, 32),
         family_config("densenet121", 0.125, 32),

@@ -19,7 +19,7 @@ use burn::backend::ops::ConvOptions;
 use burn::backend::tensor::FloatTensor;
 
 use super::profile::{self, Op};
-use super::{RunningStatistics, SgdHyper, TrainKernels, Wanted};
+use super::{AdamWHyper, Moments, RunningStatistics, SgdHyper, TrainKernels, Wanted};
 
 type AdTensor<B, C> = FloatTensor<Autodiff<B, C>>;
 
@@ -292,4 +292,24 @@ pub(super) fn sgd_step<B: TrainKernels, C: CheckpointStrategy>(
         hyper,
     );
     (untracked::<B, C>(param), untracked::<B, C>(velocity))
+}
+
+/// As [`sgd_step`]: an AdamW step runs on the inner tensors, untracked.
+pub(super) fn adamw_step<B: TrainKernels, C: CheckpointStrategy>(
+    param: AdTensor<B, C>,
+    grad: AdTensor<B, C>,
+    moments: Option<[AdTensor<B, C>; 2]>,
+    hyper: AdamWHyper,
+) -> [AdTensor<B, C>; 3] {
+    let moments = moments.map(|[first, second]| Moments {
+        first: first.into_primitive(),
+        second: second.into_primitive(),
+    });
+    let (param, moments) = B::adamw_step(
+        param.into_primitive(),
+        grad.into_primitive(),
+        moments,
+        hyper,
+    );
+    [param, moments.first, moments.second].map(untracked::<B, C>)
 }

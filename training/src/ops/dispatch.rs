@@ -17,7 +17,7 @@ use burn::backend::{Autodiff, Backend, Flex, backend_extension};
 #[cfg(feature = "tch")]
 use burn::backend::LibTorch;
 
-use super::{RunningStatistics, SgdHyper, TrainKernels, autodiff};
+use super::{AdamWHyper, Moments, RunningStatistics, SgdHyper, TrainKernels, autodiff};
 
 /// The layer operations as burn backend operations: implemented by Flex, LibTorch and
 /// `Autodiff` over either, reached from burn `Tensor`s through burn's `Dispatch`.
@@ -85,6 +85,54 @@ pub trait TrainOps: Backend {
         momentum: f64,
         weight_decay: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// The first AdamW step (no moments yet): `(new parameter, first moment, second
+    /// moment)`.
+    #[allow(clippy::too_many_arguments)]
+    fn optim_adamw_first_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+
+    /// AdamW step number `time` (from 2) with the moments so far: `(new parameter, first
+    /// moment, second moment)`.
+    #[allow(clippy::too_many_arguments)]
+    fn optim_adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        first_moment: FloatTensor<Self>,
+        second_moment: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        time: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+fn sgd_hyper(lr: f64, momentum: f64, weight_decay: f64) -> SgdHyper {
+    SgdHyper {
+        lr,
+        momentum,
+        weight_decay,
+    }
+}
+
+fn adamw_hyper([lr, beta_1, beta_2, epsilon, weight_decay]: [f64; 5], time: usize) -> AdamWHyper {
+    AdamWHyper {
+        lr,
+        beta_1,
+        beta_2,
+        epsilon,
+        weight_decay,
+        time,
+    }
 }
 
 /// `TrainOps` for a concrete backend (no autodiff): its kernels' forwards.
@@ -167,11 +215,7 @@ macro_rules! forward_only_train_ops {
                 momentum: f64,
                 weight_decay: f64,
             ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-                let hyper = SgdHyper {
-                    lr,
-                    momentum,
-                    weight_decay,
-                };
+                let hyper = sgd_hyper(lr, momentum, weight_decay);
                 Self::sgd_step(param, grad, None, hyper)
             }
 
@@ -183,12 +227,40 @@ macro_rules! forward_only_train_ops {
                 momentum: f64,
                 weight_decay: f64,
             ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-                let hyper = SgdHyper {
-                    lr,
-                    momentum,
-                    weight_decay,
-                };
+                let hyper = sgd_hyper(lr, momentum, weight_decay);
                 Self::sgd_step(param, grad, Some(velocity), hyper)
+            }
+
+            fn optim_adamw_first_step(
+                param: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                lr: f64,
+                beta_1: f64,
+                beta_2: f64,
+                epsilon: f64,
+                weight_decay: f64,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                let hyper = adamw_hyper([lr, beta_1, beta_2, epsilon, weight_decay], 1);
+                let (param, moments) = Self::adamw_step(param, grad, None, hyper);
+                (param, moments.first, moments.second)
+            }
+
+            fn optim_adamw_step(
+                param: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                first: FloatTensor<Self>,
+                second: FloatTensor<Self>,
+                lr: f64,
+                beta_1: f64,
+                beta_2: f64,
+                epsilon: f64,
+                weight_decay: f64,
+                time: usize,
+            ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+                let hyper = adamw_hyper([lr, beta_1, beta_2, epsilon, weight_decay], time);
+                let moments = Some(Moments { first, second });
+                let (param, moments) = Self::adamw_step(param, grad, moments, hyper);
+                (param, moments.first, moments.second)
             }
         }
     };
@@ -258,11 +330,7 @@ impl<B: TrainKernels, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
         momentum: f64,
         weight_decay: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let hyper = SgdHyper {
-            lr,
-            momentum,
-            weight_decay,
-        };
+        let hyper = sgd_hyper(lr, momentum, weight_decay);
         autodiff::sgd_step::<B, C>(param, grad, None, hyper)
     }
 
@@ -274,11 +342,39 @@ impl<B: TrainKernels, C: CheckpointStrategy> TrainOps for Autodiff<B, C> {
         momentum: f64,
         weight_decay: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let hyper = SgdHyper {
-            lr,
-            momentum,
-            weight_decay,
-        };
+        let hyper = sgd_hyper(lr, momentum, weight_decay);
         autodiff::sgd_step::<B, C>(param, grad, Some(velocity), hyper)
+    }
+
+    fn optim_adamw_first_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let hyper = adamw_hyper([lr, beta_1, beta_2, epsilon, weight_decay], 1);
+        let [param, first, second] = autodiff::adamw_step::<B, C>(param, grad, None, hyper);
+        (param, first, second)
+    }
+
+    fn optim_adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        first: FloatTensor<Self>,
+        second: FloatTensor<Self>,
+        lr: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        time: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let hyper = adamw_hyper([lr, beta_1, beta_2, epsilon, weight_decay], time);
+        let moments = Some([first, second]);
+        let [param, first, second] = autodiff::adamw_step::<B, C>(param, grad, moments, hyper);
+        (param, first, second)
     }
 }

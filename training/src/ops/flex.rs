@@ -15,7 +15,10 @@ use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::flex_conv::{self, Geometry};
-use super::{BatchNormSaved, Grads, RunningStatistics, SgdHyper, TrainKernels, Wanted, reference};
+use super::{
+    AdamWHyper, BatchNormSaved, Grads, Moments, RunningStatistics, SgdHyper, TrainKernels, Wanted,
+    reference,
+};
 
 /// `tensor` as a contiguous float32 tensor, or `None` for another dtype.
 fn contiguous_f32(tensor: FlexTensor) -> Option<FlexTensor> {
@@ -378,59 +381,108 @@ impl TrainKernels for Flex {
         velocity: Option<FlexTensor>,
         hyper: SgdHyper,
     ) -> (FlexTensor, FlexTensor) {
-        let old_velocity = match velocity.clone().map(contiguous_f32) {
-            Some(None) => return reference::sgd_step::<Self>(param, grad, velocity, hyper),
-            Some(Some(v)) => Some(v),
-            None => None,
-        };
-        let (Some(p), Some(g)) = (contiguous_f32(param.clone()), contiguous_f32(grad.clone()))
-        else {
+        // One pass, writing the parameter and the velocity in place when nothing else
+        // holds them; nothing is cloned before the check (a clone shares the buffer).
+        let shape = param.layout().shape().clone();
+        let fits = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().shape() == &shape;
+        if !(fits(&param) && fits(&grad) && velocity.as_ref().is_none_or(fits)) {
             return reference::sgd_step::<Self>(param, grad, velocity, hyper);
+        }
+        // No velocity yet is a velocity of zeros: momentum·0 + g is exactly g.
+        let velocity = match velocity {
+            Some(velocity) => writable_f32(velocity),
+            None => Some(new_f32(vec![0.0; shape.num_elements()], shape.clone())),
         };
-        let shape = p.layout().shape().clone();
-        let (p, g) = (values(&p), values(&g));
-        let mut new_param = vec![0.0f32; p.len()];
-        let mut new_velocity = vec![0.0f32; p.len()];
+        let (Some(mut p), Some(g), Some(mut v)) =
+            (writable_f32(param), contiguous_f32(grad), velocity)
+        else {
+            unreachable!("every tensor was checked to be float32")
+        };
         let (lr, momentum, decay) = (
             hyper.lr as f32,
             hyper.momentum as f32,
             hyper.weight_decay as f32,
         );
-        let old = old_velocity.as_ref().map(values);
-        new_param
+        let g = values(&g);
+        let (Some(p_values), Some(v_values)) =
+            (p.try_storage_mut::<f32>(), v.try_storage_mut::<f32>())
+        else {
+            unreachable!("writable_f32 hands over tensors that own their buffers")
+        };
+        p_values
             .par_chunks_mut(CHUNK)
-            .zip(new_velocity.par_chunks_mut(CHUNK))
+            .zip(v_values.par_chunks_mut(CHUNK))
             .enumerate()
-            .for_each(|(i, (out_p, out_v))| {
-                let start = i * CHUNK;
-                let (p, g) = (&p[start..][..out_p.len()], &g[start..][..out_p.len()]);
-                match old {
-                    Some(old) => {
-                        let old = &old[start..][..out_p.len()];
-                        for ((((np, nv), &p), &g), &v) in out_p
-                            .iter_mut()
-                            .zip(out_v.iter_mut())
-                            .zip(p)
-                            .zip(g)
-                            .zip(old)
-                        {
-                            *nv = momentum * v + (g + decay * p);
-                            *np = p - lr * *nv;
-                        }
-                    }
-                    None => {
-                        for (((np, nv), &p), &g) in
-                            out_p.iter_mut().zip(out_v.iter_mut()).zip(p).zip(g)
-                        {
-                            *nv = g + decay * p;
-                            *np = p - lr * *nv;
-                        }
-                    }
+            .for_each(|(i, (p, v))| {
+                let g = &g[i * CHUNK..][..p.len()];
+                for ((p, v), &g) in p.iter_mut().zip(v).zip(g) {
+                    *v = momentum * *v + (g + decay * *p);
+                    *p -= lr * *v;
+                }
+            });
+        (p, v)
+    }
+
+    fn adamw_step(
+        param: FlexTensor,
+        grad: FlexTensor,
+        moments: Option<Moments<Self>>,
+        hyper: AdamWHyper,
+    ) -> (FlexTensor, Moments<Self>) {
+        // One pass over the parameter, its gradient and both moments, writing the
+        // parameter and the moments in place when nothing else holds them (burn's
+        // composition makes a dozen passes, each allocating a parameter-sized tensor).
+        // Nothing is cloned before the check: a clone would make every buffer shared.
+        let shape = param.layout().shape().clone();
+        let fits = |t: &FlexTensor| t.dtype() == DType::F32 && t.layout().shape() == &shape;
+        let moments_fit = moments
+            .as_ref()
+            .is_none_or(|m| fits(&m.first) && fits(&m.second));
+        if !(fits(&param) && fits(&grad) && moments_fit) {
+            return reference::adamw_step::<Self>(param, grad, moments, hyper);
+        }
+        let zeros = || new_f32(vec![0.0; shape.num_elements()], shape.clone());
+        let moments = match moments {
+            Some(Moments { first, second }) => writable_f32(first).zip(writable_f32(second)),
+            None => Some((zeros(), zeros())),
+        };
+        let (Some(mut p), Some(g), Some((mut m, mut v))) =
+            (writable_f32(param), contiguous_f32(grad), moments)
+        else {
+            unreachable!("every tensor was checked to be float32")
+        };
+        let (correction_1, correction_2) = hyper.bias_corrections();
+        let (beta_1, beta_2) = (hyper.beta_1 as f32, hyper.beta_2 as f32);
+        let (lr, epsilon) = (hyper.lr as f32, hyper.epsilon as f32);
+        let keep = (1.0 - hyper.lr * hyper.weight_decay) as f32;
+        let g = values(&g);
+        let (Some(p_values), Some(m_values), Some(v_values)) = (
+            p.try_storage_mut::<f32>(),
+            m.try_storage_mut::<f32>(),
+            v.try_storage_mut::<f32>(),
+        ) else {
+            unreachable!("writable_f32 hands over tensors that own their buffers")
+        };
+        p_values
+            .par_chunks_mut(CHUNK)
+            .zip(m_values.par_chunks_mut(CHUNK))
+            .zip(v_values.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, ((p, m), v))| {
+                let g = &g[i * CHUNK..][..p.len()];
+                for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(g) {
+                    *m = beta_1 * *m + (1.0 - beta_1) * g;
+                    *v = beta_2 * *v + (1.0 - beta_2) * (g * g);
+                    let delta = (*m / correction_1) / ((*v / correction_2).sqrt() + epsilon);
+                    *p = *p * keep - lr * delta;
                 }
             });
         (
-            new_f32(new_param, shape.clone()),
-            new_f32(new_velocity, shape),
+            p,
+            Moments {
+                first: m,
+                second: v,
+            },
         )
     }
 
@@ -467,6 +519,20 @@ fn elementwise_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
             *v = f(*v);
         }
     });
+}
+
+/// `tensor` as a contiguous float32 tensor that owns its whole buffer and nothing else
+/// holds, so a kernel may write it: the tensor itself when it is such, else a copy.
+/// `None` for another dtype.
+fn writable_f32(tensor: FlexTensor) -> Option<FlexTensor> {
+    let mut tensor = contiguous_f32(tensor)?;
+    if owns_whole_buffer(&tensor) && tensor.try_storage_mut::<f32>().is_some() {
+        return Some(tensor);
+    }
+    Some(new_f32(
+        values(&tensor).to_vec(),
+        tensor.layout().shape().clone(),
+    ))
 }
 
 /// Whether `tensor` is a contiguous view of its whole buffer (so writing the buffer

@@ -12,11 +12,24 @@ use burn::backend::libtorch::TchTensor;
 use burn::backend::ops::ConvOptions;
 
 use super::aten::{self, ConvGeometry};
-use super::{BatchNormSaved, Grads, RunningStatistics, SgdHyper, TrainKernels, Wanted, reference};
+use super::{
+    AdamWHyper, BatchNormSaved, Grads, Moments, RunningStatistics, SgdHyper, TrainKernels, Wanted,
+    reference,
+};
 
 /// `tch::Tensor` → burn-tch's tensor, as a new storage owner.
 fn wrap(tensor: tch::Tensor) -> TchTensor {
     TchTensor::new(tensor)
+}
+
+/// `tensor`'s storage when burn holds no other reference to it (so writing it in place
+/// changes nothing anyone else sees), else a copy.
+fn writable(tensor: TchTensor) -> Result<tch::Tensor, tch::TchError> {
+    if tensor.can_mut() {
+        Ok(tensor.tensor)
+    } else {
+        tensor.tensor.f_detach_copy()
+    }
 }
 
 fn failed(what: &str, message: impl std::fmt::Display) -> ! {
@@ -165,8 +178,8 @@ impl TrainKernels for LibTorch {
         hyper: SgdHyper,
     ) -> (TchTensor, TchTensor) {
         // A handful of ATen calls straight from tch, instead of eight burn operations each
-        // with its own dispatch; the velocity is updated in place when nothing else holds
-        // it (the optimiser's state is its only owner).
+        // with its own dispatch; the velocity and the parameter are updated in place when
+        // nothing else holds them (the optimiser's state is the velocity's only owner).
         let step = || -> Result<(tch::Tensor, tch::Tensor), tch::TchError> {
             let mut g = grad.tensor.shallow_clone();
             if hyper.weight_decay != 0.0 {
@@ -184,11 +197,63 @@ impl TrainKernels for LibTorch {
                 // keep the gradient read-only: the next step writes the velocity in place
                 None => g.f_detach_copy()?,
             };
-            let p = param.tensor.f_sub(&v.f_mul_scalar(hyper.lr)?)?;
+            let mut p = writable(param)?;
+            let _ = p.f_sub_(&v.f_mul_scalar(hyper.lr)?)?;
             Ok((p, v))
         };
         let (p, v) = step().unwrap_or_else(|e| failed("SGD step", e));
         (wrap(p), wrap(v))
+    }
+
+    fn adamw_step(
+        param: TchTensor,
+        grad: TchTensor,
+        moments: Option<Moments<Self>>,
+        hyper: AdamWHyper,
+    ) -> (TchTensor, Moments<Self>) {
+        // PyTorch's single-tensor AdamW in ATen calls from tch: the moments (and the
+        // parameter, when burn holds no other reference to it) are written in place, as
+        // `torch.optim.AdamW` does, instead of burn's fifteen operations each allocating.
+        let (correction_1, correction_2) = hyper.bias_corrections();
+        let step = || -> Result<[tch::Tensor; 3], tch::TchError> {
+            let g = &grad.tensor;
+            let (m, v) = match moments {
+                Some(Moments { first, second }) => {
+                    let m = writable(first)?;
+                    let v = writable(second)?;
+                    // m ← m + (1 − β₁)(g − m) = β₁m + (1 − β₁)g; v likewise with g²
+                    let _ = m.shallow_clone().f_lerp_(g, 1.0 - hyper.beta_1)?;
+                    let _ = v
+                        .shallow_clone()
+                        .f_lerp_(&g.f_square()?, 1.0 - hyper.beta_2)?;
+                    (m, v)
+                }
+                None => (
+                    g.f_mul_scalar(1.0 - hyper.beta_1)?,
+                    g.f_square()?.f_mul_scalar_(1.0 - hyper.beta_2)?,
+                ),
+            };
+            let denominator = v
+                .f_div_scalar(f64::from(correction_2))?
+                .f_sqrt_()?
+                .f_add_scalar_(hyper.epsilon)?;
+            let delta = m
+                .f_div(&denominator)?
+                .f_mul_scalar_(hyper.lr / f64::from(correction_1))?;
+            let mut p = writable(param)?;
+            let decay = hyper.lr * hyper.weight_decay;
+            if decay != 0.0 {
+                let _ = p.f_mul_scalar_(1.0 - decay)?;
+            }
+            let _ = p.f_sub_(&delta)?;
+            Ok([p, m, v])
+        };
+        let [p, m, v] = step().unwrap_or_else(|e| failed("AdamW step", e));
+        let moments = Moments {
+            first: wrap(m),
+            second: wrap(v),
+        };
+        (wrap(p), moments)
     }
 
     fn relu_backward_from_output(output: TchTensor, output_grad: TchTensor) -> TchTensor {

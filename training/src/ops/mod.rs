@@ -169,6 +169,37 @@ pub struct SgdHyper {
     pub weight_decay: f64,
 }
 
+/// The constants of one [`TrainKernels::adamw_step`]: burn's `AdamW` and PyTorch's
+/// `torch.optim.AdamW` (decoupled weight decay, no AMSGrad).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWHyper {
+    pub lr: f64,
+    pub beta_1: f64,
+    pub beta_2: f64,
+    pub epsilon: f64,
+    pub weight_decay: f64,
+    /// This step's number, counted from 1: the moments' bias corrections are `1 − βᵗ`.
+    pub time: usize,
+}
+
+impl AdamWHyper {
+    /// `(1 − β₁ᵗ, 1 − β₂ᵗ)`, computed as burn's `AdamW` does (in f32), so that both give
+    /// the same steps to the last bit of the correction.
+    pub fn bias_corrections(&self) -> (f32, f32) {
+        let time = self.time as i32;
+        (
+            1.0 - (self.beta_1 as f32).powi(time),
+            1.0 - (self.beta_2 as f32).powi(time),
+        )
+    }
+}
+
+/// A parameter's AdamW moments: the running means of its gradient and squared gradient.
+pub struct Moments<B: Backend> {
+    pub first: FloatTensor<B>,
+    pub second: FloatTensor<B>,
+}
+
 /// The forward and backward kernels of the layer operations on one concrete backend.
 /// The default bodies are burn's own composition ([`reference`]); a backend overrides
 /// what it can do faster. Every tensor is 4-D `[N, C, H, W]` except γ, β and the
@@ -252,6 +283,18 @@ pub trait TrainKernels: Backend {
         hyper: SgdHyper,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         reference::sgd_step::<Self>(param, grad, velocity, hyper)
+    }
+
+    /// One AdamW step of a parameter: `m = β₁·m + (1 − β₁)·g`, `v = β₂·v + (1 − β₂)·g²`
+    /// (from zero on the first step), then `param·(1 − lr·decay) − lr·m̂/(√v̂ + ε)` with
+    /// `m̂ = m/(1 − β₁ᵗ)`, `v̂ = v/(1 − β₂ᵗ)`. Returns the new parameter and moments.
+    fn adamw_step(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moments: Option<Moments<Self>>,
+        hyper: AdamWHyper,
+    ) -> (FloatTensor<Self>, Moments<Self>) {
+        reference::adamw_step::<Self>(param, grad, moments, hyper)
     }
 
     /// `output_grad` where the ReLU's `output` is positive, else 0.
@@ -379,6 +422,59 @@ pub fn sgd_step<const D: usize>(
         Tensor::from_dispatch(param),
         Tensor::from_dispatch(velocity),
     )
+}
+
+/// A parameter's new value and AdamW moments after one [`adamw_step`].
+pub struct AdamWStepped<const D: usize> {
+    pub param: Tensor<D>,
+    pub first_moment: Tensor<D>,
+    pub second_moment: Tensor<D>,
+}
+
+/// One AdamW step of a parameter (see [`TrainKernels::adamw_step`]) in one operation on
+/// the backend. `moments` are `(first, second)`, `None` on the first step.
+pub fn adamw_step<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moments: Option<(Tensor<D>, Tensor<D>)>,
+    hyper: AdamWHyper,
+) -> AdamWStepped<D> {
+    let AdamWHyper {
+        lr,
+        beta_1,
+        beta_2,
+        epsilon,
+        weight_decay,
+        time,
+    } = hyper;
+    let (param, first, second) = match moments {
+        None => <Dispatch as TrainOps>::optim_adamw_first_step(
+            param.into_dispatch(),
+            grad.into_dispatch(),
+            lr,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+        ),
+        Some((first, second)) => <Dispatch as TrainOps>::optim_adamw_step(
+            param.into_dispatch(),
+            grad.into_dispatch(),
+            first.into_dispatch(),
+            second.into_dispatch(),
+            lr,
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            time,
+        ),
+    };
+    AdamWStepped {
+        param: Tensor::from_dispatch(param),
+        first_moment: Tensor::from_dispatch(first),
+        second_moment: Tensor::from_dispatch(second),
+    }
 }
 
 /// ReLU on a tensor of any rank.

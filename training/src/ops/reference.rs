@@ -14,7 +14,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::Shape;
 
-use super::{BatchNormSaved, Grads, RunningStatistics, SgdHyper, Wanted};
+use super::{AdamWHyper, BatchNormSaved, Grads, Moments, RunningStatistics, SgdHyper, Wanted};
 
 /// `[C]` → `[1, C, 1, 1]`, to broadcast over an activation.
 fn per_channel<B: Backend>(values: FloatTensor<B>, channels: usize) -> FloatTensor<B> {
@@ -178,4 +178,42 @@ pub(super) fn sgd_step<B: Backend>(
         B::float_mul_scalar(velocity.clone(), hyper.lr.into()),
     );
     (param, velocity)
+}
+
+/// burn's `AdamW` step, operation by operation.
+pub(super) fn adamw_step<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moments: Option<Moments<B>>,
+    hyper: AdamWHyper,
+) -> (FloatTensor<B>, Moments<B>) {
+    let (beta_1, beta_2) = (hyper.beta_1 as f32, hyper.beta_2 as f32);
+    let scaled = |tensor: FloatTensor<B>, factor: f32| B::float_mul_scalar(tensor, factor.into());
+    let grad_squared = B::float_mul(grad.clone(), grad.clone());
+    let (first, second) = match moments {
+        None => (
+            scaled(grad, 1.0 - beta_1),
+            scaled(grad_squared, 1.0 - beta_2),
+        ),
+        Some(Moments { first, second }) => (
+            B::float_add(scaled(first, beta_1), scaled(grad, 1.0 - beta_1)),
+            B::float_add(scaled(second, beta_2), scaled(grad_squared, 1.0 - beta_2)),
+        ),
+    };
+    let (correction_1, correction_2) = hyper.bias_corrections();
+    let first_corrected = B::float_div_scalar(first.clone(), correction_1.into());
+    let second_corrected = B::float_div_scalar(second.clone(), correction_2.into());
+    let denominator = B::float_add_scalar(
+        B::float_sqrt(second_corrected),
+        (hyper.epsilon as f32).into(),
+    );
+    let delta = B::float_div(first_corrected, denominator);
+    let decay = hyper.lr * hyper.weight_decay;
+    let decayed = if decay == 0.0 {
+        param
+    } else {
+        B::float_mul_scalar(param, (1.0 - decay).into())
+    };
+    let param = B::float_sub(decayed, B::float_mul_scalar(delta, hyper.lr.into()));
+    (param, Moments { first, second })
 }
