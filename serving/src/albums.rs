@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
+use crate::ingest::is_unsafe_in_name;
 use crate::photos::photo_of;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -53,9 +54,9 @@ pub fn album_of(c: &Connection, user_id: i64, id: i64) -> Result<Album> {
 
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(is_unsafe_in_name) {
         return Err(Error::BadRequest(
-            "an album name is 1–200 characters, no control characters".into(),
+            "an album name is 1–200 characters, no control or text-direction characters".into(),
         ));
     }
     Ok(name.to_owned())

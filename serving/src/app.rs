@@ -14,7 +14,8 @@ use crate::config::ServeConfig;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::jobs::JobSignal;
-use crate::{albums, auth, gifs, jobs, people, photos, places, smart, web};
+use crate::throttle::SignInGuard;
+use crate::{albums, auth, gifs, jobs, origin, people, photos, places, smart, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct AppState {
     pub jobs: Arc<JobSignal>,
     /// The classifier's class names (from the bundle), when one is configured.
     pub class_names: Option<Arc<Vec<String>>>,
+    /// Failed sign-ins counted, password checks bounded.
+    pub sign_in: Arc<SignInGuard>,
     /// Shared while a blob is written and its row committed, exclusive while purged
     /// rows' blobs are deleted, so a purge never removes a blob a new row is about to
     /// use while writers do not wait for each other.
@@ -53,6 +56,7 @@ impl AppState {
         Ok(AppState {
             db,
             blobs,
+            sign_in: Arc::new(SignInGuard::new(config.sign_in.clone())),
             config: Arc::new(config),
             jobs: Arc::new(JobSignal::default()),
             class_names,
@@ -145,5 +149,10 @@ pub fn app(state: AppState) -> Router {
         .fold(Router::new(), |router, (path, method_router)| {
             router.route(path, method_router)
         });
-    router.fallback(web::not_found).with_state(state)
+    router
+        .fallback(web::not_found)
+        .layer(axum::middleware::from_fn(
+            origin::refuse_cross_origin_cookie_writes,
+        ))
+        .with_state(state)
 }

@@ -5,10 +5,13 @@
 //! [`CurrentUser`] is the extractor every owner-scoped handler takes: a request without
 //! a live token never reaches the handler.
 
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -21,6 +24,7 @@ use crate::app::AppState;
 use crate::blobs::sha256_hex;
 use crate::db::now;
 use crate::error::{Error, Result};
+use crate::throttle::Refusal;
 
 /// The cookie the web page signs in with.
 pub const SESSION_COOKIE: &str = "album_session";
@@ -93,7 +97,12 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<CurrentUser>)> {
     check_username(&body.username)?;
     check_password(&body.password)?;
-    let hash = tokio::task::spawn_blocking(move || hash_password(&body.password)).await??;
+    let slot = state.sign_in.verification_slot().await.map_err(refused)?;
+    let hash = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        hash_password(&body.password)
+    })
+    .await??;
     let username = body.username;
     let user = state
         .db
@@ -125,10 +134,18 @@ pub async fn register(
 }
 
 /// `POST /api/sessions`: signs in; the token comes back in the body and as a cookie.
+/// Throttled ([`crate::throttle`]): a locked user name or address is refused with 429
+/// before its password is checked.
 pub async fn sign_in(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     Json(body): Json<Credentials>,
 ) -> Result<Response> {
+    let admitted = state
+        .sign_in
+        .admit(&body.username, address)
+        .map_err(refused)?;
+    let slot = state.sign_in.verification_slot().await.map_err(refused)?;
     let username = body.username.clone();
     let stored: Option<(i64, String)> = state
         .db
@@ -146,10 +163,17 @@ pub async fn sign_in(
     let (user_id, hash) = stored
         .clone()
         .unwrap_or_else(|| (0, dummy_hash().to_owned()));
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await?;
+    let matches = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        verify_password(&password, &hash)
+    })
+    .await?;
     if stored.is_none() || !matches {
+        let locked = admitted.failed();
+        log_failed_sign_in(&body.username, address, locked);
         return Err(Error::BadCredentials);
     }
+    admitted.succeeded();
     let mut token_bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut token_bytes);
     let token = hex::encode(token_bytes);
@@ -182,6 +206,57 @@ pub async fn sign_in(
         response.headers_mut().insert(SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// The client's address, when the service runs behind a socket (`album serve` serves
+/// with connect info; tests that call the router directly have none).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(ClientAddress(address))
+    }
+}
+
+/// A sign-in turned away by the throttle, as the client sees it.
+fn refused(refusal: Refusal) -> Error {
+    match refusal {
+        Refusal::Locked { retry_after } => {
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            Error::TooManyRequests {
+                message: format!("too many failed sign-ins: try again in {seconds} s"),
+                retry_after_secs: seconds,
+            }
+        }
+        Refusal::TooManyAtOnce => Error::TooManyRequests {
+            message: "too many sign-ins at once from this address".into(),
+            retry_after_secs: 1,
+        },
+        Refusal::Busy => Error::Busy {
+            message: "the server is busy checking passwords: try again in a moment".into(),
+            retry_after_secs: 1,
+        },
+    }
+}
+
+/// One line per failed sign-in, for whoever watches the log; the name is quoted with
+/// its control characters escaped, and cut short.
+fn log_failed_sign_in(username: &str, address: Option<IpAddr>, locked: Option<Duration>) {
+    let name: String = username.chars().take(64).collect();
+    let from = address.map_or("an unknown address".into(), |a| a.to_string());
+    let lock = locked.map_or(String::new(), |d| {
+        format!("; locked for {} s", d.as_secs_f64().ceil())
+    });
+    eprintln!("album serve: failed sign-in for {name:?} from {from}{lock}");
 }
 
 /// `DELETE /api/sessions`: signs this token out.

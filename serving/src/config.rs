@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::throttle::SignInPolicy;
+
 /// Settings for one album service. [`ServeConfig::new`] gives the defaults `album serve`
 /// starts with; each field is a flag there.
 #[derive(Debug, Clone)]
@@ -36,6 +38,8 @@ pub struct ServeConfig {
     pub job_attempts: i64,
     /// Database connections in the pool.
     pub db_connections: u32,
+    /// How failed sign-ins are throttled and password checks bounded.
+    pub sign_in: SignInPolicy,
 }
 
 impl ServeConfig {
@@ -55,6 +59,7 @@ impl ServeConfig {
             workers: 2,
             job_attempts: 3,
             db_connections: 16,
+            sign_in: SignInPolicy::default(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! paths, SQL and stack details never leave the server.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 /// Everything a request or a job can fail with.
@@ -18,6 +19,9 @@ pub enum Error {
     /// Wrong user name or password (one message for both, so names cannot be probed).
     #[error("wrong user name or password")]
     BadCredentials,
+    /// Refused whoever asks (a cookie-authenticated write from another origin).
+    #[error("{0}")]
+    Forbidden(String),
     /// Missing, or owned by someone else (the same answer, so ids cannot be probed).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -33,6 +37,19 @@ pub enum Error {
     /// A photo of a known type that does not decode, or is over the pixel cap.
     #[error("{0}")]
     BadImage(String),
+    /// Too many failed sign-ins for this user name or address (locked for the
+    /// seconds given), or too many sign-ins from one address at once.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The server is at its limit for this kind of work; try again shortly.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Something failed on the server; the string is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,11 +69,14 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized | Error::BadCredentials => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BadImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) | Error::Setup(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -67,11 +87,14 @@ impl Error {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthorized => "unauthorized",
             Error::BadCredentials => "bad_credentials",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::TooLarge(_) => "too_large",
             Error::UnsupportedType(_) => "unsupported_type",
             Error::BadImage(_) => "bad_image",
+            Error::TooManyRequests { .. } => "too_many_requests",
+            Error::Busy { .. } => "busy",
             Error::Internal(_) | Error::Setup(_) => "internal",
         }
     }
@@ -93,11 +116,26 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | Error::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.code().to_owned(),
             message,
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

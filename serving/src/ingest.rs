@@ -35,6 +35,17 @@ pub fn mime_of(kind: ImageKind) -> &'static str {
     }
 }
 
+/// Whether `c` has no place in a name a person typed: a control character, or a
+/// bidirectional-text control (U+200E/F, U+202A–E, U+2066–9, U+061C), which can make a
+/// name display as something else ("photo\u{202E}gpj.exe" shows as "photoexe.jpg").
+pub fn is_unsafe_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
 /// Refuses file names that are not a plain name: path separators, `..`, control
 /// characters, or too long. The name is only ever shown (blobs are stored by hash), but
 /// a client sending `../../etc/passwd` is broken or hostile and gets told so.
@@ -52,8 +63,8 @@ pub fn check_file_name(name: &str) -> Result<()> {
     if name == "." || name == ".." {
         return bad("is not a file name");
     }
-    if name.chars().any(char::is_control) {
-        return bad("contains control characters");
+    if name.chars().any(is_unsafe_in_name) {
+        return bad("contains control or text-direction characters");
     }
     Ok(())
 }
@@ -114,6 +125,16 @@ pub fn decode_upright(bytes: &[u8], orientation: u16) -> Result<image::DynamicIm
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding "right-to-left-override characters accepted in names".
+    #[test]
+    fn text_direction_controls_are_refused_in_names() {
+        for name in ["photo\u{202E}gpj.exe", "a\u{2066}b.jpg", "\u{200F}x.png"] {
+            assert!(check_file_name(name).is_err(), "{name:?}");
+        }
+        assert!(check_file_name("café – 東京.jpg").is_ok());
+        assert!(!is_unsafe_in_name('é') && is_unsafe_in_name('\u{202E}'));
+    }
 
     #[test]
     fn hostile_file_names_are_refused() {

@@ -23,10 +23,12 @@ pub mod gifs;
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod origin;
 pub mod people;
 pub mod photos;
 pub mod places;
 pub mod smart;
+pub mod throttle;
 pub mod web;
 
 pub use app::{AppState, app};

@@ -116,13 +116,24 @@ fn exif_orientation(exif: &Exif) -> u16 {
         .unwrap_or(1)
 }
 
-/// The first ASCII string of a tag, as lossy UTF-8, with NULs and outer whitespace removed.
+/// Longest EXIF text kept (camera make and model): real ones are a few dozen characters,
+/// and the text goes into every listing of the photo.
+pub const EXIF_TEXT_MAX_CHARS: usize = 128;
+
+/// The first ASCII string of a tag, as lossy UTF-8, with control characters and outer
+/// whitespace removed, cut to [`EXIF_TEXT_MAX_CHARS`].
 fn exif_text(exif: &Exif, tag: Tag) -> Option<String> {
     let Value::Ascii(strings) = &exif.get_field(tag, In::PRIMARY)?.value else {
         return None;
     };
     let raw = String::from_utf8_lossy(strings.first()?);
-    let text = raw.replace('\0', "").trim().to_owned();
+    let kept: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(EXIF_TEXT_MAX_CHARS * 4)
+        .collect();
+    let text: String = kept.trim().chars().take(EXIF_TEXT_MAX_CHARS).collect();
+    let text = text.trim_end().to_owned();
     (!text.is_empty()).then_some(text)
 }
 
@@ -249,9 +260,74 @@ pub fn animated_gif(frames: &[DynamicImage], size: u32, delay_ms: u32) -> MediaR
     if frames.is_empty() {
         return Err(MediaError::Empty("an animation needs at least one frame"));
     }
+    let mut gif = Vec::new();
+    {
+        let mut writer = AnimatedGif::new(&mut gif, frames.len(), size, delay_ms)?;
+        for image in frames {
+            writer.push(gif_frame(image, size)?)?;
+        }
+    } // the encoder writes the GIF trailer when dropped
+    Ok(gif)
+}
+
+/// One frame of an animated GIF: `image` fitted into `size`×`size` (aspect kept) and
+/// centred on a black canvas of that size.
+pub fn gif_frame(image: &DynamicImage, size: u32) -> MediaResult<RgbaImage> {
+    check_range("GIF size", size, 1, GIF_MAX_SIZE)?;
+    centred_on_canvas(image, size)
+}
+
+/// An animated GIF written one frame at a time into `out`, so that a caller decoding
+/// its sources holds one of them at a time; the trailer is written when it is dropped.
+pub struct AnimatedGif<'a> {
+    encoder: GifEncoder<&'a mut Vec<u8>>,
+    size: u32,
+    delay: Delay,
+}
+
+impl<'a> AnimatedGif<'a> {
+    /// Checks every parameter (before any frame is made) and starts the GIF.
+    pub fn new(
+        out: &'a mut Vec<u8>,
+        frame_count: usize,
+        size: u32,
+        delay_ms: u32,
+    ) -> MediaResult<Self> {
+        check_gif_parameters(frame_count, size, delay_ms)?;
+        // image's GIF encoder truncates to centiseconds; round instead so 25 ms is not 20 ms.
+        let delay = Delay::from_numer_denom_ms((delay_ms + 5) / 10 * 10, 1);
+        let mut encoder = GifEncoder::new_with_speed(out, GIF_QUANT_SPEED);
+        encoder
+            .set_repeat(Repeat::Infinite)
+            .map_err(|e| MediaError::Encode(e.to_string()))?;
+        Ok(AnimatedGif {
+            encoder,
+            size,
+            delay,
+        })
+    }
+
+    /// Appends a frame made by [`gif_frame`] for this GIF's size.
+    pub fn push(&mut self, frame: RgbaImage) -> MediaResult<()> {
+        if frame.dimensions() != (self.size, self.size) {
+            return Err(MediaError::Encode(format!(
+                "a {}×{} frame in a {size}×{size} GIF",
+                frame.width(),
+                frame.height(),
+                size = self.size
+            )));
+        }
+        self.encoder
+            .encode_frame(Frame::from_parts(frame, 0, 0, self.delay))
+            .map_err(|e| MediaError::Encode(e.to_string()))
+    }
+}
+
+/// The limits on a GIF's frame count, canvas size and frame delay.
+pub fn check_gif_parameters(frame_count: usize, size: u32, delay_ms: u32) -> MediaResult<()> {
     check_range(
         "frame count",
-        u32::try_from(frames.len()).unwrap_or(u32::MAX),
+        u32::try_from(frame_count).unwrap_or(u32::MAX),
         1,
         GIF_MAX_FRAMES as u32,
     )?;
@@ -261,24 +337,7 @@ pub fn animated_gif(frames: &[DynamicImage], size: u32, delay_ms: u32) -> MediaR
         delay_ms,
         *GIF_DELAY_MS.start(),
         *GIF_DELAY_MS.end(),
-    )?;
-    // image's GIF encoder truncates to centiseconds; round instead so 25 ms is not 20 ms.
-    let delay = Delay::from_numer_denom_ms((delay_ms + 5) / 10 * 10, 1);
-
-    let mut gif = Vec::new();
-    {
-        let mut encoder = GifEncoder::new_with_speed(&mut gif, GIF_QUANT_SPEED);
-        encoder
-            .set_repeat(Repeat::Infinite)
-            .map_err(|e| MediaError::Encode(e.to_string()))?;
-        for image in frames {
-            let canvas = centred_on_canvas(image, size)?;
-            encoder
-                .encode_frame(Frame::from_parts(canvas, 0, 0, delay))
-                .map_err(|e| MediaError::Encode(e.to_string()))?;
-        }
-    } // the encoder writes the GIF trailer when dropped
-    Ok(gif)
+    )
 }
 
 /// `image` fitted into `size`×`size` and pasted in the middle of an opaque black canvas.
@@ -523,6 +582,19 @@ mod tests {
     }
 
     // ---- EXIF ----------------------------------------------------------------------
+
+    /// Finding "EXIF text uncapped": a 60 kB camera model is kept as its first 128
+    /// characters, not copied into every listing.
+    #[test]
+    fn exif_text_is_capped() {
+        let model = "X".repeat(60_000);
+        let jpeg = jpeg_with_exif(&[ascii(Tag::Model, model.as_bytes())], true);
+        let meta = read_meta(&jpeg);
+        assert_eq!(
+            meta.camera_model.map(|m| m.chars().count()),
+            Some(EXIF_TEXT_MAX_CHARS)
+        );
+    }
 
     #[test]
     fn reads_a_full_camera_record_in_both_byte_orders() {

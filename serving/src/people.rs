@@ -25,6 +25,7 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
+use crate::ingest::is_unsafe_in_name;
 use crate::jobs::{self, JobKind};
 use crate::{media, photos};
 
@@ -356,10 +357,10 @@ pub async fn patch(
     Json(body): Json<PersonPatch>,
 ) -> Result<Json<Person>> {
     if let Some(name) = &body.name
-        && (name.chars().count() > 100 || name.chars().any(char::is_control))
+        && (name.chars().count() > 100 || name.chars().any(is_unsafe_in_name))
     {
         return Err(Error::BadRequest(
-            "a name is at most 100 characters, no control characters".into(),
+            "a name is at most 100 characters, no control or text-direction characters".into(),
         ));
     }
     let person = state

@@ -274,7 +274,7 @@ pub fn store_photos(
 }
 
 /// The user's photo (in the trash or not) with these bytes.
-fn photo_with_bytes(c: &Connection, user_id: i64, sha256: &str) -> Result<Option<i64>> {
+pub(crate) fn photo_with_bytes(c: &Connection, user_id: i64, sha256: &str) -> Result<Option<i64>> {
     Ok(c.query_row(
         "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
         params![user_id, sha256],

@@ -571,6 +571,15 @@ async fn exif_is_read_turned_upright_and_placed() {
     assert!(ids(&page).is_empty());
 }
 
+fn gif_frames(bytes: &[u8]) -> Vec<image::Frame> {
+    use image::AnimationDecoder;
+    image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes.to_vec()))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_gif_from_chosen_photos_is_a_new_item() {
     let album = TestAlbum::plain();
@@ -592,12 +601,7 @@ async fn a_gif_from_chosen_photos_is_a_new_item() {
     let (_, bytes) = album
         .get_bytes(&format!("/api/photos/{}/original", gif["id"]), &token)
         .await;
-    use image::AnimationDecoder;
-    let frames = image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes.to_vec()))
-        .unwrap()
-        .into_frames()
-        .collect_frames()
-        .unwrap();
+    let frames = gif_frames(&bytes);
     assert_eq!(frames.len(), 3);
     assert_eq!(frames[0].buffer().dimensions(), (96, 96));
     let (status, _) = album
@@ -609,6 +613,82 @@ async fn a_gif_from_chosen_photos_is_a_new_item() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+/// Finding "right-to-left-override characters accepted in names": an album name that
+/// would display as something else is refused and nothing is made.
+#[tokio::test]
+async fn names_with_text_direction_controls_are_refused() {
+    let album = TestAlbum::plain();
+    let token = album.user("ann").await;
+    let (status, body) = album
+        .json(
+            "POST",
+            "/api/albums",
+            Some(&token),
+            Some(json!({"name": "Holiday \u{202E}gpj.exe"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(album.count("albums"), 0);
+}
+
+/// Finding "GIF parameters checked only after decoding": a bad delay is refused before
+/// any photo is looked at (these ids do not even exist).
+#[tokio::test]
+async fn gif_parameters_are_checked_before_any_photo_is_read() {
+    let album = TestAlbum::plain();
+    let token = album.user("ann").await;
+    let (status, body) = album
+        .json(
+            "POST",
+            "/api/gifs",
+            Some(&token),
+            Some(json!({"photo_ids": [998, 999], "delay_ms": 5})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("delay"),
+        "{body}"
+    );
+}
+
+/// Finding "concurrent identical GIFs give a 500 (UNIQUE constraint)": every request
+/// gets the one item; a photo named several times is one frame source, each use a frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_identical_gifs_give_one_item_not_a_500() {
+    let album = std::sync::Arc::new(TestAlbum::plain());
+    let token = album.user("ann").await;
+    album.upload(&token, &class_photos("vehicles", 2)).await;
+    let request = json!({"photo_ids": [1, 2, 1, 2, 1], "delay_ms": 100, "size": 64});
+    let attempts = (0..6).map(|_| {
+        let (album, token, request) = (album.clone(), token.clone(), request.clone());
+        tokio::spawn(async move {
+            album
+                .json("POST", "/api/gifs", Some(&token), Some(request))
+                .await
+        })
+    });
+    let mut ids = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        let (status, gif) = attempt.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{gif}");
+        ids.push(gif["id"].as_i64().unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let (_, bytes) = album
+        .get_bytes(&format!("/api/photos/{}/original", ids[0]), &token)
+        .await;
+    let frames = gif_frames(&bytes);
+    assert_eq!(frames.len(), 5);
+    assert_eq!(
+        frames[0].buffer(),
+        frames[2].buffer(),
+        "the same photo, the same frame"
+    );
+    assert_ne!(frames[0].buffer(), frames[1].buffer());
 }
 
 #[tokio::test]

@@ -132,12 +132,16 @@ async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
     println!("album serve: http://{local}/ ({summary}); Ctrl-C stops");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving")?;
+    // with each connection's address: sign-in failures are counted per address too
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving")?;
     tokio::task::spawn_blocking(move || workers.stop()).await?;
     println!("album serve: stopped");
     Ok(())

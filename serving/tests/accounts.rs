@@ -1,0 +1,191 @@
+//! Accounts under attack. Sign-in (findings "no throttle on sign-in" and "64 concurrent
+//! wrong sign-ins"): a guessed account locks and even its right password waits out the
+//! lock; a flood from one address is turned away before argon2 runs, and the real user
+//! still gets in; the flood goes through `album serve`'s own socket setup (a real server
+//! on loopback, with each connection's address). Sessions (finding "cookie writes have
+//! no Origin check", "the app can be framed"): a write riding on the cookie from a
+//! same-site page is refused and changes nothing; the page forbids framing.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use album_serving::app;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use common::TestAlbum;
+use serde_json::json;
+use tower::ServiceExt;
+
+/// Status and `Retry-After` of one sign-in through the router.
+async fn sign_in(album: &TestAlbum, username: &str, password: &str) -> (StatusCode, Option<u64>) {
+    let body = json!({"username": username, "password": password}).to_string();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/api/sessions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = app(album.state.clone()).oneshot(request).await.unwrap();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    (response.status(), retry_after)
+}
+
+#[tokio::test]
+async fn brute_force_locks_the_account_and_even_the_right_password_waits_out_the_lock() {
+    let album = TestAlbum::new(|config| {
+        config.sign_in.free_failures_per_user = 5;
+        config.sign_in.first_lock = Duration::from_secs(2);
+    });
+    album.user("alice").await;
+    album.user("bob").await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(sign_in(&album, "alice", "wrong guess").await);
+    }
+    let unauthorized = (StatusCode::UNAUTHORIZED, None);
+    assert_eq!(
+        statuses[..6],
+        [unauthorized; 6],
+        "five free failures, the sixth locks"
+    );
+    for (status, retry_after) in &statuses[6..] {
+        assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(matches!(retry_after, Some(1..=2)), "{retry_after:?}");
+    }
+    // the right password is refused too while the lock lasts: guessing it tells nothing
+    assert_eq!(
+        sign_in(&album, "alice", "correct horse").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // another account is not locked by alice's
+    assert_eq!(
+        sign_in(&album, "bob", "correct horse").await.0,
+        StatusCode::CREATED
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        sign_in(&album, "alice", "correct horse").await.0,
+        StatusCode::CREATED,
+        "the lock ends"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_flood_from_one_address_is_turned_away_before_password_checks() {
+    let album = TestAlbum::new(|config| {
+        config.sign_in.in_flight_per_address = 1;
+        // this test is about concurrency: no address lock from the flood's failures
+        config.sign_in.free_failures_per_address = 1000;
+    });
+    album.user("carol").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let service = app(album.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, service).await });
+
+    let client = reqwest::Client::new();
+    let attempts = (0..64).map(|n| {
+        let request = client
+            .post(format!("{base}/api/sessions"))
+            .json(&json!({"username": format!("nobody{n}"), "password": "wrong guess"}));
+        async move {
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().get(header::RETRY_AFTER).is_some();
+            (response.status(), retry_after)
+        }
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let count = |status| answers.iter().filter(|(s, _)| *s == status).count();
+    let checked = count(StatusCode::UNAUTHORIZED);
+    let turned_away = count(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(checked + turned_away, 64, "{answers:?}");
+    assert!(turned_away > 0 && checked < 64, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, retry)| *s != StatusCode::TOO_MANY_REQUESTS || *retry),
+        "a refusal says when to come back"
+    );
+    let signed_in = client
+        .post(format!("{base}/api/sessions"))
+        .json(&json!({"username": "carol", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        signed_in,
+        StatusCode::CREATED,
+        "the real user gets in after the flood"
+    );
+}
+
+/// A request signed in by the session cookie, as a browser page would send it.
+fn cookie_request(method: &str, uri: &str, token: &str, fetch_site: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::COOKIE, format!("album_session={token}"))
+        .header("sec-fetch-site", fetch_site)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"name": "Summer"}).to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn same_site_forged_write_is_refused_and_changes_nothing() {
+    let album = TestAlbum::plain();
+    let token = album.user("dave").await;
+    let forged = cookie_request("POST", "/api/albums", &token, "same-site");
+    let (status, body) = album.send(forged).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body:?}");
+    assert_eq!(album.count("albums"), 0);
+    // the album's own page may write, and so may a script with the bearer token
+    let own_page = cookie_request("POST", "/api/albums", &token, "same-origin");
+    assert_eq!(album.send(own_page).await.0, StatusCode::CREATED);
+    let (status, _) = album
+        .json(
+            "POST",
+            "/api/albums",
+            Some(&token),
+            Some(json!({"name": "Trip"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(album.count("albums"), 2);
+    // reads from anywhere are what they were
+    let read = cookie_request("GET", "/api/albums", &token, "cross-site");
+    assert_eq!(album.send(read).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_page_refuses_to_be_framed() {
+    let album = TestAlbum::plain();
+    let request = Request::builder().uri("/").body(Body::empty()).unwrap();
+    let response = app(album.state.clone()).oneshot(request).await.unwrap();
+    let header_text = |name| response.headers().get(name).unwrap().to_str().unwrap();
+    assert!(header_text(header::CONTENT_SECURITY_POLICY).contains("frame-ancestors 'none'"));
+    assert_eq!(header_text(header::X_FRAME_OPTIONS), "DENY");
+}
+
+/// Finding "the sign-in form falls back to GET with the password in the URL when the
+/// script has not loaded".
+#[tokio::test]
+async fn the_sign_in_form_never_puts_the_password_in_the_url() {
+    let album = TestAlbum::plain();
+    let request = Request::builder().uri("/").body(Body::empty()).unwrap();
+    let (status, page) = album.send(request).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    let form = page
+        .split("<form")
+        .find(|form| form.contains("data-testid=\"auth-form\""))
+        .expect("the sign-in form");
+    let tag = &form[..form.find('>').unwrap()];
+    assert!(tag.contains("method=\"post\""), "{tag}");
+}
