@@ -149,10 +149,26 @@ pub fn app(state: AppState) -> Router {
         .fold(Router::new(), |router, (path, method_router)| {
             router.route(path, method_router)
         });
-    router
+    let router = router
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_cookie_writes,
-        ))
-        .with_state(state)
+        ));
+    let router = if state.config.secure_cookies {
+        router.layer(axum::middleware::map_response(strict_transport_security))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// Over TLS, browsers are told to use nothing else for this host for a year.
+async fn strict_transport_security(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
+    response
 }

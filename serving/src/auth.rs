@@ -24,6 +24,7 @@ use crate::app::AppState;
 use crate::blobs::sha256_hex;
 use crate::db::now;
 use crate::error::{Error, Result};
+use crate::passwords;
 use crate::throttle::Refusal;
 
 /// The cookie the web page signs in with.
@@ -60,13 +61,11 @@ fn check_username(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < 8 || password.len() > 1024 {
-        return Err(Error::BadRequest(
-            "a password is 8 to 1024 characters long".into(),
-        ));
+fn check_password(username: &str, password: &str) -> Result<()> {
+    match passwords::weakness(username, password) {
+        Some(why) => Err(Error::BadRequest(why.into())),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn hash_password(password: &str) -> Result<String> {
@@ -96,7 +95,7 @@ pub async fn register(
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<CurrentUser>)> {
     check_username(&body.username)?;
-    check_password(&body.password)?;
+    check_password(&body.username, &body.password)?;
     let slot = state.sign_in.verification_slot().await.map_err(refused)?;
     let hash = tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -189,9 +188,10 @@ pub async fn sign_in(
             Ok(())
         })
         .await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        state.config.session_days * 86_400
+    let cookie = session_cookie(
+        &token,
+        state.config.session_days * 86_400,
+        state.config.secure_cookies,
     );
     let session = Session {
         token,
@@ -206,6 +206,21 @@ pub async fn sign_in(
         response.headers_mut().insert(SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// The `Set-Cookie` value for a session token (an empty token with age 0 clears it).
+fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}"
+    )
+}
+
+/// Deletes sessions past their expiry (they sign no one in, but would stay forever);
+/// returns how many.
+pub fn purge_expired_sessions(state: &AppState) -> Result<usize> {
+    let c = state.db.connection()?;
+    Ok(c.execute("DELETE FROM sessions WHERE expires <= ?1", [now()])?)
 }
 
 /// The client's address, when the service runs behind a socket (`album serve` serves
@@ -280,7 +295,7 @@ pub async fn sign_out(
             .await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let expired = session_cookie("", 0, state.config.secure_cookies);
     if let Ok(value) = HeaderValue::from_str(&expired) {
         response.headers_mut().insert(SET_COOKIE, value);
     }
@@ -369,6 +384,14 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cookie_is_secure_when_served_over_tls() {
+        let plain = session_cookie("abc", 60, false);
+        assert!(plain.starts_with("album_session=abc; ") && !plain.contains("Secure"));
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Strict"));
+        assert!(session_cookie("abc", 60, true).ends_with("; Secure"));
+    }
+
+    #[test]
     fn tokens_come_from_bearer_before_cookie() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -386,7 +409,8 @@ mod tests {
         assert!(check_username("").is_err());
         assert!(check_username("../root").is_err());
         assert!(check_username(&"a".repeat(65)).is_err());
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough").is_ok());
+        assert!(check_password("alice", "short").is_err());
+        assert!(check_password("alice", "12345678").is_err());
+        assert!(check_password("alice", "long enough").is_ok());
     }
 }

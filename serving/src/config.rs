@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub db_connections: u32,
     /// How failed sign-ins are throttled and password checks bounded.
     pub sign_in: SignInPolicy,
+    /// Served over TLS (directly or behind a proxy that terminates it): the session
+    /// cookie is marked `Secure` and responses carry `Strict-Transport-Security`.
+    pub secure_cookies: bool,
 }
 
 impl ServeConfig {
@@ -60,6 +63,7 @@ impl ServeConfig {
             job_attempts: 3,
             db_connections: 16,
             sign_in: SignInPolicy::default(),
+            secure_cookies: false,
         }
     }
 }

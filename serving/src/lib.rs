@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod media;
 pub mod origin;
+pub mod passwords;
 pub mod people;
 pub mod photos;
 pub mod places;

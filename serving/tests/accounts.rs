@@ -14,12 +14,13 @@ use std::time::Duration;
 use album_serving::app;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
 use common::TestAlbum;
 use serde_json::json;
 use tower::ServiceExt;
 
-/// Status and `Retry-After` of one sign-in through the router.
-async fn sign_in(album: &TestAlbum, username: &str, password: &str) -> (StatusCode, Option<u64>) {
+/// One sign-in through the router, headers and all.
+async fn sign_in_response(album: &TestAlbum, username: &str, password: &str) -> Response {
     let body = json!({"username": username, "password": password}).to_string();
     let request = Request::builder()
         .method("POST")
@@ -27,7 +28,12 @@ async fn sign_in(album: &TestAlbum, username: &str, password: &str) -> (StatusCo
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(body))
         .unwrap();
-    let response = app(album.state.clone()).oneshot(request).await.unwrap();
+    app(album.state.clone()).oneshot(request).await.unwrap()
+}
+
+/// Status and `Retry-After` of one sign-in through the router.
+async fn sign_in(album: &TestAlbum, username: &str, password: &str) -> (StatusCode, Option<u64>) {
+    let response = sign_in_response(album, username, password).await;
     let retry_after = response
         .headers()
         .get(header::RETRY_AFTER)
@@ -188,4 +194,60 @@ async fn the_sign_in_form_never_puts_the_password_in_the_url() {
         .expect("the sign-in form");
     let tag = &form[..form.find('>').unwrap()];
     assert!(tag.contains("method=\"post\""), "{tag}");
+}
+
+/// Finding "8-character passwords like 12345678 accepted".
+#[tokio::test]
+async fn common_and_guessable_passwords_are_refused_at_sign_up() {
+    let album = TestAlbum::plain();
+    for password in ["12345678", "password1", "aaaaaaaaaa", "erin-erin-erin"] {
+        let (status, body) = album
+            .json(
+                "POST",
+                "/api/users",
+                None,
+                Some(json!({"username": "erin", "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{password}: {body}");
+    }
+    assert_eq!(album.count("users"), 0);
+}
+
+/// Finding "expired sessions never deleted".
+#[tokio::test]
+async fn expired_sessions_are_purged_and_live_ones_kept() {
+    let album = TestAlbum::plain();
+    let live = album.user("fay").await;
+    album.user("gus").await;
+    let c = album.state.db.connection().unwrap();
+    c.execute(
+        "UPDATE sessions SET expires = 1 WHERE user_id = (SELECT id FROM users WHERE username = 'gus')",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    assert_eq!(
+        album_serving::auth::purge_expired_sessions(&album.state).unwrap(),
+        1
+    );
+    assert_eq!(album.count("sessions"), 1);
+    let (status, _) = album.json("GET", "/api/me", Some(&live), None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Finding "no `Secure` flag option": behind TLS the cookie is Secure and HSTS is sent.
+#[tokio::test]
+async fn over_tls_the_cookie_is_secure_and_hsts_is_sent() {
+    let album = TestAlbum::new(|config| config.secure_cookies = true);
+    album.user("hal").await;
+    let response = sign_in_response(&album, "hal", "correct horse").await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    assert!(
+        response
+            .headers()
+            .contains_key(header::STRICT_TRANSPORT_SECURITY)
+    );
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use album_serving::jobs::Workers;
-use album_serving::{AppState, ServeConfig, app, photos};
+use album_serving::{AppState, ServeConfig, app, auth, photos};
 use anyhow::Context as _;
 
 /// Run the album service: photos, albums, smart albums, people, places and GIFs over
@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Days a photo stays in the trash before it is purged.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub trash_days: i64,
+    /// The album is reached over HTTPS (directly or through a proxy): mark the session
+    /// cookie Secure and send Strict-Transport-Security.
+    #[arg(long)]
+    pub secure_cookies: bool,
 }
 
 const SERVE_HELP: &str = "\
@@ -85,6 +89,7 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         max_pixels: args.max_megapixels * 1_000_000,
         trash_days: args.trash_days,
         workers: args.workers,
+        secure_cookies: args.secure_cookies,
         ..ServeConfig::new(&args.data_dir)
     }
 }
@@ -118,10 +123,23 @@ async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
     tokio::spawn(async move {
         loop {
             let state = purge_state.clone();
-            match tokio::task::spawn_blocking(move || photos::purge_expired(&state)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => eprintln!("album serve: purged {n} photo(s) from the trash"),
-                Ok(Err(e)) => eprintln!("album serve: automatic purge: {e}"),
+            let purged = tokio::task::spawn_blocking(move || {
+                let photos = photos::purge_expired(&state);
+                let sessions = auth::purge_expired_sessions(&state);
+                (photos, sessions)
+            })
+            .await;
+            match purged {
+                Ok((photos, sessions)) => {
+                    match photos {
+                        Ok(0) => {}
+                        Ok(n) => eprintln!("album serve: purged {n} photo(s) from the trash"),
+                        Err(e) => eprintln!("album serve: automatic purge: {e}"),
+                    }
+                    if let Err(e) = sessions {
+                        eprintln!("album serve: removing expired sessions: {e}");
+                    }
+                }
                 Err(e) => eprintln!("album serve: automatic purge: {e}"),
             }
             tokio::time::sleep(Duration::from_secs(3600)).await;
