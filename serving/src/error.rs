@@ -81,6 +81,17 @@ impl Error {
         }
     }
 
+    /// What a user may be shown: the message, except for internal and set-up failures,
+    /// whose causes (paths, SQL, library errors) stay in the server's log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) | Error::Setup(_) => {
+                "the server failed to handle this; it has been logged".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A short machine-readable name for the JSON body.
     pub fn code(&self) -> &'static str {
         match self {
@@ -109,13 +120,10 @@ pub struct ErrorBody {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let message = match &self {
-            Error::Internal(cause) | Error::Setup(cause) => {
-                eprintln!("album serve: internal error: {cause}");
-                "the server failed to handle this request; it has been logged".to_owned()
-            }
-            other => other.to_string(),
-        };
+        if let Error::Internal(cause) | Error::Setup(cause) = &self {
+            eprintln!("album serve: internal error: {cause}");
+        }
+        let message = self.public_message();
         let retry_after = match &self {
             Error::TooManyRequests {
                 retry_after_secs, ..

@@ -141,7 +141,8 @@ pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
             )?;
         }
         Err(error) => {
-            let message = error.to_string();
+            // what `GET /api/jobs` shows its owner; the cause itself is logged by the worker
+            let message = error.public_message();
             if job.attempts >= job.max_attempts {
                 c.execute(
                     "UPDATE jobs SET state = 'failed', last_error = ?1, updated = ?2 WHERE id = ?3",

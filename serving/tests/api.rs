@@ -728,4 +728,8 @@ async fn failed_jobs_are_retried_then_reported_and_crashed_ones_resume() {
     );
     assert_eq!(jobs["failed"][0]["attempts"], 3);
     assert_eq!(jobs["failed"][0]["photo_id"], 1);
+    // finding "job errors show internal causes to the user": the vanished blob's path
+    // stays in the server's log
+    let error = jobs["failed"][0]["error"].as_str().unwrap();
+    assert!(!error.contains('/') && !error.contains("blob"), "{error}");
 }

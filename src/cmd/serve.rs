@@ -67,7 +67,7 @@ acknowledged after its blob is fsynced and its row committed. Thumbnails, classi
 and faces run in the background from a queue kept in the database; after a crash the
 queue resumes where it stopped (GET /api/jobs shows progress).
 
-Exit codes: 0 after Ctrl-C, 2 for a bad data folder, model bundle or face models, 1 when
+Exit codes: 0 after Ctrl-C or SIGTERM (requests in flight finish first), 2 for a bad data folder, model bundle or face models, 1 when
 the server fails.
 
 Examples:
@@ -149,18 +149,43 @@ async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
-    println!("album serve: http://{local}/ ({summary}); Ctrl-C stops");
+    println!("album serve: http://{local}/ ({summary}); Ctrl-C or SIGTERM stops");
     // with each connection's address: sign-in failures are counted per address too
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    .with_graceful_shutdown(stop_signal())
     .await
     .context("serving")?;
     tokio::task::spawn_blocking(move || workers.stop()).await?;
     println!("album serve: stopped");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what `kill`, systemd and container runtimes send): requests in
+/// flight finish, new connections are refused, then the workers stop between jobs.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                eprintln!("album serve: cannot watch for SIGTERM ({e}); Ctrl-C still stops");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    println!("album serve: stopping");
 }
