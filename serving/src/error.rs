@@ -112,7 +112,7 @@ impl Error {
 }
 
 /// The JSON error body: `{"error": code, "message": text}`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorBody {
     pub error: String,
     pub message: String,

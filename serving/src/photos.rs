@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{self, now};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorBody, Result};
 use crate::ingest::{self, Inspected};
 use crate::jobs::{self, JobKind};
 use crate::places;
@@ -132,9 +132,36 @@ pub fn upright_image(state: &AppState, photo_id: i64) -> Result<Option<image::Dy
 pub struct UploadResult {
     /// The file name as sent.
     pub name: String,
-    /// `stored`, or `duplicate` (this user already has these bytes: `photo` is that one).
+    /// `stored`; `duplicate` (this user already has these bytes: `photo` is that one); or
+    /// `refused` (`error` says why; nothing of it was stored).
     pub status: String,
-    pub photo: PhotoInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<PhotoInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl UploadResult {
+    fn with_photo(name: String, status: &str, photo: PhotoInfo) -> Self {
+        UploadResult {
+            name,
+            status: status.into(),
+            photo: Some(photo),
+            error: None,
+        }
+    }
+
+    fn refused(name: String, error: &Error) -> Self {
+        UploadResult {
+            name,
+            status: "refused".into(),
+            photo: None,
+            error: Some(ErrorBody {
+                error: error.code().into(),
+                message: error.public_message(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,9 +169,10 @@ pub struct UploadReport {
     pub results: Vec<UploadResult>,
 }
 
+/// One file part of an upload: its name and bytes, or why it was refused while read.
 struct Incoming {
     name: String,
-    bytes: Vec<u8>,
+    bytes: std::result::Result<Vec<u8>, Error>,
 }
 
 fn multipart_error(e: MultipartError) -> Error {
@@ -158,7 +186,9 @@ fn multipart_error(e: MultipartError) -> Error {
     }
 }
 
-/// Reads every file part, chunk by chunk, stopping as soon as a limit is passed.
+/// Reads every file part, chunk by chunk. A file over the per-file limit or with a
+/// hostile name is refused on its own (its bytes are read past, never kept); a request
+/// that is malformed, over the request limit or has too many files is refused whole.
 async fn read_files(multipart: &mut Multipart, state: &AppState) -> Result<Vec<Incoming>> {
     let config = &state.config;
     let mut files = Vec::new();
@@ -166,22 +196,24 @@ async fn read_files(multipart: &mut Multipart, state: &AppState) -> Result<Vec<I
         let Some(name) = field.file_name().map(str::to_owned) else {
             continue; // a plain form field: nothing to store
         };
-        ingest::check_file_name(&name)?;
         if files.len() == config.max_files_per_request {
             return Err(Error::TooLarge(format!(
                 "more than {} files in one request",
                 config.max_files_per_request
             )));
         }
-        let mut bytes = Vec::new();
+        let mut bytes = ingest::check_file_name(&name).map(|()| Vec::new());
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            if bytes.len() + chunk.len() > config.max_file_bytes {
-                return Err(Error::TooLarge(format!(
-                    "{name:?} is over the {} MiB per-file limit",
-                    config.max_file_bytes >> 20
-                )));
+            if let Ok(kept) = &mut bytes {
+                if kept.len() + chunk.len() > config.max_file_bytes {
+                    bytes = Err(Error::TooLarge(format!(
+                        "{name:?} is over the {} MiB per-file limit",
+                        config.max_file_bytes >> 20
+                    )));
+                } else {
+                    kept.extend_from_slice(&chunk);
+                }
             }
-            bytes.extend_from_slice(&chunk);
         }
         files.push(Incoming { name, bytes });
     }
@@ -207,17 +239,38 @@ pub async fn upload(
         ));
     }
     let max_pixels = state.config.max_pixels;
-    let inspected = tokio::task::spawn_blocking(move || {
+    let mut inspected = tokio::task::spawn_blocking(move || {
         files
             .into_iter()
-            .map(|file| ingest::inspect(file.name, file.bytes, max_pixels))
-            .collect::<Result<Vec<_>>>()
+            .map(|file| {
+                let name = file.name.clone();
+                let inspected = file
+                    .bytes
+                    .and_then(|bytes| ingest::inspect(file.name, bytes, max_pixels));
+                inspected.map_err(|error| (name, error))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
+    // Every file refused: the request failed, with the first file's reason.
+    if !inspected.is_empty()
+        && inspected.iter().all(Result::is_err)
+        && let Err((_, error)) = inspected.swap_remove(0)
+    {
+        return Err(error);
+    }
+    let store_state = state.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let mut results = Vec::with_capacity(inspected.len());
+        for outcome in inspected {
+            match outcome {
+                Ok(file) => results.extend(store_photos(&store_state, user.id, vec![file])?),
+                Err((name, error)) => results.push(UploadResult::refused(name, &error)),
+            }
+        }
+        Ok::<_, Error>(results)
     })
     .await??;
-    let store_state = state.clone();
-    let results =
-        tokio::task::spawn_blocking(move || store_photos(&store_state, user.id, inspected))
-            .await??;
     state.jobs.wake();
     let status = if results.iter().any(|r| r.status == "stored") {
         StatusCode::CREATED
@@ -238,11 +291,11 @@ pub fn store_photos(
     let mut results = Vec::with_capacity(files.len());
     let mut seen_in_request = HashSet::new();
     let duplicate = |c: &Connection, name: String, id: i64| -> Result<UploadResult> {
-        Ok(UploadResult {
+        Ok(UploadResult::with_photo(
             name,
-            status: "duplicate".into(),
-            photo: photo_of(c, user_id, id)?,
-        })
+            "duplicate",
+            photo_of(c, user_id, id)?,
+        ))
     };
     for file in files {
         if let Some(id) = photo_with_bytes(&c, user_id, &file.sha256)? {
@@ -264,11 +317,11 @@ pub fn store_photos(
                 None => return Err(error),
             },
         };
-        results.push(UploadResult {
-            name: file.name,
-            status: "stored".into(),
-            photo: photo_of(&c, user_id, id)?,
-        });
+        results.push(UploadResult::with_photo(
+            file.name,
+            "stored",
+            photo_of(&c, user_id, id)?,
+        ));
     }
     Ok(results)
 }

@@ -1,5 +1,6 @@
 //! The bad-input suite: every hostile or broken request gets a clear 4xx with a JSON
-//! message, and nothing is stored (no photo row, no job, no blob, no temp file).
+//! message, and nothing is stored (no photo row, no job, no blob, no temp file); in a
+//! batch, a bad file is reported on its own and the good ones are stored.
 
 mod common;
 
@@ -139,18 +140,51 @@ async fn broken_and_hostile_files_are_refused_and_nothing_is_stored() {
         assert_refused(status, &body, expected, words);
         assert_nothing_stored(&album);
     }
+}
 
-    // One bad file among good ones: the whole request is refused.
+/// Finding "an upload is all-or-nothing, so one such photo refused its whole batch": a
+/// batch of independent photos with bad ones in it stores each good photo and reports
+/// each refused one with its reason, in the order sent.
+#[tokio::test]
+async fn a_batch_with_one_bad_photo_stores_the_good_ones_and_reports_the_bad() {
+    let album = TestAlbum::new(|c| c.max_file_bytes = 200_000);
+    let token = album.user("ann").await;
     let mut files = class_photos("vehicles", 2);
-    files.push(("fake.jpg".into(), b"MZ\x90\x00 not a photo".to_vec()));
+    files.insert(1, ("fake.jpg".into(), b"MZ\x90\x00 not a photo".to_vec()));
+    files.push(("../escape.jpg".into(), real_jpeg()));
+    files.push(("huge.png".into(), vec![0u8; 300_000]));
     let (status, body) = album.upload(&token, &files).await;
-    assert_refused(
-        status,
-        &body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "fake.jpg",
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let results = body["results"].as_array().unwrap();
+    let outcome = |i: usize| {
+        let r = &results[i];
+        (
+            r["name"].as_str().unwrap(),
+            r["status"].as_str().unwrap(),
+            r["error"]["error"].as_str(),
+        )
+    };
+    assert_eq!(results.len(), 5, "{body}");
+    assert_eq!(
+        outcome(1),
+        ("fake.jpg", "refused", Some("unsupported_type"))
     );
-    assert_nothing_stored(&album);
+    assert_eq!(
+        outcome(3),
+        ("../escape.jpg", "refused", Some("bad_request"))
+    );
+    assert_eq!(outcome(4), ("huge.png", "refused", Some("too_large")));
+    for i in [0, 2] {
+        assert_eq!(outcome(i).1, "stored", "{body}");
+        assert!(results[i]["photo"]["id"].is_i64());
+    }
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fake.jpg")
+    );
+    assert_eq!(album.count("photos"), 2);
 }
 
 #[tokio::test]

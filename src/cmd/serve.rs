@@ -62,10 +62,10 @@ POST /api/sessions (the token works as a cookie or as `Authorization: Bearer`), 
 with a multipart POST /api/photos.
 
 Uploads are checked before anything is stored: type from the magic bytes, the pixel cap
-from the header, a full decode; a request with one bad file stores nothing. A photo is
-acknowledged after its blob is fsynced and its row committed. Thumbnails, classification
-and faces run in the background from a queue kept in the database; after a crash the
-queue resumes where it stopped (GET /api/jobs shows progress).
+from the header, a full decode; in a batch each bad file is reported and the good ones are
+stored. A photo is acknowledged after its blob is fsynced and its row committed.
+Thumbnails, classification and faces run in the background from a queue kept in the
+database; after a crash the queue resumes where it stopped (GET /api/jobs shows progress).
 
 Exit codes: 0 after Ctrl-C or SIGTERM (requests in flight finish first), 2 for a bad data folder, model bundle or face models, 1 when
 the server fails.

@@ -193,7 +193,7 @@ fn create_user(state: &AppState) -> anyhow::Result<i64> {
         .context("starting the async runtime")?;
     let credentials = Credentials {
         username: "bench".into(),
-        password: "ingest bench password".into(),
+        password: "per-photo timing secret".into(),
     };
     let (_, Json(user)) = runtime
         .block_on(auth::register(State(state.clone()), Json(credentials)))
@@ -479,7 +479,10 @@ impl Bench<'_> {
             .into_iter()
             .next()
             .with_context(|| format!("storing {} gave no result", photo.name))?;
-        Ok((result.status == "stored").then_some(result.photo.id))
+        let stored_photo = result
+            .photo
+            .with_context(|| format!("storing {} gave no photo", photo.name))?;
+        Ok((result.status == "stored").then_some(stored_photo.id))
     }
 
     /// The classify job: decode the original again, classify at batch 1, update the row.

@@ -291,7 +291,7 @@ enum Failure {
 }
 
 async fn sign_up(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let credentials = serde_json::json!({"username": "load", "password": "load test password"});
+    let credentials = serde_json::json!({"username": "load", "password": "twenty thousand photos"});
     for path in ["/api/users", "/api/sessions"] {
         let response = client
             .post(format!("{base}{path}"))
@@ -349,7 +349,14 @@ async fn upload_one(
         .results
         .first()
         .ok_or_else(|| Failure::Answer("the upload report is empty".into()))?;
-    Ok((result.photo.id, result.status == "duplicate"))
+    let photo = result.photo.as_ref().ok_or_else(|| {
+        let why = result
+            .error
+            .as_ref()
+            .map_or("no reason", |e| e.message.as_str());
+        Failure::Answer(format!("{} was {}: {why}", result.name, result.status))
+    })?;
+    Ok((photo.id, result.status == "duplicate"))
 }
 
 async fn get_bytes(
