@@ -1,7 +1,8 @@
 // A thin C ABI over the ATen kernels that smart-album's LibTorch ops need for their
-// backward passes and that tch 0.22 does not bind: `at::convolution_backward` (oneDNN on
-// the CPU, cuDNN on CUDA, as PyTorch's autograd calls them) and
-// `at::native_batch_norm_backward`.
+// backward passes and optimiser steps that tch 0.22 does not bind:
+// `at::convolution_backward` (oneDNN on the CPU, cuDNN on CUDA, as PyTorch's autograd
+// calls them), `at::native_batch_norm_backward`, and the one-pass optimiser kernels
+// behind `torch.optim.SGD(fused=True)` and `torch.optim.AdamW(fused=True)`.
 //
 // Tensors cross as `at::Tensor*` (tch's `C_tensor`); results come back as owned
 // `new at::Tensor(...)` that the Rust side wraps with `tch::Tensor::from_ptr`. No C++
@@ -10,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <exception>
+#include <initializer_list>
 #include <string>
 
 namespace {
@@ -22,6 +24,17 @@ int fail(const char* what) {
 
 at::Tensor* own_or_null(bool wanted, const at::Tensor& t) {
   return wanted && t.defined() ? new at::Tensor(t) : nullptr;
+}
+// The fused optimiser kernels walk raw storage: every tensor must be dense, of one
+// dtype, on one device. Anything else takes the caller's composed path instead.
+bool fusable(const at::Tensor& param, std::initializer_list<const at::Tensor*> others) {
+  if (!param.is_contiguous()) return false;
+  for (const at::Tensor* t : others) {
+    if (!t->is_contiguous() || t->scalar_type() != param.scalar_type() ||
+        t->device() != param.device() || t->sizes() != param.sizes())
+      return false;
+  }
+  return true;
 }
 }  // namespace
 
@@ -78,6 +91,50 @@ int album_aten_batch_norm_backward(at::Tensor* dy, at::Tensor* x, at::Tensor* ga
     return fail(e.what());
   } catch (...) {
     return fail("unknown C++ exception in native_batch_norm_backward");
+  }
+}
+
+// One SGD step with momentum, in place, in one pass per element (ATen's `_fused_sgd_`):
+// g = grad + weight_decay·param; velocity = g on the first step, else
+// momentum·velocity + g; param −= lr·velocity. `param` and `velocity` are written,
+// `grad` is only read. Returns 2 (nothing written) when the tensors do not suit the
+// kernel.
+int album_aten_fused_sgd_step(at::Tensor* param, at::Tensor* grad, at::Tensor* velocity,
+                              double lr, double momentum, double weight_decay,
+                              int first_step) {
+  try {
+    if (!fusable(*param, {grad, velocity})) return 2;
+    at::_fused_sgd_(at::TensorList(param, 1), at::TensorList(grad, 1),
+                    at::TensorList(velocity, 1), weight_decay, momentum, lr,
+                    /*dampening=*/0.0, /*nesterov=*/false, /*maximize=*/false,
+                    first_step != 0);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("unknown C++ exception in _fused_sgd_");
+  }
+}
+
+// One AdamW step, in place, in one pass per element (ATen's `_fused_adamw_`, PyTorch's
+// rule): the moments move towards grad and grad², param is decayed by lr·weight_decay
+// and moved by lr·m̂/(√v̂ + ε), with the bias corrections of step `time` (from 1).
+// Returns 2 (nothing written) when the tensors do not suit the kernel.
+int album_aten_fused_adamw_step(at::Tensor* param, at::Tensor* grad, at::Tensor* first,
+                                at::Tensor* second, double lr, double beta1, double beta2,
+                                double epsilon, double weight_decay, double time) {
+  try {
+    if (!fusable(*param, {grad, first, second})) return 2;
+    at::Tensor step = at::scalar_tensor(time, param->options().dtype(at::kFloat));
+    at::_fused_adamw_(at::TensorList(param, 1), at::TensorList(grad, 1),
+                      at::TensorList(first, 1), at::TensorList(second, 1),
+                      /*max_exp_avg_sqs=*/{}, at::TensorList(&step, 1), lr, beta1, beta2,
+                      weight_decay, epsilon, /*amsgrad=*/false, /*maximize=*/false);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  } catch (...) {
+    return fail("unknown C++ exception in _fused_adamw_");
   }
 }
 

@@ -167,3 +167,91 @@ fn an_adamw_checkpoint_resumes_with_either_adamw() {
         assert_close(&weights(&resumed), &weights(&unbroken));
     }
 }
+
+/// A 3×4 matrix handed over as the transpose of a dense 4×3 one: a strided view on
+/// LibTorch, which ATen's one-pass optimiser kernels do not take.
+fn strided(values: &[f32], device: &Device) -> Tensor<2> {
+    let columns_first: Vec<f32> = (0..12).map(|k| values[(k % 3) * 4 + k / 3]).collect();
+    Tensor::<2>::from_data(TensorData::new(columns_first, [4, 3]), device).transpose()
+}
+
+fn values(tensor: Tensor<2>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+fn ramp(scale: f32, offset: f32) -> Vec<f32> {
+    (0..12).map(|i| scale * i as f32 + offset).collect()
+}
+
+/// The optimiser steps give the rule's numbers, computed here element by element, both
+/// for dense tensors (ATen's fused kernels on LibTorch) and for strided views (the
+/// composed fallback): pins each path separately, first steps and carried state alike.
+#[test]
+fn optimiser_steps_follow_the_rule_for_dense_and_strided_tensors() {
+    use album_training::ops::{AdamWHyper, SgdHyper, adamw_step, sgd_step};
+    let (p0, g, s0) = (ramp(0.1, -0.5), ramp(-0.07, 0.3), ramp(0.02, 0.01));
+    let sgd = SgdHyper {
+        lr: 0.1,
+        momentum: 0.9,
+        weight_decay: 0.01,
+    };
+    let adamw = AdamWHyper {
+        lr: 0.01,
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.01,
+        time: 3,
+    };
+    let expected_sgd = |velocity: Option<&[f32]>, momentum: f64| -> (Vec<f32>, Vec<f32>) {
+        let (mut p, mut v) = (Vec::new(), Vec::new());
+        for i in 0..12 {
+            let gi = f64::from(g[i]) + sgd.weight_decay * f64::from(p0[i]);
+            let vi = velocity.map_or(gi, |v| momentum * f64::from(v[i]) + gi);
+            p.push((f64::from(p0[i]) - sgd.lr * vi) as f32);
+            v.push(vi as f32);
+        }
+        (p, v)
+    };
+    let (c1, c2) = (1.0 - 0.9f64.powi(3), 1.0 - 0.999f64.powi(3));
+    let expected_adamw = || -> Vec<f32> {
+        (0..12)
+            .map(|i| {
+                let gi = f64::from(g[i]);
+                let m = 0.9 * f64::from(s0[i]) + 0.1 * gi;
+                let v = 0.999 * f64::from(s0[i]).powi(2) + 0.001 * gi * gi;
+                let p = f64::from(p0[i]) * (1.0 - adamw.lr * adamw.weight_decay);
+                (p - adamw.lr * (m / c1) / ((v / c2).sqrt() + adamw.epsilon)) as f32
+            })
+            .collect()
+    };
+    let second: Vec<f32> = s0.iter().map(|s| s * s).collect();
+    for device in devices() {
+        let dense =
+            |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [3, 4]), &device);
+        for make in [&dense as &dyn Fn(&[f32]) -> Tensor<2>, &|v: &[f32]| {
+            strided(v, &device)
+        }] {
+            let (p, v) = sgd_step(make(&p0), make(&g), None, sgd);
+            let (want_p, want_v) = expected_sgd(None, sgd.momentum);
+            assert_close(&values(p), &want_p);
+            assert_close(&values(v), &want_v);
+            let (p, v) = sgd_step(make(&p0), make(&g), Some(make(&s0)), sgd);
+            let (want_p, want_v) = expected_sgd(Some(&s0), sgd.momentum);
+            assert_close(&values(p), &want_p);
+            assert_close(&values(v), &want_v);
+            let plain = SgdHyper {
+                momentum: 0.0,
+                ..sgd
+            };
+            let (p, _) = sgd_step(make(&p0), make(&g), None, plain);
+            assert_close(&values(p), &expected_sgd(None, 0.0).0);
+            let stepped = adamw_step(make(&p0), make(&g), Some((make(&s0), make(&second))), adamw);
+            assert_close(&values(stepped.param), &expected_adamw());
+        }
+    }
+}

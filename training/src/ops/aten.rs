@@ -1,5 +1,5 @@
 //! Safe wrappers over `csrc/aten_ops.cpp`: ATen's convolution and batch-norm backward
-//! kernels, which tch 0.22 does not bind. `build.rs` compiles the C++ file against the
+//! kernels and its fused SGD and AdamW steps, which tch 0.22 does not bind. `build.rs` compiles the C++ file against the
 //! PyTorch that torch-sys links, so the kernels are the ones PyTorch itself calls
 //! (oneDNN on the CPU, cuDNN on CUDA).
 
@@ -42,6 +42,28 @@ unsafe extern "C" {
         grad_input: *mut *mut C_tensor,
         grad_gamma: *mut *mut C_tensor,
         grad_beta: *mut *mut C_tensor,
+    ) -> c_int;
+    fn album_aten_fused_sgd_step(
+        param: *mut C_tensor,
+        grad: *mut C_tensor,
+        velocity: *mut C_tensor,
+        lr: f64,
+        momentum: f64,
+        weight_decay: f64,
+        first_step: c_int,
+    ) -> c_int;
+    #[allow(clippy::too_many_arguments)]
+    fn album_aten_fused_adamw_step(
+        param: *mut C_tensor,
+        grad: *mut C_tensor,
+        first: *mut C_tensor,
+        second: *mut C_tensor,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        epsilon: f64,
+        weight_decay: f64,
+        time: f64,
     ) -> c_int;
 }
 
@@ -142,4 +164,74 @@ pub(super) fn batch_norm_backward(
         0 => Ok(result),
         _ => Err(last_error()),
     }
+}
+
+/// What a fused optimiser step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fused {
+    /// The tensors were updated in place.
+    Stepped,
+    /// The tensors do not suit the kernel (not dense, or mixed dtypes, devices or
+    /// shapes); nothing was written.
+    Unsuitable,
+}
+
+fn fused_status(status: c_int) -> Result<Fused, String> {
+    match status {
+        0 => Ok(Fused::Stepped),
+        2 => Ok(Fused::Unsuitable),
+        _ => Err(last_error()),
+    }
+}
+
+/// `at::_fused_sgd_` on one parameter: `param` and `velocity` are written in place
+/// (`velocity` is overwritten with the gradient on the first step), `grad` is read.
+pub(super) fn fused_sgd_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    velocity: &mut Tensor,
+    hyper: &super::SgdHyper,
+    first_step: bool,
+) -> Result<Fused, String> {
+    // SAFETY: the tensors are live for the call; the two written are borrowed mutably,
+    // so no other Rust handle writes them meanwhile, and C++ exceptions never cross.
+    let status = unsafe {
+        album_aten_fused_sgd_step(
+            ptr(param),
+            ptr(grad),
+            ptr(velocity),
+            hyper.lr,
+            hyper.momentum,
+            hyper.weight_decay,
+            first_step.into(),
+        )
+    };
+    fused_status(status)
+}
+
+/// `at::_fused_adamw_` on one parameter: `param` and both moments are written in
+/// place, `grad` is read.
+pub(super) fn fused_adamw_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    first: &mut Tensor,
+    second: &mut Tensor,
+    hyper: &super::AdamWHyper,
+) -> Result<Fused, String> {
+    // SAFETY: as in `fused_sgd_step`.
+    let status = unsafe {
+        album_aten_fused_adamw_step(
+            ptr(param),
+            ptr(grad),
+            ptr(first),
+            ptr(second),
+            hyper.lr,
+            hyper.beta_1,
+            hyper.beta_2,
+            hyper.epsilon,
+            hyper.weight_decay,
+            hyper.time as f64,
+        )
+    };
+    fused_status(status)
 }

@@ -177,31 +177,26 @@ impl TrainKernels for LibTorch {
         velocity: Option<TchTensor>,
         hyper: SgdHyper,
     ) -> (TchTensor, TchTensor) {
-        // A handful of ATen calls straight from tch, instead of eight burn operations each
-        // with its own dispatch; the velocity and the parameter are updated in place when
-        // nothing else holds them (the optimiser's state is the velocity's only owner).
-        let step = || -> Result<(tch::Tensor, tch::Tensor), tch::TchError> {
-            let mut g = grad.tensor.shallow_clone();
-            if hyper.weight_decay != 0.0 {
-                g = g.f_add(&param.tensor.f_mul_scalar(hyper.weight_decay)?)?;
-            }
-            let v = match velocity {
-                Some(mut v) if v.can_mut() => {
-                    // in place: the returned handles alias the velocity itself
-                    let _ = v.tensor.f_mul_scalar_(hyper.momentum)?;
-                    let _ = v.tensor.f_add_(&g)?;
-                    v.tensor
-                }
-                Some(v) => v.tensor.f_mul_scalar(hyper.momentum)?.f_add(&g)?,
-                None if hyper.weight_decay != 0.0 => g,
-                // keep the gradient read-only: the next step writes the velocity in place
-                None => g.f_detach_copy()?,
-            };
+        let stepped = (|| {
             let mut p = writable(param)?;
-            let _ = p.f_sub_(&v.f_mul_scalar(hyper.lr)?)?;
-            Ok((p, v))
-        };
-        let (p, v) = step().unwrap_or_else(|e| failed("SGD step", e));
+            if hyper.momentum == 0.0 {
+                // no state to keep: the plain rule, as burn's Sgd without momentum
+                return sgd_composed(p, &grad.tensor, None, &hyper);
+            }
+            let first_step = velocity.is_none();
+            let mut v = match velocity {
+                Some(v) => writable(v)?,
+                None => p.f_empty_like()?,
+            };
+            match aten::fused_sgd_step(&mut p, &grad.tensor, &mut v, &hyper, first_step) {
+                Ok(aten::Fused::Stepped) => Ok((p, v)),
+                Ok(aten::Fused::Unsuitable) => {
+                    sgd_composed(p, &grad.tensor, (!first_step).then_some(v), &hyper)
+                }
+                Err(message) => failed("SGD step", message),
+            }
+        })();
+        let (p, v) = stepped.unwrap_or_else(|e: tch::TchError| failed("SGD step", e));
         (wrap(p), wrap(v))
     }
 
@@ -211,44 +206,20 @@ impl TrainKernels for LibTorch {
         moments: Option<Moments<Self>>,
         hyper: AdamWHyper,
     ) -> (TchTensor, Moments<Self>) {
-        // PyTorch's single-tensor AdamW in ATen calls from tch: the moments (and the
-        // parameter, when burn holds no other reference to it) are written in place, as
-        // `torch.optim.AdamW` does, instead of burn's fifteen operations each allocating.
-        let (correction_1, correction_2) = hyper.bias_corrections();
-        let step = || -> Result<[tch::Tensor; 3], tch::TchError> {
-            let g = &grad.tensor;
-            let (m, v) = match moments {
-                Some(Moments { first, second }) => {
-                    let m = writable(first)?;
-                    let v = writable(second)?;
-                    // m ← m + (1 − β₁)(g − m) = β₁m + (1 − β₁)g; v likewise with g²
-                    let _ = m.shallow_clone().f_lerp_(g, 1.0 - hyper.beta_1)?;
-                    let _ = v
-                        .shallow_clone()
-                        .f_lerp_(&g.f_square()?, 1.0 - hyper.beta_2)?;
-                    (m, v)
-                }
-                None => (
-                    g.f_mul_scalar(1.0 - hyper.beta_1)?,
-                    g.f_square()?.f_mul_scalar_(1.0 - hyper.beta_2)?,
-                ),
-            };
-            let denominator = v
-                .f_div_scalar(f64::from(correction_2))?
-                .f_sqrt_()?
-                .f_add_scalar_(hyper.epsilon)?;
-            let delta = m
-                .f_div(&denominator)?
-                .f_mul_scalar_(hyper.lr / f64::from(correction_1))?;
+        let stepped = (|| {
             let mut p = writable(param)?;
-            let decay = hyper.lr * hyper.weight_decay;
-            if decay != 0.0 {
-                let _ = p.f_mul_scalar_(1.0 - decay)?;
+            let (mut m, mut v) = match moments {
+                Some(Moments { first, second }) => (writable(first)?, writable(second)?),
+                // from zero, as PyTorch starts them: the first step gives (1 − β)·g
+                None => (p.f_zeros_like()?, p.f_zeros_like()?),
+            };
+            match aten::fused_adamw_step(&mut p, &grad.tensor, &mut m, &mut v, &hyper) {
+                Ok(aten::Fused::Stepped) => Ok([p, m, v]),
+                Ok(aten::Fused::Unsuitable) => adamw_composed(p, &grad.tensor, m, v, &hyper),
+                Err(message) => failed("AdamW step", message),
             }
-            let _ = p.f_sub_(&delta)?;
-            Ok([p, m, v])
-        };
-        let [p, m, v] = step().unwrap_or_else(|e| failed("AdamW step", e));
+        })();
+        let [p, m, v] = stepped.unwrap_or_else(|e: tch::TchError| failed("AdamW step", e));
         let moments = Moments {
             first: wrap(m),
             second: wrap(v),
@@ -264,4 +235,60 @@ impl TrainKernels for LibTorch {
             .unwrap_or_else(|e| failed("ReLU backward", e));
         wrap(grad)
     }
+}
+
+/// The SGD rule in a few in-place ATen calls, for tensors ATen's fused kernel does not
+/// take (and for SGD without momentum). `p` is written in place, as is `velocity`;
+/// without one, the returned velocity is this step's `g`.
+fn sgd_composed(
+    mut p: tch::Tensor,
+    grad: &tch::Tensor,
+    velocity: Option<tch::Tensor>,
+    hyper: &SgdHyper,
+) -> Result<(tch::Tensor, tch::Tensor), tch::TchError> {
+    let g = if hyper.weight_decay != 0.0 {
+        grad.f_add(&p.f_mul_scalar(hyper.weight_decay)?)?
+    } else {
+        grad.shallow_clone()
+    };
+    let v = match velocity {
+        Some(mut v) => {
+            let _ = v.f_mul_scalar_(hyper.momentum)?.f_add_(&g)?;
+            v
+        }
+        // a copy: the next step writes the velocity in place, the gradient stays read-only
+        None => g.f_detach_copy()?,
+    };
+    let _ = p.f_sub_(&v.f_mul_scalar(hyper.lr)?)?;
+    Ok((p, v))
+}
+
+/// PyTorch's single-tensor AdamW in ATen calls, for tensors ATen's fused kernel does
+/// not take; `p`, `m` and `v` are written in place.
+fn adamw_composed(
+    mut p: tch::Tensor,
+    grad: &tch::Tensor,
+    m: tch::Tensor,
+    v: tch::Tensor,
+    hyper: &AdamWHyper,
+) -> Result<[tch::Tensor; 3], tch::TchError> {
+    let (correction_1, correction_2) = hyper.bias_corrections();
+    // m ← m + (1 − β₁)(g − m) = β₁m + (1 − β₁)g; v likewise with g²
+    let _ = m.shallow_clone().f_lerp_(grad, 1.0 - hyper.beta_1)?;
+    let _ = v
+        .shallow_clone()
+        .f_lerp_(&grad.f_square()?, 1.0 - hyper.beta_2)?;
+    let denominator = v
+        .f_div_scalar(f64::from(correction_2))?
+        .f_sqrt_()?
+        .f_add_scalar_(hyper.epsilon)?;
+    let delta = m
+        .f_div(&denominator)?
+        .f_mul_scalar_(hyper.lr / f64::from(correction_1))?;
+    let decay = hyper.lr * hyper.weight_decay;
+    if decay != 0.0 {
+        let _ = p.f_mul_scalar_(1.0 - decay)?;
+    }
+    let _ = p.f_sub_(&delta)?;
+    Ok([p, m, v])
 }
