@@ -132,7 +132,9 @@ fn one_group_cases() -> Vec<Case> {
 /// work hold about 128 K receptive-field values), a 3×3 with fewer outputs than inputs
 /// (DenseNet's growth conv; flex computes its input gradient as a transposed
 /// convolution) and a padded 1×1 at stride 1 (whose padding no transposed convolution
-/// can undo, so flex scatters).
+/// can undo, so flex scatters), and 5×5 "same" convolutions, plain and dilated, whose
+/// taps reach two rows and columns into the padding (flex copies each tap's receptive
+/// field as the whole input plane shifted, then zeroes what wrapped around).
 fn odd_cases() -> Vec<Case> {
     vec![
         case(16, 4, 1, 7, 3, 1, 1),
@@ -142,6 +144,8 @@ fn odd_cases() -> Vec<Case> {
         case(8, 8, 2, 9, 3, 1, 2).dilated(2),
         case(4, 4, 1, 1, 3, 1, 1),
         case(4, 6, 2, 64, 3, 1, 1).batched(3),
+        case(6, 4, 1, 8, 5, 1, 2),
+        case(4, 4, 2, 11, 5, 1, 4).dilated(2),
     ]
 }
 

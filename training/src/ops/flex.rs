@@ -288,10 +288,16 @@ impl TrainKernels for Flex {
         epsilon: f64,
         wanted: Wanted,
     ) -> Grads<Self> {
-        let inputs =
-            [&x, &gamma, &mean, &invstd, &output_grad].map(|t| contiguous_f32((*t).clone()));
-        let [Some(xc), Some(gc), Some(mc), Some(ic), Some(dyc)] = inputs else {
-            let _ = epsilon;
+        let _ = epsilon;
+        let inputs = [&x, &gamma, &mean, &invstd].map(|t| contiguous_f32((*t).clone()));
+        // The output gradient is written over with the input gradient when it is ours
+        // alone (it is read for the sums first); a fresh buffer costs page faults.
+        let output_grad = match owned_f32(output_grad) {
+            Ok(owned) => Ok(owned),
+            Err(shared) => contiguous_f32(shared.clone()).ok_or(shared),
+        };
+        let [Some(xc), Some(gc), Some(mc), Some(ic)] = inputs else {
+            let output_grad = output_grad.unwrap_or_else(|t| t);
             return reference::batch_norm_backward::<Self>(
                 x,
                 gamma,
@@ -301,10 +307,19 @@ impl TrainKernels for Flex {
                 wanted,
             );
         };
+        let output_grad = match output_grad {
+            Ok(owned) => owned,
+            Err(fallback) => {
+                return reference::batch_norm_backward::<Self>(
+                    x, gamma, mean, invstd, fallback, wanted,
+                );
+            }
+        };
+        let writable = owns_whole_buffer(&output_grad) && output_grad.is_unique();
         let shape = dims(&xc);
         let (_, channels, plane) = shape;
         let count = (shape.0 * plane) as f64;
-        let (xs, dys) = (values(&xc), values(&dyc));
+        let (xs, dys) = (values(&xc), values(&output_grad));
         let (g, mu, is) = (values(&gc), values(&mc), values(&ic));
         let grad_beta = per_channel_sums(shape, |_, start| sum(&dys[start..][..plane]));
         // Σ dy·x̂ = σ⁻¹ · Σ dy·(x − μ)
@@ -329,15 +344,29 @@ impl TrainKernels for Flex {
                     [k as f32, a as f32, b as f32]
                 })
                 .collect();
+            let plane_of = |i: usize| coefficients[i % channels];
+            let mut output_grad = output_grad;
+            if writable && let Some(dy) = output_grad.try_storage_mut::<f32>() {
+                dy.par_chunks_mut(plane.max(1))
+                    .zip(xs.par_chunks(plane.max(1)))
+                    .enumerate()
+                    .for_each(|(i, (dy, x))| {
+                        let [k, a, b] = plane_of(i);
+                        for (d, &v) in dy.iter_mut().zip(x) {
+                            *d = *d * k + (v * a + b);
+                        }
+                    });
+                return output_grad;
+            }
             let mut dx = vec![0.0f32; xs.len()];
             dx.par_chunks_mut(plane.max(1))
                 .zip(
                     xs.par_chunks(plane.max(1))
-                        .zip(dys.par_chunks(plane.max(1))),
+                        .zip(values(&output_grad).par_chunks(plane.max(1))),
                 )
                 .enumerate()
                 .for_each(|(i, (dx, (x, dy)))| {
-                    let [k, a, b] = coefficients[i % channels];
+                    let [k, a, b] = plane_of(i);
                     for ((o, &v), &d) in dx.iter_mut().zip(x).zip(dy) {
                         *o = d * k + (v * a + b);
                     }
@@ -487,25 +516,34 @@ impl TrainKernels for Flex {
     }
 
     fn relu_backward_from_output(output: FlexTensor, output_grad: FlexTensor) -> FlexTensor {
-        let (Some(out), Some(dy)) = (
-            contiguous_f32(output.clone()),
-            contiguous_f32(output_grad.clone()),
-        ) else {
+        let out = contiguous_f32(output.clone()).filter(|_| output_grad.dtype() == DType::F32);
+        let Some(out) = out else {
             return <Flex as ActivationOps<Flex>>::relu_backward(output, output_grad);
         };
-        let mut grad = vec![0.0f32; values(&dy).len()];
-        grad.par_chunks_mut(CHUNK)
-            .zip(
-                values(&out)
-                    .par_chunks(CHUNK)
-                    .zip(values(&dy).par_chunks(CHUNK)),
-            )
-            .for_each(|(grad, (out, dy))| {
-                for ((g, &o), &d) in grad.iter_mut().zip(out).zip(dy) {
-                    *g = if o > 0.0 { d } else { 0.0 };
+        // a select, not a branch: it vectorises, and the signs are unpredictable
+        let mask = |g: &mut f32, o: f32| *g = if o > 0.0 { *g } else { 0.0 };
+        // In place when the gradient is ours alone (it usually is: autodiff hands each
+        // node's gradient over once). A fresh buffer costs as much again in page faults
+        // as the pass itself.
+        match owned_f32(output_grad) {
+            Ok(mut grad) => {
+                if let Some(values) = grad.try_storage_mut::<f32>() {
+                    values
+                        .par_chunks_mut(CHUNK)
+                        .zip(self::values(&out).par_chunks(CHUNK))
+                        .for_each(|(g, o)| g.iter_mut().zip(o).for_each(|(g, &o)| mask(g, o)));
                 }
-            });
-        new_f32(grad, dy.layout().shape().clone())
+                grad
+            }
+            Err(shared) => {
+                let dy = shared.to_contiguous();
+                let mut grad = values(&dy).to_vec();
+                grad.par_chunks_mut(CHUNK)
+                    .zip(values(&out).par_chunks(CHUNK))
+                    .for_each(|(g, o)| g.iter_mut().zip(o).for_each(|(g, &o)| mask(g, o)));
+                new_f32(grad, dy.layout().shape().clone())
+            }
+        }
     }
 }
 
@@ -533,6 +571,19 @@ fn writable_f32(tensor: FlexTensor) -> Option<FlexTensor> {
         values(&tensor).to_vec(),
         tensor.layout().shape().clone(),
     ))
+}
+
+/// `tensor` itself when it is float32, contiguous, owns its whole buffer and nothing
+/// else holds it, so a kernel may write its result there; else `Err` with it untouched.
+fn owned_f32(mut tensor: FlexTensor) -> Result<FlexTensor, FlexTensor> {
+    if tensor.dtype() == DType::F32
+        && owns_whole_buffer(&tensor)
+        && tensor.try_storage_mut::<f32>().is_some()
+    {
+        Ok(tensor)
+    } else {
+        Err(tensor)
+    }
 }
 
 /// Whether `tensor` is a contiguous view of its whole buffer (so writing the buffer

@@ -181,6 +181,7 @@ fn im2col(x: &[f32], geo: &Geometry, g: usize, first: usize, count: usize, col: 
         pack(x, geo.in_channels, cg, plane, g, first, count, col);
         return;
     }
+    let same_size = geo.stride == [1, 1] && oh == geo.height && ow == geo.width;
     for ci in 0..cg {
         let channel = g * cg + ci;
         for ky in 0..kh {
@@ -191,6 +192,10 @@ fn im2col(x: &[f32], geo: &Geometry, g: usize, first: usize, count: usize, col: 
                     let input = &x[((first + n) * geo.in_channels + channel) * geo.in_plane()..]
                         [..geo.in_plane()];
                     let out = &mut row[n * plane..][..plane];
+                    if same_size {
+                        shifted_plane(input, [ky, kx], (lo, hi), geo, out);
+                        continue;
+                    }
                     for oy in 0..oh {
                         let dst = &mut out[oy * ow..][..ow];
                         let Some(iy) = tap(oy, ky, 0, geo, geo.height) else {
@@ -214,6 +219,48 @@ fn im2col(x: &[f32], geo: &Geometry, g: usize, first: usize, count: usize, col: 
                 }
             }
         }
+    }
+}
+
+/// One receptive-field row of a stride-1 convolution whose output is as large as its
+/// input: the input plane shifted by the tap's offset, zero where the tap reads the
+/// padding. Rows of the output and the input then line up, so it is one copy of the
+/// whole plane followed by zeroing the few columns and rows that wrapped around,
+/// instead of a copy per output row (the per-row copies of 56 floats cost more in
+/// calls and bounds than in bytes).
+fn shifted_plane(
+    input: &[f32],
+    [ky, kx]: [usize; 2],
+    (lo, hi): (usize, usize),
+    geo: &Geometry,
+    out: &mut [f32],
+) {
+    let (height, width) = (geo.height as isize, geo.width as isize);
+    let dy = (ky * geo.dilation[0]) as isize - geo.padding[0] as isize;
+    let dx = (kx * geo.dilation[1]) as isize - geo.padding[1] as isize;
+    // the output rows whose tap row lies inside the input
+    let top = (-dy).clamp(0, height) as usize;
+    let bottom = (height - dy).clamp(0, height) as usize;
+    let width_u = geo.width;
+    out[..top * width_u].fill(0.0);
+    out[bottom.max(top) * width_u..].fill(0.0);
+    if top >= bottom {
+        return;
+    }
+    // out[i] = input[i + shift] over those rows, clipped to the input's bounds; the
+    // clipped ends lie in columns the fix-up below zeroes anyway
+    let shift = dy * width + dx;
+    let plane = (height * width) as isize;
+    let start = ((top * width_u) as isize).max(-shift);
+    let end = ((bottom * width_u) as isize).min(plane - shift);
+    if start < end {
+        let (s, e) = (start as usize, end as usize);
+        let from = (start + shift) as usize;
+        out[s..e].copy_from_slice(&input[from..from + (e - s)]);
+    }
+    for row in out[top * width_u..bottom * width_u].chunks_mut(width_u) {
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
     }
 }
 
