@@ -45,6 +45,127 @@ pub fn distance_of_similarity(similarity: f32) -> f32 {
     2.0 * (1.0 - similarity)
 }
 
+/// The density rule's two settings: faces closer than `max_distance` are linked, and a
+/// person needs `min_faces` faces (a face with `min_faces − 1` links is a core face).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DensityRule {
+    pub max_distance: f32,
+    pub min_faces: usize,
+}
+
+/// Where one arriving face goes, given the faces that came before it: the decision
+/// [`DensityClustering::add`] makes, and the album service makes for each new face.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement<P> {
+    /// `None`: too few faces near it yet, it waits unassigned.
+    pub person: Option<Joins<P>>,
+    /// Waiting earlier faces (indices into `earlier`) that join the face's person with
+    /// it: a core face carries its waiting neighbours along, as DBSCAN's expansion does.
+    pub carried: Vec<usize>,
+    /// Every earlier face within the link distance, nearest first.
+    pub links: Vec<usize>,
+}
+
+/// The person a placed face joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joins<P> {
+    /// The person of its nearest linked face.
+    Existing(P),
+    /// A new person (it is a core face and no linked face has a person yet).
+    New,
+}
+
+impl DensityRule {
+    /// A rule linking faces closer than `max_distance`, with people of at least
+    /// `min_faces` faces (1 makes every face a person at once).
+    pub fn new(max_distance: f32, min_faces: usize) -> Self {
+        DensityRule {
+            max_distance,
+            min_faces: min_faces.max(1),
+        }
+    }
+
+    /// Places `face` after `earlier` (whose people are `people`, `None` for a face
+    /// still waiting): it joins the person of its nearest linked face; with no such
+    /// person it starts one if it is a core face, else it waits.
+    pub fn place<P: Copy>(
+        &self,
+        face: &Descriptor,
+        earlier: &[Descriptor],
+        people: &[Option<P>],
+    ) -> Placement<P> {
+        debug_assert_eq!(earlier.len(), people.len());
+        let mut near: Vec<(usize, f32)> = earlier
+            .iter()
+            .enumerate()
+            .map(|(j, other)| (j, distance(face, other)))
+            .filter(|&(_, d)| d < self.max_distance)
+            .collect();
+        // nearest first; ties by arrival, so the result never depends on float order
+        near.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        let nearest_person = near.iter().find_map(|&(j, _)| people[j]);
+        let is_core = near.len() + 1 >= self.min_faces;
+        let person = match nearest_person {
+            Some(person) => Some(Joins::Existing(person)),
+            None if is_core => Some(Joins::New),
+            None => None,
+        };
+        let carried = if person.is_some() && is_core {
+            near.iter()
+                .map(|&(j, _)| j)
+                .filter(|&j| people[j].is_none())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Placement {
+            person,
+            carried,
+            links: near.into_iter().map(|(j, _)| j).collect(),
+        }
+    }
+
+    /// Each face's links: the other faces closer than the link distance.
+    pub fn links(&self, faces: &[Descriptor]) -> Vec<Vec<usize>> {
+        let mut links = vec![Vec::new(); faces.len()];
+        for i in 0..faces.len() {
+            for j in i + 1..faces.len() {
+                if distance(&faces[i], &faces[j]) < self.max_distance {
+                    links[i].push(j);
+                    links[j].push(i);
+                }
+            }
+        }
+        links
+    }
+
+    /// Regroups faces from their links, all at once: Chinese whispers, keeping groups of
+    /// at least `min_faces`. Returns each face's group, numbered 0, 1, … in the order
+    /// of each group's first face; `None` for a face in too small a group.
+    pub fn regroup_links(&self, links: &[Vec<usize>]) -> Vec<Option<usize>> {
+        let groups = chinese_whispers(links, WHISPER_ROUNDS);
+        let mut sizes = std::collections::HashMap::<usize, usize>::new();
+        for &group in &groups {
+            *sizes.entry(group).or_default() += 1;
+        }
+        let mut numbers = std::collections::HashMap::<usize, usize>::new();
+        groups
+            .iter()
+            .map(|group| {
+                (sizes[group] >= self.min_faces).then(|| {
+                    let next = numbers.len();
+                    *numbers.entry(*group).or_insert(next)
+                })
+            })
+            .collect()
+    }
+
+    /// [`DensityRule::regroup_links`] on the faces' links.
+    pub fn regroup(&self, faces: &[Descriptor]) -> Vec<Option<usize>> {
+        self.regroup_links(&self.links(faces))
+    }
+}
+
 /// A way of grouping faces into people.
 pub trait Clustering {
     /// Adds one face, as its photo arrives, and returns the person it belongs to now
@@ -127,11 +248,11 @@ impl Clustering for RepresentativeRule {
     }
 }
 
-/// Links closer than `max_distance`; people need `min_faces` faces; Chinese whispers on demand.
+/// The density rule as a [`Clustering`]: faces placed one by one with
+/// [`DensityRule::place`], regrouped on demand with [`DensityRule::regroup_links`].
 #[derive(Debug, Clone)]
 pub struct DensityClustering {
-    max_distance: f32,
-    min_faces: usize,
+    rule: DensityRule,
     faces: Vec<Descriptor>,
     /// Each face's links to earlier and later faces (indices), kept so that a re-cluster
     /// needs no new distances.
@@ -147,9 +268,13 @@ impl DensityClustering {
     /// Links faces closer than `max_distance`; a person needs at least `min_faces` faces
     /// (1 makes every face a person at once).
     pub fn new(max_distance: f32, min_faces: usize) -> Self {
+        Self::with_rule(DensityRule::new(max_distance, min_faces))
+    }
+
+    /// Clusters with `rule`.
+    pub fn with_rule(rule: DensityRule) -> Self {
         DensityClustering {
-            max_distance,
-            min_faces: min_faces.max(1),
+            rule,
             faces: Vec::new(),
             links: Vec::new(),
             labels: Vec::new(),
@@ -162,76 +287,43 @@ impl DensityClustering {
         self.next_person += 1;
         person
     }
-
-    /// Links `descriptor` to every face already added that is close enough; returns
-    /// those faces with their distances.
-    fn link(&mut self, descriptor: &Descriptor) -> Vec<(usize, f32)> {
-        let index = self.faces.len();
-        let near: Vec<(usize, f32)> = self
-            .faces
-            .iter()
-            .enumerate()
-            .map(|(j, other)| (j, distance(descriptor, other)))
-            .filter(|&(_, d)| d < self.max_distance)
-            .collect();
-        for &(j, _) in &near {
-            self.links[j].push(index);
-        }
-        near
-    }
 }
 
 impl Clustering for DensityClustering {
     fn add(&mut self, descriptor: Descriptor) -> Option<PersonId> {
-        let near = self.link(&descriptor);
         let index = self.faces.len();
-        let nearest_person = near
-            .iter()
-            .filter_map(|&(j, d)| self.labels[j].map(|p| (p, d)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(person, _)| person);
-        let is_core = near.len() + 1 >= self.min_faces;
-        let person = match nearest_person {
-            Some(person) => Some(person),
-            None if is_core => Some(self.new_person()),
+        let placement = self.rule.place(&descriptor, &self.faces, &self.labels);
+        let person = match placement.person {
+            Some(Joins::Existing(person)) => Some(person),
+            Some(Joins::New) => Some(self.new_person()),
             None => None,
         };
-        // A core face carries its waiting neighbours into its person, as DBSCAN's
-        // expansion would.
-        if let (Some(person), true) = (person, is_core) {
-            for &(j, _) in &near {
-                self.labels[j].get_or_insert(person);
+        if let Some(person) = person {
+            for &j in &placement.carried {
+                self.labels[j] = Some(person);
             }
         }
+        for &j in &placement.links {
+            self.links[j].push(index);
+        }
         self.faces.push(descriptor);
-        self.links.push(near.into_iter().map(|(j, _)| j).collect());
+        self.links.push(placement.links);
         self.labels.push(person);
-        debug_assert_eq!(self.labels.len(), index + 1);
         person
     }
 
     fn recluster(&mut self) {
-        let groups = chinese_whispers(&self.links, WHISPER_ROUNDS);
-        let mut sizes = std::collections::HashMap::<usize, usize>::new();
-        for &group in &groups {
-            *sizes.entry(group).or_default() += 1;
-        }
-        let mut people = std::collections::HashMap::<usize, PersonId>::new();
-        self.next_person = 0;
-        let mut labels = Vec::with_capacity(groups.len());
-        for &group in &groups {
-            let label = if sizes[&group] >= self.min_faces {
-                let next = &mut self.next_person;
-                Some(*people.entry(group).or_insert_with(|| {
-                    *next += 1;
-                    *next - 1
-                }))
-            } else {
-                None
-            };
-            labels.push(label);
-        }
-        self.labels = labels;
+        let groups = self.rule.regroup_links(&self.links);
+        self.labels = groups
+            .iter()
+            .map(|group| group.map(|g| g as PersonId))
+            .collect();
+        self.next_person = groups
+            .iter()
+            .flatten()
+            .map(|&g| g as PersonId + 1)
+            .max()
+            .unwrap_or(0);
     }
 
     fn labels(&self) -> &[Option<PersonId>] {
@@ -341,6 +433,53 @@ mod tests {
         assert_eq!(density.add(at(1, 5.0)), None);
         // A face near the person joins it without being a core face itself.
         assert_eq!(density.add(at(0, 1.9)), Some(0));
+    }
+
+    #[test]
+    fn a_placed_face_joins_its_nearest_linked_faces_person_not_the_first_close_one() {
+        let rule = DensityRule::new(0.6, 1);
+        let earlier = [at(0, 1.0), at(0, 1.45), at(1, 3.0)];
+        let people = [Some('a'), Some('b'), Some('c')];
+        // 0.5 from 'a', 0.05 from 'b', far from 'c'
+        let placement = rule.place(&at(0, 1.5), &earlier, &people);
+        assert_eq!(placement.person, Some(Joins::Existing('b')));
+        assert_eq!(placement.links, vec![1, 0]);
+        assert!(placement.carried.is_empty());
+    }
+
+    #[test]
+    fn a_core_face_with_no_person_near_starts_one_and_carries_the_waiting_faces() {
+        let rule = DensityRule::new(0.6, 3);
+        let earlier = [at(0, 1.0), at(0, 1.2), at(1, 4.0)];
+        let waiting: [Option<u32>; 3] = [None, None, None];
+        let placement = rule.place(&at(0, 1.4), &earlier, &waiting);
+        assert_eq!(placement.person, Some(Joins::New));
+        assert_eq!(placement.carried, vec![1, 0]);
+        // with only one face near, it is not a core face: it waits
+        let placement = rule.place(&at(0, 1.4), &earlier[1..], &waiting[1..]);
+        assert_eq!(placement.person, None);
+        assert!(placement.carried.is_empty());
+        assert_eq!(placement.links, vec![0]);
+    }
+
+    #[test]
+    fn a_core_face_joining_a_person_takes_its_waiting_neighbours_along() {
+        let rule = DensityRule::new(0.6, 3);
+        let earlier = [at(0, 1.0), at(0, 1.3)];
+        let placement = rule.place(&at(0, 1.1), &earlier, &[Some(7), None]);
+        assert_eq!(placement.person, Some(Joins::Existing(7)));
+        assert_eq!(placement.carried, vec![1]);
+    }
+
+    #[test]
+    fn regrouping_numbers_groups_by_their_first_face_and_drops_small_ones() {
+        let rule = DensityRule::new(0.6, 2);
+        let faces = [at(3, 9.0), at(0, 1.0), at(3, 9.2), at(0, 1.3), at(2, 5.0)];
+        assert_eq!(
+            rule.regroup(&faces),
+            vec![Some(0), Some(1), Some(0), Some(1), None]
+        );
+        assert_eq!(rule.links(&faces)[0], vec![2]);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod faces;
 pub mod infer;
 pub mod ingest;
 pub mod load;
+pub mod people;
 pub mod train;
 
 /// The target the issue sets for Rust over PyTorch.

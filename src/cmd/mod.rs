@@ -56,6 +56,8 @@ pub enum BenchCommand {
     Load(bench::load::LoadBenchArgs),
     /// The album's ingest, stage by stage (decode, thumbnail, classify, detect, embed, cluster).
     Ingest(bench::ingest::IngestBenchArgs),
+    /// The album's face grouping through the service, BCubed on LFW beside the library's rule.
+    People(bench::people::PeopleBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -81,6 +83,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Faces(args) => bench::faces::run(args),
         BenchCommand::Load(args) => bench::load::run(args),
         BenchCommand::Ingest(args) => bench::ingest::run(args),
+        BenchCommand::People(args) => bench::people::run(args),
     }
 }
 

@@ -459,8 +459,8 @@ impl ClusterRuns {
     }
 }
 
-/// A seeded shuffle of `0..n`.
-fn arrival_order(n: usize, seed: u64) -> Vec<usize> {
+/// A seeded shuffle of `0..n`: the order faces arrive in the evaluation.
+pub fn arrival_order(n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
     order

@@ -1,11 +1,11 @@
 // The album page in a real headless Chromium, against a running album service:
 //
-//   node serving/web/tests/album.spec.mjs BASE_URL PHOTO_A1 PHOTO_A2 PHOTO_B
+//   node serving/web/tests/album.spec.mjs BASE_URL PHOTO_1 PHOTO_2 PHOTO_3
 //
 // (serving/tests/browser.rs starts the service and runs this; `cargo test -p album-serving
 // --test browser`.) The story, in the issue's words: sign in, upload three photos, see them
 // in the grid, open People, rename a person, move a photo to the trash and restore it.
-// PHOTO_A1 and PHOTO_A2 should show one person and PHOTO_B another, so People has people.
+// The three photos should show one person (a person needs three faces), so People has one.
 //
 // Exits 0 when every step passed; otherwise prints the failed step and why, saves a
 // screenshot (in $ALBUM_BROWSER_ARTIFACTS, else a new temp folder) and exits 1.
@@ -18,7 +18,7 @@ import { chromium } from 'playwright-core';
 
 const [base, ...photos] = process.argv.slice(2);
 if (!base || photos.length !== 3) {
-  console.error('usage: node album.spec.mjs BASE_URL PHOTO_A1 PHOTO_A2 PHOTO_B');
+  console.error('usage: node album.spec.mjs BASE_URL PHOTO_1 PHOTO_2 PHOTO_3');
   process.exit(2);
 }
 const artifacts = process.env.ALBUM_BROWSER_ARTIFACTS || mkdtempSync(join(tmpdir(), 'album-browser-'));

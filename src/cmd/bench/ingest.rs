@@ -164,13 +164,13 @@ fn album_config(args: &IngestBenchArgs) -> anyhow::Result<ServeConfig> {
 
 /// A real album in a folder of its own, removed when dropped (the state first, so its
 /// connections close before the files go).
-struct ScratchAlbum {
-    state: AppState,
+pub(super) struct ScratchAlbum {
+    pub(super) state: AppState,
     dir: tempfile::TempDir,
 }
 
 impl ScratchAlbum {
-    fn open(parent: Option<&Path>, mut config: ServeConfig) -> anyhow::Result<Self> {
+    pub(super) fn open(parent: Option<&Path>, mut config: ServeConfig) -> anyhow::Result<Self> {
         let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
         std::fs::create_dir_all(&parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -186,7 +186,7 @@ impl ScratchAlbum {
 }
 
 /// Signs a user up through the service's own handler (argon2 hash included).
-fn create_user(state: &AppState) -> anyhow::Result<i64> {
+pub(super) fn create_user(state: &AppState) -> anyhow::Result<i64> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -532,7 +532,7 @@ impl Bench<'_> {
 
 /// The queue's bookkeeping for the jobs just run: each is claimed and marked done, as a
 /// worker does around every job.
-fn settle_jobs(state: &AppState) -> anyhow::Result<usize> {
+pub(super) fn settle_jobs(state: &AppState) -> anyhow::Result<usize> {
     let c = state.db.connection()?;
     let mut settled = 0;
     while let Some(job) = jobs::claim(&c)? {
