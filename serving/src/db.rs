@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_listing_index.sql"),
+    include_str!("../migrations/0003_places_per_user.sql"),
 ];
 
 /// A pool of connections to the album's database.
@@ -129,6 +130,56 @@ mod tests {
         drop(db);
         // Opening again applies nothing twice (a second CREATE TABLE would fail).
         Db::open(&path, 1).unwrap();
+    }
+
+    /// Regression: the places table was shared, so a user's photo near a town another
+    /// user had photos near got that user's older place id. Version 3 gives each user
+    /// their own rows and moves existing photos to their owner's copy.
+    #[test]
+    fn migrating_a_shared_place_gives_each_owner_their_own_row() {
+        let mut c = Connection::open_in_memory().unwrap();
+        configure(&mut c).unwrap();
+        for sql in &MIGRATIONS[..2] {
+            c.execute_batch(sql).unwrap();
+        }
+        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch(
+            "INSERT INTO users (id, username, password_hash, created) VALUES
+                 (1, 'ann', 'x', 0), (2, 'bob', 'x', 0);
+             INSERT INTO places (id, name, admin1, country) VALUES
+                 (7, 'Paris', 'Ile-de-France', 'FR'), (8, 'Berlin', 'Berlin', 'DE');
+             INSERT INTO photos (id, user_id, sha256, kind, name, mime, bytes, width, height,
+                                 place_id, uploaded) VALUES
+                 (1, 1, 'a', 'photo', 'a.jpg', 'image/jpeg', 1, 1, 1, 7, 0),
+                 (2, 2, 'b', 'photo', 'b.jpg', 'image/jpeg', 1, 1, 1, 8, 0),
+                 (3, 2, 'c', 'photo', 'c.jpg', 'image/jpeg', 1, 1, 1, 7, 0),
+                 (4, 2, 'd', 'photo', 'd.jpg', 'image/jpeg', 1, 1, 1, NULL, 0);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let place_of = |photo: i64| -> (Option<i64>, Option<String>) {
+            c.query_row(
+                "SELECT p.place_id, (SELECT pl.name || '/' || pl.user_id FROM places pl
+                                     WHERE pl.id = p.place_id)
+                 FROM photos p WHERE p.id = ?1",
+                [photo],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let (ann_paris, ann_name) = place_of(1);
+        let (bob_paris, bob_name) = place_of(3);
+        assert_eq!(ann_name.as_deref(), Some("Paris/1"));
+        assert_eq!(bob_name.as_deref(), Some("Paris/2"));
+        assert_ne!(ann_paris, bob_paris);
+        assert_eq!(place_of(2).1.as_deref(), Some("Berlin/2"));
+        assert_eq!(place_of(4), (None, None));
+        let problems: i64 = c
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(problems, 0);
     }
 
     #[test]

@@ -346,7 +346,7 @@ pub fn insert_photo(
     kind: &str,
 ) -> Result<i64> {
     let place_id = match file.meta.gps {
-        Some((lat, lon)) => places::place_id(c, lat, lon)?,
+        Some((lat, lon)) => places::place_id(c, user_id, lat, lon)?,
         None => None,
     };
     let _guard = state.blob_writer();

@@ -19,18 +19,20 @@ pub fn geocoder() -> &'static Geocoder {
     GEOCODER.get_or_init(Geocoder::new)
 }
 
-/// The `places` row for the town nearest to (lat, lon), created on first use.
-pub fn place_id(c: &Connection, lat: f64, lon: f64) -> Result<Option<i64>> {
+/// The user's `places` row for the town nearest to (lat, lon), created on first use.
+/// Rows are per user: a shared row would tell a user, by its older id, that someone
+/// else had photos near that town.
+pub fn place_id(c: &Connection, user_id: i64, lat: f64, lon: f64) -> Result<Option<i64>> {
     let Some(place) = geocoder().nearest(lat, lon) else {
         return Ok(None);
     };
     c.execute(
-        "INSERT OR IGNORE INTO places (name, admin1, country) VALUES (?1, ?2, ?3)",
-        params![place.name, place.admin1, place.country],
+        "INSERT OR IGNORE INTO places (user_id, name, admin1, country) VALUES (?1, ?2, ?3, ?4)",
+        params![user_id, place.name, place.admin1, place.country],
     )?;
     Ok(c.query_row(
-        "SELECT id FROM places WHERE name = ?1 AND admin1 = ?2 AND country = ?3",
-        params![place.name, place.admin1, place.country],
+        "SELECT id FROM places WHERE user_id = ?1 AND name = ?2 AND admin1 = ?3 AND country = ?4",
+        params![user_id, place.name, place.admin1, place.country],
         |r| r.get(0),
     )
     .optional()?)

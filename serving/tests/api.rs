@@ -571,6 +571,56 @@ async fn exif_is_read_turned_upright_and_placed() {
     assert!(ids(&page).is_empty());
 }
 
+/// Regression: places were one table for everyone, so bob's first photo near Paris got
+/// the id ann's Paris photo had made long before (lower than the id of the Berlin place
+/// bob had just made), which told bob someone else had photos near Paris.
+#[tokio::test]
+async fn a_place_id_tells_nothing_about_other_users_photos() {
+    let album = TestAlbum::plain();
+    let ann = album.user("ann").await;
+    let bob = album.user("bob").await;
+    let paris = |variant: u16| photo_with_exif(48.8566, 2.3522, variant);
+    let (status, _) = album.upload(&ann, &[("paris.jpg".into(), paris(1))]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let berlin = photo_with_exif(52.52, 13.405, 1);
+    let (status, _) = album.upload(&bob, &[("berlin.jpg".into(), berlin)]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // the same town as ann's, in other bytes (an orientation of 3 changes the EXIF)
+    let (status, _) = album.upload(&bob, &[("paris.jpg".into(), paris(3))]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let place_ids = |places: &Value| -> Vec<(String, i64)> {
+        places
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["country"].as_str().unwrap().to_string(),
+                    p["id"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (_, anns) = album.json("GET", "/api/places", Some(&ann), None).await;
+    let (_, bobs) = album.json("GET", "/api/places", Some(&bob), None).await;
+    let (anns, bobs) = (place_ids(&anns), place_ids(&bobs));
+    let id_of = |places: &[(String, i64)], country: &str| {
+        places.iter().find(|p| p.0 == country).map(|p| p.1).unwrap()
+    };
+    assert!(id_of(&bobs, "FR") > id_of(&bobs, "DE"), "{bobs:?}");
+    assert_ne!(id_of(&bobs, "FR"), id_of(&anns, "FR"));
+    // and ann's place lists nothing of bob's
+    let (_, page) = album
+        .json(
+            "GET",
+            &format!("/api/photos?place={}", id_of(&anns, "FR")),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert!(ids(&page).is_empty());
+}
+
 fn gif_frames(bytes: &[u8]) -> Vec<image::Frame> {
     use image::AnimationDecoder;
     image::codecs::gif::GifDecoder::new(std::io::Cursor::new(bytes.to_vec()))
