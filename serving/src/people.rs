@@ -70,40 +70,100 @@ pub fn store_faces(
     let faces = pipeline
         .faces_in(image)
         .map_err(|e| Error::internal("face pipeline", e))?;
+    // Each face's thumbnail, cut now from the photo already decoded: the thumbnail
+    // route then only reads a blob.
+    let thumbnails = faces
+        .iter()
+        .map(|face| {
+            let [x1, y1, x2, y2] = face.detection.bbox.map(f64::from);
+            let (x, y, w, h) = thumbnail_frame([x1, y1, x2 - x1, y2 - y1], image.dimensions());
+            let crop = image::imageops::crop_imm(image, x, y, w, h).to_image();
+            thumbnail_jpeg(&image::DynamicImage::ImageRgb8(crop))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut c = state.db.connection()?;
-    let transaction = db::write_transaction(&mut c)?;
-    transaction.execute(
-        "DELETE FROM faces WHERE photo_id = ?1 AND manual = 0",
-        [photo_id],
-    )?;
-    for face in &faces {
-        let [x1, y1, x2, y2] = face.detection.bbox;
+    let replaced = {
+        let _guard = state.blob_writer();
+        let transaction = db::write_transaction(&mut c)?;
+        let replaced = face_thumbnails_of(&transaction, photo_id)?;
         transaction.execute(
-            "INSERT INTO faces (user_id, photo_id, score, x, y, w, h, descriptor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
+            "DELETE FROM faces WHERE photo_id = ?1 AND manual = 0",
+            [photo_id],
+        )?;
+        for (face, thumbnail) in faces.iter().zip(&thumbnails) {
+            let [x1, y1, x2, y2] = face.detection.bbox;
+            let thumbnail = state.blobs.put(thumbnail)?;
+            transaction.execute(
+                "INSERT INTO faces (user_id, photo_id, score, x, y, w, h, descriptor,
+                                    thumbnail_sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    user_id,
+                    photo_id,
+                    f64::from(face.detection.score),
+                    f64::from(x1),
+                    f64::from(y1),
+                    f64::from(x2 - x1),
+                    f64::from(y2 - y1),
+                    descriptor_to_blob(&face.descriptor),
+                    thumbnail
+                ],
+            )?;
+        }
+        if !faces.is_empty() {
+            jobs::enqueue(
+                &transaction,
                 user_id,
-                photo_id,
-                f64::from(face.detection.score),
-                f64::from(x1),
-                f64::from(y1),
-                f64::from(x2 - x1),
-                f64::from(y2 - y1),
-                descriptor_to_blob(&face.descriptor)
-            ],
-        )?;
+                Some(photo_id),
+                JobKind::Cluster,
+                state.config.job_attempts,
+            )?;
+        }
+        transaction.commit()?;
+        replaced
+    };
+    if !replaced.is_empty() {
+        // a retried job: the faces it replaced leave thumbnails nothing uses
+        let _guard = state.blob_purger();
+        photos::remove_unused_blobs(state, &c, replaced)?;
     }
-    if !faces.is_empty() {
-        jobs::enqueue(
-            &transaction,
-            user_id,
-            Some(photo_id),
-            JobKind::Cluster,
-            state.config.job_attempts,
-        )?;
-    }
-    transaction.commit()?;
     Ok(())
+}
+
+/// The thumbnails of the faces a faces job would replace (those not placed by hand).
+fn face_thumbnails_of(c: &Connection, photo_id: i64) -> Result<Vec<String>> {
+    let mut statement = c.prepare(
+        "SELECT thumbnail_sha256 FROM faces
+         WHERE photo_id = ?1 AND manual = 0 AND thumbnail_sha256 IS NOT NULL",
+    )?;
+    let thumbnails = statement
+        .query_map([photo_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(thumbnails)
+}
+
+/// Side of a face thumbnail, in pixels.
+const FACE_THUMBNAIL_SIDE: u32 = 160;
+
+/// The part of a `(width, height)` photo a face thumbnail shows: the face's box
+/// `[x, y, w, h]` with a margin of a quarter of its longer side, clamped to the photo;
+/// at least one pixel.
+fn thumbnail_frame([x, y, w, h]: [f64; 4], (width, height): (u32, u32)) -> (u32, u32, u32, u32) {
+    let margin = w.max(h) * 0.25;
+    let left = ((x - margin).max(0.0) as u32).min(width.saturating_sub(1));
+    let top = ((y - margin).max(0.0) as u32).min(height.saturating_sub(1));
+    let frame_w = ((w + 2.0 * margin) as u32)
+        .min(width.saturating_sub(left))
+        .max(1);
+    let frame_h = ((h + 2.0 * margin) as u32)
+        .min(height.saturating_sub(top))
+        .max(1);
+    (left, top, frame_w, frame_h)
+}
+
+fn thumbnail_jpeg(crop: &image::DynamicImage) -> Result<Vec<u8>> {
+    media::resized_jpeg(crop, FACE_THUMBNAIL_SIDE, 85)
+        .map_err(|e| Error::internal("face thumbnail", e))
 }
 
 struct FaceRow {
@@ -638,39 +698,51 @@ pub async fn move_face(
     Ok(Json(face))
 }
 
-/// `GET /api/faces/{id}/thumbnail`: the face cut from its photo, 160 px, JPEG.
+/// `GET /api/faces/{id}/thumbnail`: the face cut from its photo, 160 px, JPEG. The
+/// faces job stores it; a face from before that (or whose blob is gone) is cut from the
+/// original once, here, and stored.
 pub async fn face_thumbnail(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let face = face_of(&*state.db.connection()?, user.id, id)?;
-        let image = photos::upright_image(&state, face.photo_id)?.ok_or(Error::NotFound("face"))?;
-        // A margin of a quarter of the box on every side, clamped to the photo.
-        let margin = face.w.max(face.h) * 0.25;
-        let x = (face.x - margin).max(0.0) as u32;
-        let y = (face.y - margin).max(0.0) as u32;
-        let w = ((face.w + 2.0 * margin) as u32)
-            .min(image.width().saturating_sub(x))
-            .max(1);
-        let h = ((face.h + 2.0 * margin) as u32)
-            .min(image.height().saturating_sub(y))
-            .max(1);
-        let crop = image.crop_imm(
-            x.min(image.width().saturating_sub(1)),
-            y.min(image.height().saturating_sub(1)),
-            w,
-            h,
-        );
-        media::resized_jpeg(&crop, 160, 85).map_err(|e| Error::internal("face thumbnail", e))
-    })
-    .await??;
+    let bytes =
+        tokio::task::spawn_blocking(move || stored_or_new_thumbnail(&state, user.id, id)).await??;
     let mut response = Response::new(Body::from(bytes));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
     Ok(response)
+}
+
+fn stored_or_new_thumbnail(state: &AppState, user_id: i64, id: i64) -> Result<Vec<u8>> {
+    let c = state.db.connection()?;
+    let face = face_of(&c, user_id, id)?;
+    let stored: Option<String> = c.query_row(
+        "SELECT thumbnail_sha256 FROM faces WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if let Some(sha256) = stored
+        && state.blobs.contains(&sha256)?
+    {
+        return state.blobs.read(&sha256);
+    }
+    drop(c);
+    let image = photos::upright_image(state, face.photo_id)?.ok_or(Error::NotFound("face"))?;
+    let (x, y, w, h) = thumbnail_frame(
+        [face.x, face.y, face.w, face.h],
+        (image.width(), image.height()),
+    );
+    let bytes = thumbnail_jpeg(&image.crop_imm(x, y, w, h))?;
+    let c = state.db.connection()?;
+    let _guard = state.blob_writer();
+    let sha256 = state.blobs.put(&bytes)?;
+    c.execute(
+        "UPDATE faces SET thumbnail_sha256 = ?1 WHERE id = ?2",
+        params![sha256, id],
+    )?;
+    Ok(bytes)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

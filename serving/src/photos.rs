@@ -834,6 +834,13 @@ pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
             )
             .optional()?;
         if let Some((original, thumbnail, preview)) = row {
+            let mut faces =
+                transaction.prepare("SELECT thumbnail_sha256 FROM faces WHERE photo_id = ?1")?;
+            let face_thumbnails = faces
+                .query_map([id], |r| r.get::<_, Option<String>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            drop(faces);
+            blobs.extend(face_thumbnails.into_iter().flatten());
             purged += transaction.execute("DELETE FROM photos WHERE id = ?1", [id])?;
             blobs.push(original);
             blobs.extend(thumbnail);
@@ -841,10 +848,23 @@ pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
         }
     }
     transaction.commit()?;
+    remove_unused_blobs(state, &c, blobs)?;
+    Ok(purged)
+}
+
+/// Deletes those of `blobs` no row uses any more (an original, a rendition or a face
+/// thumbnail). The caller holds [`AppState::blob_purger`], so no writer is between
+/// storing a blob and committing the row that uses it.
+pub fn remove_unused_blobs(
+    state: &AppState,
+    c: &Connection,
+    blobs: impl IntoIterator<Item = String>,
+) -> Result<()> {
     for sha256 in blobs {
         let still_used: bool = c.query_row(
             "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
-                 OR preview_sha256 = ?1)",
+                 OR preview_sha256 = ?1)
+             OR EXISTS (SELECT 1 FROM faces WHERE thumbnail_sha256 = ?1)",
             [&sha256],
             |r| r.get(0),
         )?;
@@ -852,7 +872,7 @@ pub fn purge(state: &AppState, photo_ids: &[i64]) -> Result<usize> {
             state.blobs.remove(&sha256)?;
         }
     }
-    Ok(purged)
+    Ok(())
 }
 
 fn trashed_ids(c: &Connection, user_id: i64, only: Option<i64>) -> Result<Vec<i64>> {

@@ -144,3 +144,42 @@ async fn faces_become_people_and_corrections_hold() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Regression: the face thumbnail route decoded the whole original on every request.
+/// The faces job now stores each face's thumbnail; with every original's blob gone,
+/// the thumbnails still come.
+#[tokio::test]
+async fn face_thumbnails_are_stored_once_not_cut_from_the_original_per_request() {
+    let album = TestAlbum::new(|c| c.face_weights = Some(face_weights()));
+    let token = album.user("ann").await;
+    let photos = files_in(&faces_dir().join("Abdullah_Gul"), 3);
+    let (status, _) = album.upload(&token, &photos).await;
+    assert_eq!(status, StatusCode::CREATED);
+    album.drain();
+    let (_, people) = album.json("GET", "/api/people", Some(&token), None).await;
+    let cover = people[0]["cover_face_id"]
+        .as_i64()
+        .expect("a person with a cover");
+    let (_, page) = album.json("GET", "/api/photos", Some(&token), None).await;
+    for photo in page["photos"].as_array().unwrap() {
+        let sha256 = photo["sha256"].as_str().unwrap();
+        std::fs::remove_file(album.state.blobs.path(sha256).unwrap()).unwrap();
+    }
+    let (status, bytes) = album
+        .get_bytes(&format!("/api/faces/{cover}/thumbnail"), &token)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let thumbnail = image::load_from_memory(&bytes).unwrap();
+    assert_eq!(thumbnail.width().max(thumbnail.height()), 160);
+
+    // purging the photos takes their faces' thumbnails along: the store ends empty
+    for photo in page["photos"].as_array().unwrap() {
+        let id = photo["id"].as_i64().unwrap();
+        album
+            .json("DELETE", &format!("/api/photos/{id}"), Some(&token), None)
+            .await;
+    }
+    let (status, _) = album.json("DELETE", "/api/trash", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(album.blob_files(), 0);
+}
