@@ -96,6 +96,8 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/api/users", post(auth::register)),
         ("/api/sessions", post(auth::sign_in).delete(auth::sign_out)),
         ("/api/me", get(auth::me)),
+        ("/api/me/sessions", delete(auth::sign_out_everywhere)),
+        ("/api/me/password", put(auth::change_password)),
         (
             "/api/photos",
             get(photos::list).post(photos::upload).layer(upload_limit),

@@ -182,7 +182,8 @@ pub async fn sign_in(
         .db
         .run(move |c| {
             c.execute(
-                "INSERT INTO sessions (token_sha256, user_id, created, expires) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO sessions (token_sha256, user_id, created, expires, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?3)",
                 params![token_sha256, user_id, now(), expires],
             )?;
             Ok(())
@@ -220,8 +221,20 @@ fn session_cookie(token: &str, max_age_secs: i64, secure: bool) -> String {
 /// returns how many.
 pub fn purge_expired_sessions(state: &AppState) -> Result<usize> {
     let c = state.db.connection()?;
-    Ok(c.execute("DELETE FROM sessions WHERE expires <= ?1", [now()])?)
+    Ok(c.execute(
+        "DELETE FROM sessions WHERE expires <= ?1 OR last_seen <= ?2",
+        params![now(), idle_cutoff(state)],
+    )?)
 }
+
+/// Sessions last used at or before this (Unix seconds) are over.
+fn idle_cutoff(state: &AppState) -> i64 {
+    now() - state.config.session_idle_days * 86_400
+}
+
+/// How stale a session's `last_seen` may get before a request writes it again: one
+/// write per session per few minutes, not one per request.
+const LAST_SEEN_GRANULARITY_SECS: i64 = 300;
 
 /// The client's address, when the service runs behind a socket (`album serve` serves
 /// with connect info; tests that call the router directly have none).
@@ -302,6 +315,97 @@ pub async fn sign_out(
     Ok(response)
 }
 
+/// `DELETE /api/me/sessions`: signs the user out everywhere (every session, this one
+/// too).
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Response> {
+    let user_id = user.id;
+    state
+        .db
+        .run(move |c| {
+            c.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+            Ok(())
+        })
+        .await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let expired = session_cookie("", 0, state.config.secure_cookies);
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// `PUT /api/me/password`: a new password, given the current one (checked and throttled
+/// as a sign-in is). Every other session ends; this one stays.
+pub async fn change_password(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode> {
+    check_password(&user.username, &body.new_password)?;
+    let admitted = state
+        .sign_in
+        .admit(&user.username, address)
+        .map_err(refused)?;
+    let slot = state.sign_in.verification_slot().await.map_err(refused)?;
+    let user_id = user.id;
+    let hash: String = state
+        .db
+        .run(move |c| {
+            Ok(c.query_row(
+                "SELECT password_hash FROM users WHERE id = ?1",
+                [user_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await?;
+    let PasswordChange {
+        current_password,
+        new_password,
+    } = body;
+    let new_hash = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        verify_password(&current_password, &hash)
+            .then(|| hash_password(&new_password))
+            .transpose()
+    })
+    .await??;
+    let Some(new_hash) = new_hash else {
+        let locked = admitted.failed();
+        log_failed_sign_in(&user.username, address, locked);
+        return Err(Error::BadCredentials);
+    };
+    admitted.succeeded();
+    let this_session = token_of(&headers).map(|t| sha256_hex(t.as_bytes()));
+    state
+        .db
+        .run(move |c| {
+            let t = crate::db::write_transaction(c)?;
+            t.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![new_hash, user_id],
+            )?;
+            t.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND token_sha256 IS NOT ?2",
+                params![user_id, this_session],
+            )?;
+            t.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/me`.
 pub async fn me(user: CurrentUser) -> Json<CurrentUser> {
     Json(user)
@@ -336,22 +440,34 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Err(Error::Unauthorized);
         }
         let token_sha256 = sha256_hex(token.as_bytes());
+        let idle_cutoff = idle_cutoff(state);
         state
             .db
             .run(move |c| {
-                c.query_row(
-                    "SELECT u.id, u.username FROM sessions s JOIN users u ON u.id = s.user_id
-                     WHERE s.token_sha256 = ?1 AND s.expires > ?2",
-                    params![token_sha256, now()],
-                    |r| {
-                        Ok(CurrentUser {
-                            id: r.get(0)?,
-                            username: r.get(1)?,
-                        })
-                    },
-                )
-                .optional()?
-                .ok_or(Error::Unauthorized)
+                let (user, last_seen) = c
+                    .query_row(
+                        "SELECT u.id, u.username, s.last_seen FROM sessions s
+                         JOIN users u ON u.id = s.user_id
+                         WHERE s.token_sha256 = ?1 AND s.expires > ?2 AND s.last_seen > ?3",
+                        params![token_sha256, now(), idle_cutoff],
+                        |r| {
+                            let user = CurrentUser {
+                                id: r.get(0)?,
+                                username: r.get(1)?,
+                            };
+                            Ok((user, r.get::<_, i64>(2)?))
+                        },
+                    )
+                    .optional()?
+                    .ok_or(Error::Unauthorized)?;
+                let now = now();
+                if now - last_seen >= LAST_SEEN_GRANULARITY_SECS {
+                    c.execute(
+                        "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
+                        params![now, token_sha256],
+                    )?;
+                }
+                Ok(user)
             })
             .await
     }

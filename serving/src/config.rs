@@ -31,6 +31,9 @@ pub struct ServeConfig {
     pub trash_days: i64,
     /// Days a sign-in lasts.
     pub session_days: i64,
+    /// Days a sign-in lasts unused: a session not used for this long is over, however
+    /// far its expiry.
+    pub session_idle_days: i64,
     /// Background worker threads (thumbnails, classification, faces, clustering);
     /// 0 runs none (the queue just fills, as in some tests).
     pub workers: usize,
@@ -59,6 +62,7 @@ impl ServeConfig {
             preview_side: 1280,
             trash_days: 30,
             session_days: 30,
+            session_idle_days: 7,
             workers: 2,
             job_attempts: 3,
             db_connections: 16,

@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_listing_index.sql"),
     include_str!("../migrations/0003_places_per_user.sql"),
     include_str!("../migrations/0004_face_thumbnails.sql"),
+    include_str!("../migrations/0005_session_last_seen.sql"),
 ];
 
 /// A pool of connections to the album's database.

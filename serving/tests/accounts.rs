@@ -251,3 +251,124 @@ async fn over_tls_the_cookie_is_secure_and_hsts_is_sent() {
             .contains_key(header::STRICT_TRANSPORT_SECURITY)
     );
 }
+
+/// A second session for `username` (signed up already with "correct horse").
+async fn another_session(album: &TestAlbum, username: &str, password: &str) -> String {
+    let (status, session) = album
+        .json(
+            "POST",
+            "/api/sessions",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    session["token"].as_str().unwrap().to_owned()
+}
+
+async fn is_signed_in(album: &TestAlbum, token: &str) -> bool {
+    album.json("GET", "/api/me", Some(token), None).await.0 == StatusCode::OK
+}
+
+/// Finding "no password change": it needs the current password, follows the policy,
+/// and ends every other session (a thief's included); this one stays.
+#[tokio::test]
+async fn a_password_change_needs_the_current_password_and_ends_other_sessions() {
+    let album = TestAlbum::plain();
+    let here = album.user("ann").await;
+    let elsewhere = another_session(&album, "ann", "correct horse").await;
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let (status, _) = album
+        .json(
+            "PUT",
+            "/api/me/password",
+            Some(&here),
+            Some(change("wrong guess", "a far better phrase")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = album
+        .json(
+            "PUT",
+            "/api/me/password",
+            Some(&here),
+            Some(change("correct horse", "12345678")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        is_signed_in(&album, &elsewhere).await,
+        "refused changes end nothing"
+    );
+    let (status, _) = album
+        .json(
+            "PUT",
+            "/api/me/password",
+            Some(&here),
+            Some(change("correct horse", "a far better phrase")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(is_signed_in(&album, &here).await);
+    assert!(!is_signed_in(&album, &elsewhere).await);
+    let (status, _) = sign_in(&album, "ann", "correct horse").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    another_session(&album, "ann", "a far better phrase").await;
+}
+
+/// Finding "no sign-out everywhere".
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session() {
+    let album = TestAlbum::plain();
+    let here = album.user("ann").await;
+    let elsewhere = another_session(&album, "ann", "correct horse").await;
+    let bob = album.user("bob").await;
+    let (status, _) = album
+        .json("DELETE", "/api/me/sessions", Some(&here), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(!is_signed_in(&album, &here).await);
+    assert!(!is_signed_in(&album, &elsewhere).await);
+    assert!(
+        is_signed_in(&album, &bob).await,
+        "another user's sessions stay"
+    );
+}
+
+/// Finding "30-day sessions with no idle expiry": a session unused for longer than
+/// `session_idle_days` is over (and purged), however far its expiry; use keeps it alive.
+#[tokio::test]
+async fn an_idle_session_ends_before_its_expiry() {
+    let album = TestAlbum::plain();
+    let idle = album.user("ann").await;
+    let used = another_session(&album, "ann", "correct horse").await;
+    let last_seen = |days_ago: i64, token: &str| {
+        let c = album.state.db.connection().unwrap();
+        let sha = album_serving::blobs::sha256_hex(token.as_bytes());
+        let when = album_serving::db::now() - days_ago * 86_400;
+        c.execute(
+            "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
+            rusqlite::params![when, sha],
+        )
+        .unwrap();
+    };
+    last_seen(8, &idle);
+    last_seen(6, &used);
+    assert!(!is_signed_in(&album, &idle).await);
+    assert!(is_signed_in(&album, &used).await);
+    // that request counted as use: the session's clock starts again
+    let c = album.state.db.connection().unwrap();
+    let oldest: i64 = c
+        .query_row(
+            "SELECT MIN(last_seen) FROM sessions WHERE expires > 0 AND last_seen > ?1",
+            [album_serving::db::now() - 7 * 86_400],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(oldest > album_serving::db::now() - 60, "{oldest}");
+    assert_eq!(
+        album_serving::auth::purge_expired_sessions(&album.state).unwrap(),
+        1
+    );
+}
