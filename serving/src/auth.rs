@@ -35,6 +35,9 @@ pub const SESSION_COOKIE: &str = "album_session";
 pub struct CurrentUser {
     pub id: i64,
     pub username: String,
+    /// The album's admin (its first user), who may add users when sign-up is closed.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,10 +95,32 @@ fn verify_password(password: &str, hash: &str) -> bool {
 /// `POST /api/users`: creates an account.
 pub async fn register(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<CurrentUser>)> {
     check_username(&body.username)?;
     check_password(&body.username, &body.password)?;
+    // Who may: anyone when sign-up is open, the first user of a new album, else the
+    // admin. Checked before the (costly) hash, and again in the insert's transaction.
+    let by_admin = match token_of(&headers).map(|token| user_of_token(&state, token)) {
+        Some(requester) => match requester.await {
+            Ok(user) => user.admin,
+            // a stale cookie on the sign-up form is no reason to refuse
+            Err(Error::Unauthorized) => false,
+            Err(other) => return Err(other),
+        },
+        None => false,
+    };
+    let open = state.config.open_sign_up || by_admin;
+    if !open {
+        let users: i64 = state
+            .db
+            .run(|c| Ok(c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?))
+            .await?;
+        if users > 0 {
+            return Err(sign_up_closed());
+        }
+    }
     let slot = state.sign_in.verification_slot().await.map_err(refused)?;
     let hash = tokio::task::spawn_blocking(move || {
         let _slot = slot;
@@ -106,7 +131,12 @@ pub async fn register(
     let user = state
         .db
         .run(move |c| {
-            let taken: bool = c
+            let t = crate::db::write_transaction(c)?;
+            let first = t.query_row("SELECT COUNT(*) = 0 FROM users", [], |r| r.get::<_, bool>(0))?;
+            if !open && !first {
+                return Err(sign_up_closed());
+            }
+            let taken: bool = t
                 .query_row(
                     "SELECT 1 FROM users WHERE username = ?1",
                     [&username],
@@ -119,17 +149,28 @@ pub async fn register(
                     "the user name {username:?} is taken"
                 )));
             }
-            c.execute(
-                "INSERT INTO users (username, password_hash, created) VALUES (?1, ?2, ?3)",
-                params![username, hash, now()],
+            t.execute(
+                "INSERT INTO users (username, password_hash, created, admin) VALUES (?1, ?2, ?3, ?4)",
+                params![username, hash, now(), first],
             )?;
+            let id = t.last_insert_rowid();
+            t.commit()?;
             Ok(CurrentUser {
-                id: c.last_insert_rowid(),
+                id,
                 username,
+                admin: first,
             })
         })
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+fn sign_up_closed() -> Error {
+    Error::Forbidden(
+        "sign-up is closed: the album's admin adds users (or starts the album with \
+         --open-sign-up)"
+            .into(),
+    )
 }
 
 /// `POST /api/sessions`: signs in; the token comes back in the body and as a cookie.
@@ -146,22 +187,22 @@ pub async fn sign_in(
         .map_err(refused)?;
     let slot = state.sign_in.verification_slot().await.map_err(refused)?;
     let username = body.username.clone();
-    let stored: Option<(i64, String)> = state
+    let stored: Option<(i64, String, bool)> = state
         .db
         .run(move |c| {
             Ok(c.query_row(
-                "SELECT id, password_hash FROM users WHERE username = ?1",
+                "SELECT id, password_hash, admin FROM users WHERE username = ?1",
                 [&username],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?)
         })
         .await?;
     let password = body.password;
     // An unknown name still costs one verification, so timing does not tell names apart.
-    let (user_id, hash) = stored
+    let (user_id, hash, admin) = stored
         .clone()
-        .unwrap_or_else(|| (0, dummy_hash().to_owned()));
+        .unwrap_or_else(|| (0, dummy_hash().to_owned(), false));
     let matches = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         verify_password(&password, &hash)
@@ -200,6 +241,7 @@ pub async fn sign_in(
         user: CurrentUser {
             id: user_id,
             username: body.username,
+            admin,
         },
     };
     let mut response = (StatusCode::CREATED, Json(session)).into_response();
@@ -435,42 +477,49 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = token_of(&parts.headers).ok_or(Error::Unauthorized)?;
-        // Tokens are 64 hex digits; anything else is not worth a query.
-        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Unauthorized);
-        }
-        let token_sha256 = sha256_hex(token.as_bytes());
-        let idle_cutoff = idle_cutoff(state);
-        state
-            .db
-            .run(move |c| {
-                let (user, last_seen) = c
-                    .query_row(
-                        "SELECT u.id, u.username, s.last_seen FROM sessions s
-                         JOIN users u ON u.id = s.user_id
-                         WHERE s.token_sha256 = ?1 AND s.expires > ?2 AND s.last_seen > ?3",
-                        params![token_sha256, now(), idle_cutoff],
-                        |r| {
-                            let user = CurrentUser {
-                                id: r.get(0)?,
-                                username: r.get(1)?,
-                            };
-                            Ok((user, r.get::<_, i64>(2)?))
-                        },
-                    )
-                    .optional()?
-                    .ok_or(Error::Unauthorized)?;
-                let now = now();
-                if now - last_seen >= LAST_SEEN_GRANULARITY_SECS {
-                    c.execute(
-                        "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
-                        params![now, token_sha256],
-                    )?;
-                }
-                Ok(user)
-            })
-            .await
+        user_of_token(state, token).await
     }
+}
+
+/// The user a session token signs in (counting the request as the session's use), or
+/// `Unauthorized`.
+async fn user_of_token(state: &AppState, token: String) -> Result<CurrentUser> {
+    // Tokens are 64 hex digits; anything else is not worth a query.
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Unauthorized);
+    }
+    let token_sha256 = sha256_hex(token.as_bytes());
+    let idle_cutoff = idle_cutoff(state);
+    state
+        .db
+        .run(move |c| {
+            let (user, last_seen) = c
+                .query_row(
+                    "SELECT u.id, u.username, u.admin, s.last_seen FROM sessions s
+                     JOIN users u ON u.id = s.user_id
+                     WHERE s.token_sha256 = ?1 AND s.expires > ?2 AND s.last_seen > ?3",
+                    params![token_sha256, now(), idle_cutoff],
+                    |r| {
+                        let user = CurrentUser {
+                            id: r.get(0)?,
+                            username: r.get(1)?,
+                            admin: r.get(2)?,
+                        };
+                        Ok((user, r.get::<_, i64>(3)?))
+                    },
+                )
+                .optional()?
+                .ok_or(Error::Unauthorized)?;
+            let now = now();
+            if now - last_seen >= LAST_SEEN_GRANULARITY_SECS {
+                c.execute(
+                    "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
+                    params![now, token_sha256],
+                )?;
+            }
+            Ok(user)
+        })
+        .await
 }
 
 /// An argon2id hash of a random password no one knows (made once per process), verified

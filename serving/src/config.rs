@@ -46,6 +46,9 @@ pub struct ServeConfig {
     /// Served over TLS (directly or behind a proxy that terminates it): the session
     /// cookie is marked `Secure` and responses carry `Strict-Transport-Security`.
     pub secure_cookies: bool,
+    /// Anyone may sign up. Closed by default: the first user becomes the admin and adds
+    /// the others (`POST /api/users` signed in as the admin).
+    pub open_sign_up: bool,
 }
 
 impl ServeConfig {
@@ -68,6 +71,7 @@ impl ServeConfig {
             db_connections: 16,
             sign_in: SignInPolicy::default(),
             secure_cookies: false,
+            open_sign_up: false,
         }
     }
 }

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_places_per_user.sql"),
     include_str!("../migrations/0004_face_thumbnails.sql"),
     include_str!("../migrations/0005_session_last_seen.sql"),
+    include_str!("../migrations/0006_admin.sql"),
 ];
 
 /// A pool of connections to the album's database.

@@ -372,3 +372,53 @@ async fn an_idle_session_ends_before_its_expiry() {
         1
     );
 }
+
+/// Finding "open sign-up with no way to close it, no admin": closed by default, the first
+/// user is the admin and adds the others; anyone else is refused before a hash is made.
+#[tokio::test]
+async fn sign_up_is_closed_but_to_the_first_user_and_the_admin() {
+    let album = TestAlbum::new(|c| c.open_sign_up = false);
+    let sign_up = |name: &str| json!({"username": name, "password": "correct horse"});
+    let (status, first) = album
+        .json("POST", "/api/users", None, Some(sign_up("ann")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first["admin"], true);
+    let (status, _) = album
+        .json("POST", "/api/users", None, Some(sign_up("mallory")))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let ann = another_session(&album, "ann", "correct horse").await;
+    let (status, bob) = album
+        .json("POST", "/api/users", Some(&ann), Some(sign_up("bob")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(bob["admin"], false);
+    // bob is no admin: he cannot add users either
+    let bob = another_session(&album, "bob", "correct horse").await;
+    let (status, _) = album
+        .json("POST", "/api/users", Some(&bob), Some(sign_up("carol")))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, me) = album.json("GET", "/api/me", Some(&ann), None).await;
+    assert_eq!(me["admin"], true);
+}
+
+/// With sign-up opened (`album serve --open-sign-up`), anyone may, and only the first
+/// user is the admin.
+#[tokio::test]
+async fn an_opened_sign_up_takes_anyone_and_makes_only_the_first_admin() {
+    let album = TestAlbum::new(|c| c.open_sign_up = true);
+    let sign_up = |name: &str| json!({"username": name, "password": "correct horse"});
+    let (_, ann) = album
+        .json("POST", "/api/users", None, Some(sign_up("ann")))
+        .await;
+    let (status, bob) = album
+        .json("POST", "/api/users", None, Some(sign_up("bob")))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        (ann["admin"].as_bool(), bob["admin"].as_bool()),
+        (Some(true), Some(false))
+    );
+}

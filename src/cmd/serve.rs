@@ -54,10 +54,15 @@ pub struct ServeArgs {
     /// cookie Secure and send Strict-Transport-Security.
     #[arg(long)]
     pub secure_cookies: bool,
+    /// Let anyone sign up. Without it the first user becomes the admin and adds the
+    /// others (POST /api/users while signed in).
+    #[arg(long)]
+    pub open_sign_up: bool,
 }
 
 const SERVE_HELP: &str = "\
-The API is described in serving/openapi.json. Sign up with POST /api/users, sign in with
+The API is described in serving/openapi.json. Sign up with POST /api/users (the first user
+becomes the admin, who adds the others; --open-sign-up lets anyone), sign in with
 POST /api/sessions (the token works as a cookie or as `Authorization: Bearer`), upload
 with a multipart POST /api/photos.
 
@@ -90,6 +95,7 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         trash_days: args.trash_days,
         workers: args.workers,
         secure_cookies: args.secure_cookies,
+        open_sign_up: args.open_sign_up,
         ..ServeConfig::new(&args.data_dir)
     }
 }

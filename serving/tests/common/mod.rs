@@ -69,6 +69,8 @@ impl TestAlbum {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ServeConfig::new(dir.path().join("album"));
         config.workers = 0;
+        // most tests need several users; accounts.rs tests the closed default
+        config.open_sign_up = true;
         configure(&mut config);
         let state = AppState::open(config).unwrap();
         TestAlbum { dir, state }

@@ -196,7 +196,11 @@ pub(super) fn create_user(state: &AppState) -> anyhow::Result<i64> {
         password: "per-photo timing secret".into(),
     };
     let (_, Json(user)) = runtime
-        .block_on(auth::register(State(state.clone()), Json(credentials)))
+        .block_on(auth::register(
+            State(state.clone()),
+            axum::http::HeaderMap::new(),
+            Json(credentials),
+        ))
         .context("creating the scratch album's user")?;
     Ok(user.id)
 }
