@@ -49,6 +49,8 @@ pub struct ServeConfig {
     /// Anyone may sign up. Closed by default: the first user becomes the admin and adds
     /// the others (`POST /api/users` signed in as the admin).
     pub open_sign_up: bool,
+    /// Bytes of photos one user may keep (the trash counts); `None`: no limit.
+    pub quota_bytes: Option<u64>,
 }
 
 impl ServeConfig {
@@ -72,6 +74,7 @@ impl ServeConfig {
             sign_in: SignInPolicy::default(),
             secure_cookies: false,
             open_sign_up: false,
+            quota_bytes: None,
         }
     }
 }

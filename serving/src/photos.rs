@@ -259,6 +259,19 @@ pub async fn upload(
     {
         return Err(error);
     }
+    // A user already at the quota: refused whole, as one over-limit request is.
+    if state.config.quota_bytes.is_some() {
+        let smallest = inspected
+            .iter()
+            .filter_map(|file| file.as_ref().ok().map(|f| f.bytes.len() as u64))
+            .min()
+            .unwrap_or(0);
+        let (user_id, quota_state) = (user.id, state.clone());
+        state
+            .db
+            .run(move |c| check_quota(&quota_state, c, user_id, smallest))
+            .await?;
+    }
     let store_state = state.clone();
     let results = tokio::task::spawn_blocking(move || {
         let mut results = Vec::with_capacity(inspected.len());
@@ -278,6 +291,37 @@ pub async fn upload(
         StatusCode::OK
     };
     Ok((status, Json(UploadReport { results })))
+}
+
+/// Bytes of photos `user_id` keeps, the trash included.
+pub fn bytes_used(c: &Connection, user_id: i64) -> Result<u64> {
+    let used: i64 = c.query_row(
+        "SELECT COALESCE(SUM(bytes), 0) FROM photos WHERE user_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    Ok(used.max(0) as u64)
+}
+
+/// `Ok` when `adding` more bytes keep `user_id` within the album's quota. (Two uploads
+/// at once may each pass and overshoot it by one of them: the quota bounds a user's
+/// storage, it does not account it to the byte.)
+fn check_quota(state: &AppState, c: &Connection, user_id: i64, adding: u64) -> Result<()> {
+    let Some(quota) = state.config.quota_bytes else {
+        return Ok(());
+    };
+    let used = bytes_used(c, user_id)?;
+    if used.saturating_add(adding) <= quota {
+        return Ok(());
+    }
+    let mib = |bytes: u64| bytes as f64 / f64::from(1u32 << 20);
+    Err(Error::TooLarge(format!(
+        "over your storage quota: {:.1} MiB used of {:.1} MiB, this photo is {:.1} MiB \
+         (empty the trash or ask the album's admin for more)",
+        mib(used),
+        mib(quota),
+        mib(adding)
+    )))
 }
 
 /// Stores inspected files for `user_id`: duplicates (same bytes as a photo this user
@@ -304,6 +348,10 @@ pub fn store_photos(
         }
         if !seen_in_request.insert(file.sha256.clone()) {
             continue; // the same bytes twice in one request: stored once below
+        }
+        if let Err(over) = check_quota(state, &c, user_id, file.bytes.len() as u64) {
+            results.push(UploadResult::refused(file.name, &over));
+            continue;
         }
         let id = match insert_photo(state, &mut c, user_id, &file, "photo") {
             Ok(id) => id,

@@ -783,3 +783,45 @@ async fn failed_jobs_are_retried_then_reported_and_crashed_ones_resume() {
     let error = jobs["failed"][0]["error"].as_str().unwrap();
     assert!(!error.contains('/') && !error.contains("blob"), "{error}");
 }
+
+/// Finding "no quotas": a user's photos (the trash included) stay within the album's
+/// quota; a batch stores what fits and refuses the rest, a user at the quota is refused
+/// whole, and emptying the trash makes room again.
+#[tokio::test]
+async fn uploads_stay_within_the_users_quota() {
+    let photos = class_photos("animals", 3);
+    let sizes: Vec<u64> = photos.iter().map(|(_, b)| b.len() as u64).collect();
+    let quota = sizes[0] + sizes[1] + sizes[2] / 2;
+    let album = TestAlbum::new(|c| c.quota_bytes = Some(quota));
+    let token = album.user("ann").await;
+    let (status, report) = album.upload(&token, &photos).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let statuses: Vec<&str> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["stored", "stored", "refused"], "{report}");
+    assert!(
+        report["results"][2]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota")
+    );
+    let (status, _) = album.upload(&token, &photos[2..]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // another user has a quota of their own
+    let bob = album.user("bob").await;
+    let (status, _) = album.upload(&bob, &photos[2..]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // the trash counts until it is emptied
+    album
+        .json("DELETE", "/api/photos/1", Some(&token), None)
+        .await;
+    let (status, _) = album.upload(&token, &photos[2..]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    album.json("DELETE", "/api/trash", Some(&token), None).await;
+    let (status, _) = album.upload(&token, &photos[2..]).await;
+    assert_eq!(status, StatusCode::CREATED);
+}

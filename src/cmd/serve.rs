@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// others (POST /api/users while signed in).
     #[arg(long)]
     pub open_sign_up: bool,
+    /// Storage each user may fill with photos, the trash included, in GiB [default: no limit].
+    #[arg(long, value_name = "GIB")]
+    pub quota_gib: Option<f64>,
 }
 
 const SERVE_HELP: &str = "\
@@ -96,6 +99,9 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         workers: args.workers,
         secure_cookies: args.secure_cookies,
         open_sign_up: args.open_sign_up,
+        quota_bytes: args
+            .quota_gib
+            .map(|gib| (gib.max(0.0) * f64::from(1u32 << 30)) as u64),
         ..ServeConfig::new(&args.data_dir)
     }
 }
