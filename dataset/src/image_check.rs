@@ -23,7 +23,7 @@
 use std::fmt;
 use std::io::Cursor;
 
-use image::{DynamicImage, ImageFormat, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 /// An image format recognised from its leading bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,15 +184,40 @@ pub struct ValidImage {
     pub height: u32,
 }
 
+/// What decoding an image will take, read from its header alone (and, for a GIF, from
+/// every frame's descriptor): nothing here allocates pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodePlan {
+    pub kind: ImageKind,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per pixel of the decoder's own output (6 for 16-bit RGB, 16 for float RGBA).
+    pub bytes_per_pixel: u8,
+    /// The most bytes of pixels held at once while decoding and using the image: the
+    /// decoder's buffer, one 8-bit working copy (the 16-bit to 8-bit reduction, an EXIF
+    /// turn or a colour conversion) and, for a GIF whose first frame does not cover its
+    /// screen, that frame's own buffer.
+    pub peak_bytes: u64,
+}
+
 /// Sniffs, size-checks from the header, decodes fully and checks a JPEG's end marker.
+/// 16-bit and floating-point images come back reduced to 8 bits per channel.
 pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ValidImage, ImageRejection> {
+    let plan = plan_decode(bytes, limits)?;
+    decode_planned(bytes, &plan, limits)
+}
+
+/// Every check that needs no pixels: the magic bytes, the header's size against the
+/// limits, each GIF frame against the pixel cap, a JPEG's end marker; and what decoding
+/// will cost. Cheap: call it before deciding whether there is memory to decode.
+pub fn plan_decode(bytes: &[u8], limits: &Limits) -> Result<DecodePlan, ImageRejection> {
     let kind = sniff(bytes).ok_or_else(|| {
         ImageRejection::new(
             RejectReason::NotAnImage,
             format!("unknown magic bytes {}", hex_prefix(bytes)),
         )
     })?;
-    let (width, height) = header_dimensions(bytes, kind, limits)?;
+    let (width, height, bytes_per_pixel) = header_facts(bytes, kind, limits)?;
     check_size(width, height, limits)?;
     if kind == ImageKind::Jpeg && !jpeg_has_end_marker(bytes) {
         return Err(ImageRejection::new(
@@ -200,6 +225,52 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ValidImage, ImageReject
             "JPEG is truncated: no end-of-image marker",
         ));
     }
+    let pixels = u64::from(width) * u64::from(height);
+    let working_copy = pixels * u64::from(bytes_per_pixel.min(4));
+    let mut peak_bytes = pixels * u64::from(bytes_per_pixel) + working_copy;
+    if kind == ImageKind::Gif {
+        let frames = gif_frames(bytes);
+        for (index, frame) in frames.iter().enumerate() {
+            let frame_pixels = u64::from(frame.width) * u64::from(frame.height);
+            if frame_pixels > limits.max_pixels {
+                return Err(ImageRejection::new(
+                    RejectReason::TooLargePixels,
+                    format!(
+                        "GIF frame {} is {}×{} = {frame_pixels} pixels, more than {}",
+                        index + 1,
+                        frame.width,
+                        frame.height,
+                        limits.max_pixels
+                    ),
+                ));
+            }
+        }
+        // The decoder reads a first frame that does not fill the screen into a buffer
+        // of its own before placing it.
+        if let Some(first) = frames.first()
+            && !first.fills_width_of(width, height)
+        {
+            peak_bytes += u64::from(first.width) * u64::from(first.height) * 4;
+        }
+    }
+    Ok(DecodePlan {
+        kind,
+        width,
+        height,
+        bytes_per_pixel,
+        peak_bytes,
+    })
+}
+
+/// Decodes an image [`plan_decode`] passed: the whole image must decode at the size its
+/// header gave. 16-bit and floating-point pixels are reduced to 8 bits per channel at
+/// once, so nothing downstream holds the wide buffer.
+pub fn decode_planned(
+    bytes: &[u8],
+    plan: &DecodePlan,
+    limits: &Limits,
+) -> Result<ValidImage, ImageRejection> {
+    let (kind, width, height) = (plan.kind, plan.width, plan.height);
     let image = reader(bytes, kind, limits).decode().map_err(|e| {
         ImageRejection::new(
             RejectReason::Corrupt,
@@ -218,25 +289,127 @@ pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ValidImage, ImageReject
         ));
     }
     Ok(ValidImage {
-        image,
+        image: to_eight_bits(image),
         kind,
         width,
         height,
     })
 }
 
-/// Width and height from the header only, without decoding pixels.
-fn header_dimensions(
+/// The same picture at 8 bits per channel, channels kept (a 16-bit grey PNG stays grey).
+pub fn to_eight_bits(image: DynamicImage) -> DynamicImage {
+    match image {
+        DynamicImage::ImageLuma16(_) => DynamicImage::ImageLuma8(image.to_luma8()),
+        DynamicImage::ImageLumaA16(_) => DynamicImage::ImageLumaA8(image.to_luma_alpha8()),
+        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgb32F(_) => {
+            DynamicImage::ImageRgb8(image.to_rgb8())
+        }
+        DynamicImage::ImageRgba16(_) | DynamicImage::ImageRgba32F(_) => {
+            DynamicImage::ImageRgba8(image.to_rgba8())
+        }
+        eight_bit => eight_bit,
+    }
+}
+
+/// Width, height and the decoder's bytes per pixel, from the header only.
+fn header_facts(
     bytes: &[u8],
     kind: ImageKind,
     limits: &Limits,
-) -> Result<(u32, u32), ImageRejection> {
-    reader(bytes, kind, limits).into_dimensions().map_err(|e| {
+) -> Result<(u32, u32, u8), ImageRejection> {
+    let decoder = reader(bytes, kind, limits).into_decoder().map_err(|e| {
         ImageRejection::new(
             RejectReason::Corrupt,
             format!("{kind} header does not parse: {e}"),
         )
-    })
+    })?;
+    let (width, height) = decoder.dimensions();
+    Ok((width, height, decoder.color_type().bytes_per_pixel()))
+}
+
+/// Where one GIF image sits on the logical screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GifFrame {
+    left: u32,
+    top: u32,
+    width: u32,
+    height: u32,
+}
+
+impl GifFrame {
+    /// Whether the decoder can write this frame straight into the screen's buffer (it
+    /// spans the full width and ends within the height).
+    fn fills_width_of(&self, width: u32, height: u32) -> bool {
+        self.left == 0 && self.width == width && self.top + self.height <= height
+    }
+}
+
+/// Every image descriptor of a GIF, walked by the block structure alone (no LZW
+/// decoding): the logical screen says nothing about how large each frame is, and a
+/// 16 × 16 screen may hold a 16 000 × 16 000 frame. The walk stops quietly at anything
+/// malformed; the decoder reports that.
+fn gif_frames(bytes: &[u8]) -> Vec<GifFrame> {
+    let mut frames = Vec::new();
+    let le16 = |at: usize| -> Option<u32> {
+        Some(u32::from(u16::from_le_bytes([
+            *bytes.get(at)?,
+            *bytes.get(at + 1)?,
+        ])))
+    };
+    let colour_table = |packed: u8| -> usize {
+        if packed & 0x80 != 0 {
+            3 << ((packed & 0x07) + 1)
+        } else {
+            0
+        }
+    };
+    // Data sub-blocks: a length byte and that many bytes, until a zero length.
+    let skip_sub_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let length = usize::from(*bytes.get(at)?);
+            at += 1;
+            if length == 0 {
+                return Some(at);
+            }
+            at += length;
+        }
+    };
+    let Some(&screen_packed) = bytes.get(10) else {
+        return frames;
+    };
+    let mut at = 13 + colour_table(screen_packed);
+    while let Some(&introducer) = bytes.get(at) {
+        match introducer {
+            0x21 => match skip_sub_blocks(at + 2) {
+                Some(next) => at = next,
+                None => break,
+            },
+            0x2C => {
+                let (Some(left), Some(top), Some(width), Some(height), Some(&packed)) = (
+                    le16(at + 1),
+                    le16(at + 3),
+                    le16(at + 5),
+                    le16(at + 7),
+                    bytes.get(at + 9),
+                ) else {
+                    break;
+                };
+                frames.push(GifFrame {
+                    left,
+                    top,
+                    width,
+                    height,
+                });
+                // the table, then the LZW minimum code size, then the data
+                match skip_sub_blocks(at + 10 + colour_table(packed) + 1) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+            _ => break, // the trailer (0x3B) or something broken
+        }
+    }
+    frames
 }
 
 fn check_size(width: u32, height: u32, limits: &Limits) -> Result<(), ImageRejection> {
@@ -589,6 +762,82 @@ mod tests {
         let err = validate(&bytes, &limits).unwrap_err();
         assert_eq!(err.reason, RejectReason::TooLargePixels, "{err}");
         assert!(err.detail.contains("50000×50000"), "{}", err.detail);
+    }
+
+    /// A GIF's logical screen says nothing of its frames' sizes: 16 × 16 pixels.
+    fn gif_with_frame(width: u16, height: u16) -> Vec<u8> {
+        let mut gif = b"GIF89a".to_vec();
+        gif.extend(16u16.to_le_bytes());
+        gif.extend(16u16.to_le_bytes());
+        gif.extend([0x80, 0, 0]); // a global table of 2 colours
+        gif.extend([0, 0, 0, 255, 255, 255]);
+        gif.extend([0x21, 0xF9, 4, 0, 10, 0, 0, 0]); // a graphic control extension
+        gif.push(0x2C);
+        for value in [0, 0, width, height] {
+            gif.extend(value.to_le_bytes());
+        }
+        gif.extend([0, 2, 2, 0x4C, 0x01, 0]); // no local table; a tiny LZW stream
+        gif.push(0x3B);
+        gif
+    }
+
+    /// Finding "a GIF whose logical screen is 16×16 with one 16000×16000 frame is
+    /// accepted (1 GiB during upload)": every frame is held to the pixel cap, from its
+    /// descriptor, before anything is decoded.
+    #[test]
+    fn a_gif_frame_larger_than_its_screen_is_held_to_the_pixel_cap() {
+        let limits = Limits {
+            min_side: 1,
+            ..Limits::default()
+        };
+        let bomb = gif_with_frame(16_000, 16_000);
+        let err = plan_decode(&bomb, &limits).unwrap_err();
+        assert_eq!(err.reason, RejectReason::TooLargePixels, "{err}");
+        assert!(err.detail.contains("16000×16000"), "{}", err.detail);
+        // a frame within the cap but beyond the screen is counted in the peak
+        let wide = gif_with_frame(1000, 1000);
+        let plan = plan_decode(&wide, &limits).unwrap();
+        assert!(plan.peak_bytes >= 1000 * 1000 * 4, "{plan:?}");
+    }
+
+    #[test]
+    fn gif_frames_are_read_from_the_block_structure() {
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = image::codecs::gif::GifEncoder::new(&mut bytes);
+            for (w, h) in [(40, 36), (40, 36), (40, 36)] {
+                let frame = image::Frame::new(image::RgbaImage::new(w, h));
+                encoder.encode_frame(frame).unwrap();
+            }
+        }
+        let frames = gif_frames(&bytes);
+        assert_eq!(frames.len(), 3);
+        assert!(
+            frames.iter().all(|f| (f.width, f.height) == (40, 36)),
+            "{frames:?}"
+        );
+        assert!(validate(&bytes, &Limits::default()).is_ok());
+        assert!(gif_frames(&bytes[..bytes.len() / 2]).len() < 3);
+        assert!(gif_frames(b"GIF8").is_empty());
+    }
+
+    /// Finding "a 16-bit 9000×9000 PNG is accepted (870 MiB)": its plan counts 6 bytes
+    /// a pixel, and what comes back holds 3.
+    #[test]
+    fn a_16_bit_png_is_counted_at_its_width_and_reduced_to_8_bits() {
+        let wide = image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 1000) as u16, (y * 1000) as u16, 65535])
+        });
+        let mut bytes = Vec::new();
+        DynamicImage::ImageRgb16(wide)
+            .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
+            .unwrap();
+        let plan = plan_decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(plan.bytes_per_pixel, 6);
+        assert_eq!(plan.peak_bytes, 64 * 48 * (6 + 4));
+        let valid = decode_planned(&bytes, &plan, &Limits::default()).unwrap();
+        assert_eq!(valid.image.color(), image::ColorType::Rgb8);
+        assert_eq!(valid.image.to_rgb8().get_pixel(1, 0).0, [4, 0, 255]);
     }
 
     #[test]
