@@ -7,12 +7,19 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use album_training::inference::BundleInfo;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::routing::{MethodRouter, delete, get, post, put};
+use tower_http::LatencyUnit;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::blobs::BlobStore;
+use crate::budget::MemoryBudget;
 use crate::config::ServeConfig;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::ingest::Decoding;
 use crate::jobs::JobSignal;
 use crate::throttle::SignInGuard;
 use crate::{albums, auth, gifs, jobs, origin, people, photos, places, smart, web};
@@ -28,6 +35,10 @@ pub struct AppState {
     pub class_names: Option<Arc<Vec<String>>>,
     /// Failed sign-ins counted, password checks bounded.
     pub sign_in: Arc<SignInGuard>,
+    /// The pixel cap and the memory budget every decode and upload body draws on.
+    pub decoding: Decoding,
+    /// GIF builds running now (at most [`ServeConfig::gif_builds`]).
+    pub gif_slots: Arc<tokio::sync::Semaphore>,
     /// Shared while a blob is written and its row committed, exclusive while purged
     /// rows' blobs are deleted, so a purge never removes a blob a new row is about to
     /// use while writers do not wait for each other.
@@ -43,7 +54,7 @@ impl AppState {
         let db = Db::open(&config.data_dir.join("album.db"), config.db_connections)?;
         let (blobs, removed) = BlobStore::open(&config.data_dir.join("blobs"))?;
         if removed > 0 {
-            eprintln!("album serve: removed {removed} half-written blob(s) left by a crash");
+            tracing::warn!(removed, "removed half-written blobs left by a crash");
         }
         let class_names = match &config.model_bundle {
             Some(bundle) => Some(Arc::new(
@@ -53,9 +64,16 @@ impl AppState {
             )),
             None => None,
         };
+        let decoding = Decoding {
+            budget: MemoryBudget::new(config.memory_budget_bytes),
+            max_pixels: config.max_pixels,
+            request_wait: config.busy_wait,
+        };
         Ok(AppState {
             db,
             blobs,
+            decoding,
+            gif_slots: Arc::new(tokio::sync::Semaphore::new(config.gif_builds)),
             sign_in: Arc::new(SignInGuard::new(config.sign_in.clone())),
             config: Arc::new(config),
             jobs: Arc::new(JobSignal::default()),
@@ -151,17 +169,68 @@ pub fn app(state: AppState) -> Router {
         .fold(Router::new(), |router, (path, method_router)| {
             router.route(path, method_router)
         });
+    let config = state.config.clone();
     let router = router
         .fallback(web::not_found)
         .layer(axum::middleware::from_fn(
             origin::refuse_cross_origin_cookie_writes,
         ));
-    let router = if state.config.secure_cookies {
+    let router = if config.secure_cookies {
         router.layer(axum::middleware::map_response(strict_transport_security))
     } else {
         router
     };
-    router.with_state(state)
+    router
+        .layer(RequestBodyTimeoutLayer::new(config.body_idle_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                )
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// One span per request: its id (also sent back as `x-request-id`), method and path;
+/// the signed-in user is recorded into it by [`crate::auth::CurrentUser`]. The query
+/// string is left out: it may carry a session token.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+        user = tracing::field::Empty,
+    )
+}
+
+/// Whether a body error is the idle time-out of [`RequestBodyTimeoutLayer`], however
+/// deeply the extractor wrapped it.
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Over TLS, browsers are told to use nothing else for this host for a year.

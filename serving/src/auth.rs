@@ -323,10 +323,8 @@ fn refused(refusal: Refusal) -> Error {
 fn log_failed_sign_in(username: &str, address: Option<IpAddr>, locked: Option<Duration>) {
     let name: String = username.chars().take(64).collect();
     let from = address.map_or("an unknown address".into(), |a| a.to_string());
-    let lock = locked.map_or(String::new(), |d| {
-        format!("; locked for {} s", d.as_secs_f64().ceil())
-    });
-    eprintln!("album serve: failed sign-in for {name:?} from {from}{lock}");
+    let locked_secs = locked.map_or(0.0, |d| d.as_secs_f64().ceil());
+    tracing::warn!(user = ?name, from, locked_secs, "failed sign-in");
 }
 
 /// `DELETE /api/sessions`: signs this token out.
@@ -477,7 +475,9 @@ impl FromRequestParts<AppState> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
         let token = token_of(&parts.headers).ok_or(Error::Unauthorized)?;
-        user_of_token(state, token).await
+        let user = user_of_token(state, token).await?;
+        tracing::Span::current().record("user", user.id);
+        Ok(user)
     }
 }
 

@@ -1,6 +1,7 @@
 //! How the service runs: where its data lives, its limits and its background work.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::throttle::SignInPolicy;
 
@@ -51,6 +52,24 @@ pub struct ServeConfig {
     pub open_sign_up: bool,
     /// Bytes of photos one user may keep (the trash counts); `None`: no limit.
     pub quota_bytes: Option<u64>,
+    /// Memory for pixels and upload bodies, all users together (see [`crate::budget`]).
+    pub memory_budget_bytes: u64,
+    /// How long a request waits for memory, or for a GIF slot, before it is answered 503.
+    pub busy_wait: Duration,
+    /// GIFs built at once; a request beyond them waits [`ServeConfig::busy_wait`].
+    pub gif_builds: usize,
+    /// The most source pixels one GIF may decode, its distinct photos together: 100
+    /// frames from previews (1280 px) come to about 160 megapixels, while 100 originals
+    /// of 100 megapixels would be 10 gigapixels of decoding for one request.
+    pub gif_max_source_pixels: u64,
+    /// A connection must deliver a request's headers within this.
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long is cut off (408).
+    pub body_idle_timeout: Duration,
+    /// A request not answered within this is cut off (408), its work abandoned.
+    pub request_timeout: Duration,
+    /// On stopping, how long requests in flight may take to finish.
+    pub drain_timeout: Duration,
 }
 
 impl ServeConfig {
@@ -75,6 +94,14 @@ impl ServeConfig {
             secure_cookies: false,
             open_sign_up: false,
             quota_bytes: None,
+            memory_budget_bytes: 1 << 30,
+            busy_wait: Duration::from_secs(10),
+            gif_builds: 2,
+            gif_max_source_pixels: 1_000_000_000,
+            header_read_timeout: Duration::from_secs(20),
+            body_idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(15 * 60),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -50,6 +50,13 @@ pub enum Error {
         message: String,
         retry_after_secs: u64,
     },
+    /// The request took too long: its body stalled, or it ran past the request
+    /// time-out.
+    #[error("{0}")]
+    Timeout(String),
+    /// The client left before the work finished; nobody reads this answer.
+    #[error("the request was abandoned before it finished")]
+    Abandoned,
     /// Something failed on the server; the string is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -77,6 +84,7 @@ impl Error {
             Error::BadImage(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Timeout(_) | Error::Abandoned => StatusCode::REQUEST_TIMEOUT,
             Error::Internal(_) | Error::Setup(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +114,8 @@ impl Error {
             Error::BadImage(_) => "bad_image",
             Error::TooManyRequests { .. } => "too_many_requests",
             Error::Busy { .. } => "busy",
+            Error::Timeout(_) => "timeout",
+            Error::Abandoned => "abandoned",
             Error::Internal(_) | Error::Setup(_) => "internal",
         }
     }
@@ -121,7 +131,7 @@ pub struct ErrorBody {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if let Error::Internal(cause) | Error::Setup(cause) = &self {
-            eprintln!("album serve: internal error: {cause}");
+            tracing::error!(%cause, "internal error");
         }
         let message = self.public_message();
         let retry_after = match &self {

@@ -5,8 +5,15 @@
 //! frame is decoded from the photo's 1280 px preview when it has one (the canvas is at
 //! most 1024 px), fitted to the canvas and encoded before the next is decoded; a photo
 //! named several times is decoded once (its canvas kept until its last use).
+//!
+//! And bounded: at most [`crate::config::ServeConfig::gif_builds`] run at once (503
+//! beyond, after a short wait); the distinct sources' pixels are capped before any is
+//! decoded; each decode holds its peak from the memory budget; and the build stops
+//! between frames once the client has gone ([`Abandoned`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::extract::State;
@@ -17,6 +24,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
+use crate::ingest::Patience;
 use crate::media::{self, AnimatedGif};
 use crate::photos::{PhotoInfo, insert_photo, photo_of, photo_with_bytes};
 use crate::{ingest, media::MediaError};
@@ -65,45 +73,69 @@ fn refused(error: MediaError) -> Error {
     Error::BadRequest(format!("cannot make the GIF: {error}"))
 }
 
-/// Where a frame's pixels come from: a blob, and the EXIF orientation to apply to it.
+/// Where a frame's pixels come from: a blob, the EXIF orientation to apply to it, and
+/// how many pixels it holds.
 struct FrameSource {
     sha256: String,
     orientation: u16,
+    pixels: u64,
 }
 
-/// Each distinct photo's source, after checking the user owns it: the preview (already
-/// upright) when it has been made and is stored, else the original.
+/// Each distinct photo's source, after checking the user owns it (one query a photo):
+/// the preview (already upright) when it has been made and is stored, else the
+/// original. Refused before any decoding when the sources hold too many pixels.
 fn frame_sources(
     state: &AppState,
     user_id: i64,
     photo_ids: &[i64],
 ) -> Result<HashMap<i64, FrameSource>> {
     let c = state.db.connection()?;
-    let mut sources = HashMap::new();
+    let mut statement = c.prepare_cached(
+        "SELECT sha256, preview_sha256, orientation, width, height FROM photos
+         WHERE id = ?1 AND user_id = ?2",
+    )?;
+    let mut rows: Vec<(i64, (String, Option<String>, u16, u32, u32))> = Vec::new();
     for &id in photo_ids {
-        if sources.contains_key(&id) {
+        if rows.iter().any(|(seen, _)| *seen == id) {
             continue;
         }
-        photo_of(&c, user_id, id)?;
-        let (original, preview, orientation): (String, Option<String>, u16) = c
-            .query_row(
-                "SELECT sha256, preview_sha256, orientation FROM photos WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+        let row: (String, Option<String>, u16, u32, u32) = statement
+            .query_row(rusqlite::params![id, user_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?
             .ok_or(Error::NotFound("photo"))?;
+        rows.push((id, row));
+    }
+    drop(statement);
+    drop(c); // the blob checks below need no connection
+    let preview_side = u64::from(state.config.preview_side);
+    let mut sources = HashMap::new();
+    for (id, (original, preview, orientation, width, height)) in rows {
+        let pixels = u64::from(width) * u64::from(height);
         let source = match preview {
             Some(preview) if state.blobs.contains(&preview)? => FrameSource {
                 sha256: preview,
                 orientation: 1,
+                pixels: pixels.min(preview_side * preview_side),
             },
             _ => FrameSource {
                 sha256: original,
                 orientation,
+                pixels,
             },
         };
         sources.insert(id, source);
+    }
+    let total: u64 = sources.values().map(|s| s.pixels).sum();
+    let most = state.config.gif_max_source_pixels;
+    if total > most {
+        return Err(Error::BadImage(format!(
+            "the chosen photos hold {} megapixels to decode, more than the {} a GIF may \
+             use; choose fewer, or wait until their previews are made",
+            total.div_ceil(1_000_000),
+            most / 1_000_000
+        )));
     }
     Ok(sources)
 }
@@ -113,6 +145,7 @@ fn render(
     state: &AppState,
     request: &Checked,
     sources: &HashMap<i64, FrameSource>,
+    abandoned: &Abandoned,
 ) -> Result<Vec<u8>> {
     let last_use: HashMap<i64, usize> = request
         .photo_ids
@@ -127,6 +160,7 @@ fn render(
         let mut gif =
             AnimatedGif::new(&mut bytes, count, size, request.delay_ms).map_err(refused)?;
         for (i, id) in request.photo_ids.iter().enumerate() {
+            abandoned.check()?;
             let frame = match kept.remove(id) {
                 Some(frame) => frame,
                 None => {
@@ -134,6 +168,8 @@ fn render(
                     let image = ingest::decode_upright(
                         &state.blobs.read(&source.sha256)?,
                         source.orientation,
+                        &state.decoding,
+                        Patience::Request,
                     )?;
                     media::gif_frame(&image, size).map_err(refused)?
                 } // the decoded photo is dropped here: one at a time
@@ -149,11 +185,15 @@ fn render(
 
 /// Builds the GIF and stores it like an upload (blob, row, thumbnail job). The same
 /// frames, delay and size asked for again (even at the same moment) give the same item.
-pub fn make_gif(state: &AppState, user_id: i64, request: GifRequest) -> Result<PhotoInfo> {
-    let request = check(request)?;
+fn make_gif(
+    state: &AppState,
+    user_id: i64,
+    request: &Checked,
+    abandoned: &Abandoned,
+) -> Result<PhotoInfo> {
     let sources = frame_sources(state, user_id, &request.photo_ids)?;
-    let bytes = render(state, &request, &sources)?;
-    let file = ingest::inspect(request.name, bytes, state.config.max_pixels)?;
+    let bytes = render(state, request, &sources, abandoned)?;
+    let file = ingest::inspect(request.name.clone(), bytes, &state.decoding)?;
     let mut c = state.db.connection()?;
     if let Some(existing) = photo_with_bytes(&c, user_id, &file.sha256)? {
         return photo_of(&c, user_id, existing);
@@ -166,15 +206,63 @@ pub fn make_gif(state: &AppState, user_id: i64, request: GifRequest) -> Result<P
     photo_of(&c, user_id, id)
 }
 
-/// `POST /api/gifs`.
+/// `POST /api/gifs`: parameters checked first, then a build slot (503 with
+/// `Retry-After` when every slot stays busy), then the frames in a blocking thread that
+/// stops between frames once the client has gone.
 pub async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
     Json(request): Json<GifRequest>,
 ) -> Result<(StatusCode, Json<PhotoInfo>)> {
+    let request = check(request)?;
+    let slot = tokio::time::timeout(
+        state.config.busy_wait,
+        state.gif_slots.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| Error::Busy {
+        message: "every GIF slot is busy; try again in a few seconds".into(),
+        retry_after_secs: 5,
+    })?
+    .map_err(|e| Error::internal("GIF slots", e))?;
+    let (abandoned, _on_drop) = Abandoned::watch();
     let worker_state = state.clone();
-    let photo =
-        tokio::task::spawn_blocking(move || make_gif(&worker_state, user.id, request)).await??;
+    let photo = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        make_gif(&worker_state, user.id, &request, &abandoned)
+    })
+    .await??;
     state.jobs.wake();
     Ok((StatusCode::CREATED, Json(photo)))
+}
+
+/// Set when the request's future is dropped (the client closed the connection, or the
+/// request timed out), so the blocking work it started stops at its next check instead
+/// of running to the end for nobody.
+#[derive(Clone)]
+pub struct Abandoned(Arc<AtomicBool>);
+
+/// Marks its [`Abandoned`] when dropped; the handler holds it across its `.await`s.
+pub struct MarkOnDrop(Arc<AtomicBool>);
+
+impl Abandoned {
+    /// A flag, and the guard that raises it when the handler goes away.
+    pub fn watch() -> (Abandoned, MarkOnDrop) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Abandoned(flag.clone()), MarkOnDrop(flag))
+    }
+
+    /// `Err` once the client has gone.
+    pub fn check(&self) -> Result<()> {
+        if self.0.load(Ordering::Relaxed) {
+            return Err(Error::Abandoned);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MarkOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

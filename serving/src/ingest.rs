@@ -4,11 +4,69 @@
 //! is decoded (truncated and corrupt files), and the EXIF orientation, date, GPS and
 //! camera are read. Only a file that passes every step is written.
 
-use album_dataset::image_check::{self, ImageKind, Limits, RejectReason};
+use std::ops::Deref;
+use std::time::Duration;
+
+use album_dataset::image_check::{
+    self, DecodePlan, ImageKind, ImageRejection, Limits, RejectReason,
+};
+use image::DynamicImage;
 
 use crate::blobs::sha256_hex;
+use crate::budget::{MemoryBudget, Reservation};
 use crate::error::{Error, Result};
 use crate::media::{self, PhotoMeta};
+
+/// How this album decodes photos: the pixel cap for new ones, and the memory budget
+/// every decode draws its peak from before it starts (see [`crate::budget`]).
+#[derive(Debug, Clone)]
+pub struct Decoding {
+    pub budget: MemoryBudget,
+    pub max_pixels: u64,
+    /// How long a request's decode waits for memory before it is answered 503.
+    pub request_wait: Duration,
+}
+
+/// How long a decode may wait for memory held by other work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// A request: [`Decoding::request_wait`], then 503 with `Retry-After`.
+    Request,
+    /// Background work: as long as it takes.
+    Job,
+}
+
+impl Decoding {
+    /// Holds `plan`'s peak from the budget for the decode about to start.
+    fn hold(&self, plan: &DecodePlan, patience: Patience, what: &str) -> Result<Reservation> {
+        let held = match patience {
+            Patience::Request => self
+                .budget
+                .reserve_within(plan.peak_bytes, self.request_wait),
+            Patience::Job => self.budget.reserve(plan.peak_bytes),
+        };
+        held.map_err(|e| {
+            e.into_error(&format!(
+                "{what} ({}×{} {}, {} bytes a pixel)",
+                plan.width, plan.height, plan.kind, plan.bytes_per_pixel
+            ))
+        })
+    }
+}
+
+/// A decoded photo, holding its memory from the budget until dropped.
+pub struct Decoded {
+    image: DynamicImage,
+    _held: Reservation,
+}
+
+impl Deref for Decoded {
+    type Target = DynamicImage;
+
+    fn deref(&self) -> &DynamicImage {
+        &self.image
+    }
+}
 
 /// An uploaded file that passed every check.
 #[derive(Debug, Clone)]
@@ -69,8 +127,9 @@ pub fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every check for one file; see the module docs.
-pub fn inspect(name: String, bytes: Vec<u8>, max_pixels: u64) -> Result<Inspected> {
+/// Every check for one file; see the module docs. The decode waits for memory as a
+/// request does.
+pub fn inspect(name: String, bytes: Vec<u8>, decoding: &Decoding) -> Result<Inspected> {
     check_file_name(&name)?;
     if bytes.is_empty() {
         return Err(Error::BadImage(format!("{name:?} is empty")));
@@ -83,16 +142,20 @@ pub fn inspect(name: String, bytes: Vec<u8>, max_pixels: u64) -> Result<Inspecte
     };
     let limits = Limits {
         min_side: 1,
-        max_pixels,
+        max_pixels: decoding.max_pixels,
     };
-    let valid = image_check::validate(&bytes, &limits).map_err(|rejection| {
+    let refused = |rejection: ImageRejection| {
         let what = match rejection.reason {
             RejectReason::TooLargePixels => "is over the pixel cap",
             RejectReason::NotAnImage => "is not an image",
             RejectReason::Corrupt | RejectReason::TooSmall => "does not decode",
         };
         Error::BadImage(format!("{name:?} {what}: {}", rejection.detail))
-    })?;
+    };
+    let plan = image_check::plan_decode(&bytes, &limits).map_err(refused)?;
+    let held = decoding.hold(&plan, Patience::Request, &format!("{name:?}"))?;
+    let valid = image_check::decode_planned(&bytes, &plan, &limits).map_err(refused)?;
+    drop((valid.image, held)); // only the facts are kept
     let meta = media::read_meta(&bytes);
     let (width, height) = upright_size(valid.width, valid.height, meta.orientation);
     Ok(Inspected {
@@ -115,11 +178,28 @@ pub fn upright_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
     }
 }
 
-/// Decodes a stored original and turns it upright.
-pub fn decode_upright(bytes: &[u8], orientation: u16) -> Result<image::DynamicImage> {
-    let image = image::load_from_memory(bytes)
-        .map_err(|e| Error::internal("decoding a stored photo", e))?;
-    Ok(media::apply_orientation(image, orientation))
+/// Decodes a stored photo and turns it upright, its peak memory held from the budget
+/// first (16-bit pixels come back as 8-bit). Stored photos passed the pixel cap when
+/// they came in; the budget alone bounds them now, so lowering the cap later never
+/// makes a stored photo undecodable.
+pub fn decode_upright(
+    bytes: &[u8],
+    orientation: u16,
+    decoding: &Decoding,
+    patience: Patience,
+) -> Result<Decoded> {
+    let limits = Limits {
+        min_side: 1,
+        max_pixels: u64::MAX,
+    };
+    let broken = |rejection: ImageRejection| Error::internal("decoding a stored photo", rejection);
+    let plan = image_check::plan_decode(bytes, &limits).map_err(broken)?;
+    let held = decoding.hold(&plan, patience, "a stored photo")?;
+    let valid = image_check::decode_planned(bytes, &plan, &limits).map_err(broken)?;
+    Ok(Decoded {
+        image: media::apply_orientation(valid.image, orientation),
+        _held: held,
+    })
 }
 
 #[cfg(test)]

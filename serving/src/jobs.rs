@@ -25,6 +25,7 @@ use crate::auth::CurrentUser;
 use crate::config::ServeConfig;
 use crate::db::now;
 use crate::error::{Error, Result};
+use crate::ingest::Patience;
 use crate::{media, people, photos};
 
 /// One kind of background step.
@@ -273,7 +274,7 @@ fn work(state: &AppState, models: &mut Models) {
             Ok(true) => {}
             Ok(false) => state.jobs.wait(Duration::from_millis(500)),
             Err(error) => {
-                eprintln!("album serve: the job queue: {error}");
+                tracing::error!(%error, "the job queue");
                 state.jobs.wait(Duration::from_secs(1));
             }
         }
@@ -287,9 +288,13 @@ pub fn run_next(state: &AppState, models: &mut Models) -> Result<bool> {
     };
     let outcome = run_job(state, models, &job);
     if let Err(error) = &outcome {
-        eprintln!(
-            "album serve: job {} ({}) attempt {}/{} failed: {error}",
-            job.id, job.kind, job.attempts, job.max_attempts
+        tracing::warn!(
+            job = job.id,
+            kind = %job.kind,
+            attempt = job.attempts,
+            of = job.max_attempts,
+            %error,
+            "job failed"
         );
     }
     finish(&*state.db.connection()?, &job, &outcome)?;
@@ -329,7 +334,7 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
                 .classifier
                 .as_ref()
                 .ok_or_else(|| Error::internal("classify", "no model bundle is loaded"))?;
-            match photos::upright_image(state, photo_id)? {
+            match photos::upright_image(state, photo_id, Patience::Job)? {
                 Some(image) => classify_photo(state, classifier, photo_id, &image),
                 None => Ok(()),
             }
@@ -339,7 +344,7 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
                 .faces
                 .as_mut()
                 .ok_or_else(|| Error::internal("faces", "no face models are loaded"))?;
-            match photos::upright_image(state, photo_id)? {
+            match photos::upright_image(state, photo_id, Patience::Job)? {
                 Some(image) => {
                     people::store_faces(state, pipeline, job.user_id, photo_id, &image.to_rgb8())
                 }
@@ -409,7 +414,8 @@ pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, Str
     {
         return Ok((t.clone(), p.clone()));
     }
-    let image = photos::upright_image(state, photo_id)?.ok_or(Error::NotFound("photo"))?;
+    let image =
+        photos::upright_image(state, photo_id, Patience::Job)?.ok_or(Error::NotFound("photo"))?;
     let thumbnail_bytes = media::resized_jpeg(&image, state.config.thumbnail_side, 85)
         .map_err(|e| Error::internal("thumbnail", e))?;
     let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)

@@ -8,13 +8,28 @@
 //! them into people; places come from EXIF GPS offline; GIFs from chosen photos; a small
 //! web page is served from the binary.
 //!
-//! Start with [`app::AppState::open`] and [`app::app`]; `album serve` adds the socket and
-//! the workers ([`jobs::Workers`]).
+//! Start with [`server::serve`] (the whole lifecycle: the album opened, the job
+//! workers and the hourly purge started, connections served with header, body and
+//! request time-outs, a clean stop), or with [`app::AppState::open`] and [`app::app`]
+//! for the router alone, as the tests drive it.
+//!
+//! Where things are:
+//! - the HTTP edge: [`app`] (routes, layers: request span and id, time-outs, origin
+//!   checks), [`server`] (connections, lifecycle), [`error`] (one error type, statuses);
+//! - containment: [`budget`] (one memory budget for every decode and upload body),
+//!   [`throttle`] (sign-in throttling and password-check slots), [`zipstream`] (zip
+//!   downloads streamed as written);
+//! - photos in: [`ingest`] (the checks and the budgeted decode), [`media`] (EXIF,
+//!   renditions, GIF frames), [`blobs`] (content-addressed files);
+//! - the features: [`photos`], [`albums`], [`smart`], [`people`], [`places`], [`gifs`],
+//!   [`auth`] with [`passwords`] and [`origin`]; [`jobs`] runs the background work;
+//! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
 
 pub mod albums;
 pub mod app;
 pub mod auth;
 pub mod blobs;
+pub mod budget;
 pub mod check;
 pub mod config;
 pub mod db;
@@ -28,9 +43,11 @@ pub mod passwords;
 pub mod people;
 pub mod photos;
 pub mod places;
+pub mod server;
 pub mod smart;
 pub mod throttle;
 pub mod web;
+pub mod zipstream;
 
 pub use app::{AppState, app};
 pub use config::ServeConfig;

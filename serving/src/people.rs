@@ -28,7 +28,7 @@ use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::db::{self, now};
 use crate::error::{Error, Result};
-use crate::ingest::is_unsafe_in_name;
+use crate::ingest::{Patience, is_unsafe_in_name};
 use crate::jobs::{self, JobKind};
 use crate::{media, photos};
 
@@ -729,7 +729,8 @@ fn stored_or_new_thumbnail(state: &AppState, user_id: i64, id: i64) -> Result<Ve
         return state.blobs.read(&sha256);
     }
     drop(c);
-    let image = photos::upright_image(state, face.photo_id)?.ok_or(Error::NotFound("face"))?;
+    let image = photos::upright_image(state, face.photo_id, Patience::Request)?
+        .ok_or(Error::NotFound("face"))?;
     let (x, y, w, h) = thumbnail_frame(
         [face.x, face.y, face.w, face.h],
         (image.width(), image.height()),

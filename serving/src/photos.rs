@@ -9,7 +9,6 @@
 //! committed.
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use axum::Json;
 use axum::body::Body;
@@ -22,11 +21,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth::CurrentUser;
+use crate::budget::{BudgetError, Reservation};
 use crate::db::{self, now};
 use crate::error::{Error, ErrorBody, Result};
-use crate::ingest::{self, Inspected};
+use crate::ingest::{self, Decoded, Inspected, Patience};
 use crate::jobs::{self, JobKind};
 use crate::places;
+use crate::zipstream::{self, ZipOut};
 
 /// A photo as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -104,7 +105,11 @@ pub fn photo_of(c: &Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo
 
 /// A stored photo's original, decoded and turned upright; `None` when the photo is gone
 /// (purged). Callers check ownership first: this looks the photo up by id alone.
-pub fn upright_image(state: &AppState, photo_id: i64) -> Result<Option<image::DynamicImage>> {
+pub fn upright_image(
+    state: &AppState,
+    photo_id: i64,
+    patience: Patience,
+) -> Result<Option<Decoded>> {
     let original: Option<(String, u16)> = state
         .db
         .connection()?
@@ -118,6 +123,8 @@ pub fn upright_image(state: &AppState, photo_id: i64) -> Result<Option<image::Dy
         Some((sha256, orientation)) => Ok(Some(ingest::decode_upright(
             &state.blobs.read(&sha256)?,
             orientation,
+            &state.decoding,
+            patience,
         )?)),
         None => Ok(None),
     }
@@ -176,7 +183,9 @@ struct Incoming {
 }
 
 fn multipart_error(e: MultipartError) -> Error {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::app::is_body_timeout(&e) {
+        Error::Timeout("the upload stalled: no data arrived for a while; send it again".into())
+    } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::TooLarge(format!(
             "the request is over the upload limit: {}",
             e.body_text()
@@ -189,8 +198,15 @@ fn multipart_error(e: MultipartError) -> Error {
 /// Reads every file part, chunk by chunk. A file over the per-file limit or with a
 /// hostile name is refused on its own (its bytes are read past, never kept); a request
 /// that is malformed, over the request limit or has too many files is refused whole.
-async fn read_files(multipart: &mut Multipart, state: &AppState) -> Result<Vec<Incoming>> {
+/// The bytes kept are held from the memory budget as they arrive (returned with them):
+/// when other uploads and decodes hold it all, the request is answered 503 at once.
+async fn read_files(
+    multipart: &mut Multipart,
+    state: &AppState,
+) -> Result<(Vec<Incoming>, Reservation)> {
     let config = &state.config;
+    let over_budget = |e: BudgetError| e.into_error("the upload");
+    let mut held = state.decoding.budget.try_reserve(0).map_err(over_budget)?;
     let mut files = Vec::new();
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         let Some(name) = field.file_name().map(str::to_owned) else {
@@ -211,13 +227,14 @@ async fn read_files(multipart: &mut Multipart, state: &AppState) -> Result<Vec<I
                         config.max_file_bytes >> 20
                     )));
                 } else {
+                    held.try_grow(chunk.len() as u64).map_err(over_budget)?;
                     kept.extend_from_slice(&chunk);
                 }
             }
         }
         files.push(Incoming { name, bytes });
     }
-    Ok(files)
+    Ok((files, held))
 }
 
 /// `POST /api/photos`: multipart upload of one or more files (any field name).
@@ -232,13 +249,14 @@ pub async fn upload(
             e.body_text()
         ))
     })?;
-    let files = read_files(&mut multipart, &state).await?;
+    // the bodies' bytes stay held until the files are stored or refused
+    let (files, _bodies) = read_files(&mut multipart, &state).await?;
     if files.is_empty() {
         return Err(Error::BadRequest(
             "no files in the request: send multipart/form-data with one or more file parts".into(),
         ));
     }
-    let max_pixels = state.config.max_pixels;
+    let decoding = state.decoding.clone();
     let mut inspected = tokio::task::spawn_blocking(move || {
         files
             .into_iter()
@@ -246,7 +264,7 @@ pub async fn upload(
                 let name = file.name.clone();
                 let inspected = file
                     .bytes
-                    .and_then(|bytes| ingest::inspect(file.name, bytes, max_pixels));
+                    .and_then(|bytes| ingest::inspect(file.name, bytes, &decoding));
                 inspected.map_err(|error| (name, error))
             })
             .collect::<Vec<_>>()
@@ -714,59 +732,43 @@ fn parse_ids(text: &str) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// The photos' originals in one zip (stored, not deflated: photos are compressed
-/// already), each as `<id>-<name>`.
-pub fn zip_photos(state: &AppState, user_id: i64, ids: &[i64]) -> Result<Vec<u8>> {
-    let c = state.db.connection()?;
-    let photos = ids
-        .iter()
-        .map(|&id| photo_of(&c, user_id, id))
-        .collect::<Result<Vec<_>>>()?;
-    drop(c);
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .large_file(false);
+/// Writes the photos' originals into `zip`, each as `<id>-<name>`, read from disk in
+/// pieces.
+fn write_originals(state: &AppState, zip: &mut ZipOut, photos: Vec<PhotoInfo>) -> Result<()> {
     let mut names = HashSet::new();
     for photo in photos {
         let name = format!("{}-{}", photo.id, photo.name);
         if !names.insert(name.clone()) {
             continue; // the same id twice
         }
-        let bytes = state.blobs.read(&photo.sha256)?;
-        writer
-            .start_file(name, options)
-            .and_then(|()| writer.write_all(&bytes).map_err(Into::into))
-            .map_err(|e| Error::internal("zip", e))?;
+        let path = state.blobs.path(&photo.sha256)?;
+        let mut file = std::fs::File::open(&path)
+            .map_err(|e| Error::internal(&format!("opening {}", path.display()), e))?;
+        zipstream::add_entry(zip, &name, &mut file)?;
     }
-    let cursor = writer.finish().map_err(|e| Error::internal("zip", e))?;
-    Ok(cursor.into_inner())
+    Ok(())
 }
 
-/// `GET /api/photos/zip?ids=…`.
+/// `GET /api/photos/zip?ids=…`: every id checked first (someone else's is "not found"),
+/// then the zip streamed as it is written.
 pub async fn zip(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(query): Query<ZipQuery>,
 ) -> Result<Response> {
     let ids = parse_ids(&query.ids)?;
-    let bytes = tokio::task::spawn_blocking(move || zip_photos(&state, user.id, &ids)).await??;
-    Ok(zip_response(bytes, "attachment; filename=\"photos.zip\""))
-}
-
-/// A zip file download; `disposition` is a static `attachment; filename=…` header.
-pub fn zip_response(bytes: Vec<u8>, disposition: &'static str) -> Response {
-    let mut response = Response::new(Body::from(bytes));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
-    );
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static(disposition),
-    );
-    response
+    let photos = state
+        .db
+        .run(move |c| {
+            ids.iter()
+                .map(|&id| photo_of(c, user.id, id))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    Ok(zipstream::streamed_zip(
+        "attachment; filename=\"photos.zip\"",
+        move |zip| write_originals(&state, zip, photos),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------

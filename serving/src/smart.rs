@@ -6,8 +6,6 @@
 //! `GET /api/corrections/export` hands the corrected photos back as a dataset in the
 //! project's manifest format (MANIFEST.csv + images/), ready for `album split`/training.
 
-use std::io::Write;
-
 use album_dataset::manifest::{COLUMNS, phash_to_hex};
 use album_dataset::phash::phash;
 use axum::Json;
@@ -19,8 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{Error, Result};
-use crate::ingest;
-use crate::photos::{PhotoInfo, photo_of, zip_response};
+use crate::ingest::{self, Patience};
+use crate::photos::{PhotoInfo, photo_of};
+use crate::zipstream::{self, ZipOut};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Category {
@@ -182,17 +181,19 @@ fn extension_of(mime: &str) -> &'static str {
 }
 
 /// The corrected photos as a zip: `MANIFEST.csv` in the project's manifest columns
-/// (class = the user's category, image_url = `album:photo/<id>`) and `images/<sha>.<ext>`.
-pub fn export_corrections(state: &AppState, user_id: i64) -> Result<Vec<u8>> {
-    let rows = corrections_of(&*state.db.connection()?, user_id)?;
+/// (class = the user's category, image_url = `album:photo/<id>`) and `images/<sha>.<ext>`,
+/// one photo read and hashed at a time.
+fn write_corrections(
+    state: &AppState,
+    zip: &mut ZipOut,
+    rows: Vec<(Correction, String, String)>,
+) -> Result<()> {
     let mut manifest = COLUMNS.join(",") + "\n";
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let fetched_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (correction, sha256, mime) in rows {
         let bytes = state.blobs.read(&sha256)?;
-        let image = ingest::decode_upright(&bytes, 1)?;
+        // the download is under way: wait for memory rather than cut it short
+        let image = ingest::decode_upright(&bytes, 1, &state.decoding, Patience::Job)?;
         let path = format!("images/{sha256}.{}", extension_of(&mime));
         let fields = [
             path.clone(),
@@ -206,30 +207,21 @@ pub fn export_corrections(state: &AppState, user_id: i64) -> Result<Vec<u8>> {
             bytes.len().to_string(),
             fetched_at.clone(),
         ];
+        drop(image);
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         manifest.push_str(&line.join(","));
         manifest.push('\n');
-        writer
-            .start_file(path, options)
-            .and_then(|()| writer.write_all(&bytes).map_err(Into::into))
-            .map_err(|e| Error::internal("zip", e))?;
+        zipstream::add_entry(zip, &path, &mut bytes.as_slice())?;
     }
-    writer
-        .start_file("MANIFEST.csv", options)
-        .and_then(|()| writer.write_all(manifest.as_bytes()).map_err(Into::into))
-        .map_err(|e| Error::internal("zip", e))?;
-    Ok(writer
-        .finish()
-        .map_err(|e| Error::internal("zip", e))?
-        .into_inner())
+    zipstream::add_entry(zip, "MANIFEST.csv", &mut manifest.as_bytes())
 }
 
-/// `GET /api/corrections/export`.
+/// `GET /api/corrections/export`, streamed as it is written.
 pub async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Response> {
-    let bytes = tokio::task::spawn_blocking(move || export_corrections(&state, user.id)).await??;
-    Ok(zip_response(
-        bytes,
+    let rows = state.db.run(move |c| corrections_of(c, user.id)).await?;
+    Ok(zipstream::streamed_zip(
         "attachment; filename=\"corrections.zip\"",
+        move |zip| write_corrections(&state, zip, rows),
     ))
 }
 

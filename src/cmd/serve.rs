@@ -2,10 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use album_serving::jobs::Workers;
-use album_serving::{AppState, ServeConfig, app, auth, photos};
+use album_serving::{ServeConfig, server};
 use anyhow::Context as _;
 
 /// Run the album service: photos, albums, smart albums, people, places and GIFs over
@@ -107,9 +105,22 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     let config = config_of(&args);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(config, args.addr))
+}
+
+/// Logs to stderr, one line per request (its id, method, path, user, status and
+/// latency) and per failed sign-in or job; `RUST_LOG` overrides the level (`info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests running the binary's code twice) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
@@ -126,78 +137,37 @@ async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
             .map_or("none".into(), |p| p.display().to_string()),
         config.workers
     );
-    let state = AppState::open(config)?;
-    let workers = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || Workers::start(&state)).await??
-    };
-    let purge_state = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let state = purge_state.clone();
-            let purged = tokio::task::spawn_blocking(move || {
-                let photos = photos::purge_expired(&state);
-                let sessions = auth::purge_expired_sessions(&state);
-                (photos, sessions)
-            })
-            .await;
-            match purged {
-                Ok((photos, sessions)) => {
-                    match photos {
-                        Ok(0) => {}
-                        Ok(n) => eprintln!("album serve: purged {n} photo(s) from the trash"),
-                        Err(e) => eprintln!("album serve: automatic purge: {e}"),
-                    }
-                    if let Err(e) = sessions {
-                        eprintln!("album serve: removing expired sessions: {e}");
-                    }
-                }
-                Err(e) => eprintln!("album serve: automatic purge: {e}"),
-            }
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-        }
-    });
+    // watched from now on, so a signal during start-up stops cleanly too
+    let stop = stop_signal()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("reading the bound address")?;
+    let server = server::Server::start(config, listener).await?;
     println!("album serve: http://{local}/ ({summary}); Ctrl-C or SIGTERM stops");
-    // with each connection's address: sign-in failures are counted per address too
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_signal())
-    .await
-    .context("serving")?;
-    tokio::task::spawn_blocking(move || workers.stop()).await?;
+    server.run(stop).await?;
     println!("album serve: stopped");
     Ok(())
 }
 
 /// Ctrl-C or SIGTERM (what `kill`, systemd and container runtimes send): requests in
-/// flight finish, new connections are refused, then the workers stop between jobs.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// flight finish, new connections are refused, then the workers stop between jobs. The
+/// handlers are installed before this returns; the future completes on the first signal.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                eprintln!("album serve: cannot watch for SIGTERM ({e}); Ctrl-C still stops");
-                std::future::pending::<()>().await;
-            }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("watching for SIGTERM")?;
+    #[cfg(unix)]
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("watching for SIGINT")?;
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    println!("album serve: stopping");
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        println!("album serve: stopping");
+    })
 }

@@ -145,15 +145,7 @@ impl TestAlbum {
     }
 
     pub async fn upload(&self, token: &str, files: &[(String, Vec<u8>)]) -> (StatusCode, Value) {
-        let (content_type, body) = multipart(files);
-        let request = Request::builder()
-            .method("POST")
-            .uri("/api/photos")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Body::from(body))
-            .unwrap();
-        let (status, bytes) = self.send(request).await;
+        let (status, bytes) = self.send(upload_request(token, files)).await;
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -182,6 +174,18 @@ impl TestAlbum {
         }
         walk(&self.state.config.data_dir.join("blobs"))
     }
+}
+
+/// `POST /api/photos` of `files` as `token`'s user.
+pub fn upload_request(token: &str, files: &[(String, Vec<u8>)]) -> Request<Body> {
+    let (content_type, body) = multipart(files);
+    Request::builder()
+        .method("POST")
+        .uri("/api/photos")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .unwrap()
 }
 
 pub const BOUNDARY: &str = "album-test-boundary-7f3a";

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use album_dataset::data::with_threads;
 use album_serving::auth::{self, Credentials};
+use album_serving::ingest::Patience;
 use album_serving::jobs::{self, Models};
 use album_serving::{AppState, ServeConfig, ingest, people, photos};
 use anyhow::{Context, bail};
@@ -471,8 +472,8 @@ impl Bench<'_> {
     /// The upload: inspect, then store (blob, row, queued jobs).
     fn upload(&self, photo: &Photo, times: &mut PhotoTimes) -> anyhow::Result<Option<i64>> {
         let (name, bytes) = (photo.name.clone(), photo.bytes.clone());
-        let max_pixels = self.state.config.max_pixels;
-        let (inspected, elapsed) = timed(|| ingest::inspect(name, bytes, max_pixels));
+        let decoding = &self.state.decoding;
+        let (inspected, elapsed) = timed(|| ingest::inspect(name, bytes, decoding));
         times.decode = elapsed;
         let inspected = inspected.with_context(|| format!("inspecting {}", photo.name))?;
         let (stored, elapsed) =
@@ -497,7 +498,8 @@ impl Bench<'_> {
             .as_ref()
             .context("no classifier loaded")?;
         let started = Instant::now();
-        let image = photos::upright_image(self.state, photo_id)?.context("the photo is gone")?;
+        let image = photos::upright_image(self.state, photo_id, Patience::Job)?
+            .context("the photo is gone")?;
         times.classify_decode = started.elapsed();
         jobs::classify_photo(self.state, classifier, photo_id, &image)?;
         times.classify = started.elapsed();
@@ -513,7 +515,8 @@ impl Bench<'_> {
             .as_mut()
             .context("no face models loaded")?;
         let started = Instant::now();
-        let image = photos::upright_image(self.state, photo_id)?.context("the photo is gone")?;
+        let image = photos::upright_image(self.state, photo_id, Patience::Job)?
+            .context("the photo is gone")?;
         let rgb = image.to_rgb8();
         times.faces_decode = started.elapsed();
         let before = pipeline.times();

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use album_eval::faces::metrics::{ClusterScores, cluster_scores};
 use album_eval::faces::{arrival_order, list_photos};
 use album_faces::cluster::{Clustering, DensityClustering};
+use album_serving::ingest::Patience;
 use album_serving::people::{self, FACE_RULE, GroupedFace};
 use album_serving::{AppState, ServeConfig, ingest, photos};
 use anyhow::{Context, bail};
@@ -75,8 +76,8 @@ pub fn run(args: PeopleBenchArgs) -> anyhow::Result<()> {
     for &index in &order {
         let photo = &photos[index];
         let photo_id = store(state, &photo.path, user_id)?;
-        let image =
-            photos::upright_image(state, photo_id)?.context("the photo just stored is gone")?;
+        let image = photos::upright_image(state, photo_id, Patience::Job)?
+            .context("the photo just stored is gone")?;
         people::store_faces(state, &mut pipeline, user_id, photo_id, &image.to_rgb8())
             .with_context(|| format!("finding the faces in {}", photo.path.display()))?;
         people::cluster_new_faces(state, user_id)?;
@@ -141,7 +142,7 @@ fn store(state: &AppState, path: &std::path::Path, user_id: i64) -> anyhow::Resu
     let name = path
         .file_name()
         .map_or_else(|| "photo".into(), |n| n.to_string_lossy().into_owned());
-    let inspected = ingest::inspect(name, bytes, state.config.max_pixels)
+    let inspected = ingest::inspect(name, bytes, &state.decoding)
         .with_context(|| format!("inspecting {}", path.display()))?;
     let stored = photos::store_photos(state, user_id, vec![inspected])
         .with_context(|| format!("storing {}", path.display()))?;
