@@ -58,6 +58,8 @@ pub enum BenchCommand {
     Ingest(bench::ingest::IngestBenchArgs),
     /// The album's face grouping through the service, BCubed on LFW beside the library's rule.
     People(bench::people::PeopleBenchArgs),
+    /// The album service under attack within a memory limit, a normal user's latency beside.
+    Contain(bench::contain::ContainBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -84,6 +86,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Load(args) => bench::load::run(args),
         BenchCommand::Ingest(args) => bench::ingest::run(args),
         BenchCommand::People(args) => bench::people::run(args),
+        BenchCommand::Contain(args) => bench::contain::run(args),
     }
 }
 

@@ -70,18 +70,8 @@ pub struct LoadBenchArgs {
     /// removed afterwards].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// The server's background worker threads.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// Classifier bundle for the server.
-    #[arg(long, default_value = "experiments/default-model/bundle")]
-    model: PathBuf,
-    /// Run the server without a classifier.
-    #[arg(long)]
-    no_model: bool,
-    /// Run the server without face detection.
-    #[arg(long)]
-    no_faces: bool,
+    #[command(flatten)]
+    server: ServerOptions,
     /// Stop uploading after this many seconds (the run then fails: not all were sent).
     #[arg(long, default_value_t = 3600)]
     upload_time_limit_s: u64,
@@ -164,38 +154,58 @@ fn data_dir_of(args: &LoadBenchArgs) -> anyhow::Result<(PathBuf, Option<tempfile
 // ---------------------------------------------------------------------------------------
 
 /// `album serve` running as a child process.
-struct Server {
-    child: Child,
-    base: String,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) base: String,
 }
 
 /// How long the server may take to load its models and listen.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn serve_command(args: &LoadBenchArgs, data_dir: &Path) -> anyhow::Result<Command> {
-    let exe = std::env::current_exe().context("finding the album binary")?;
-    let mut command = Command::new(exe);
-    command
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--addr", "127.0.0.1:0", "--workers"])
-        .arg(args.workers.to_string());
-    if args.no_model {
-        command.arg("--no-model");
-    } else {
-        command.arg("--model").arg(locate(&args.model));
+/// How a bench runs its `album serve`.
+#[derive(Debug, clap::Args)]
+pub(super) struct ServerOptions {
+    /// The server's background worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub(super) workers: usize,
+    /// Classifier bundle for the server.
+    #[arg(long, default_value = "experiments/default-model/bundle")]
+    pub(super) model: PathBuf,
+    /// Run the server without a classifier.
+    #[arg(long)]
+    pub(super) no_model: bool,
+    /// Run the server without face detection.
+    #[arg(long)]
+    pub(super) no_faces: bool,
+}
+
+impl ServerOptions {
+    /// `album serve` (this very binary) on a free port of 127.0.0.1.
+    pub(super) fn command(&self, data_dir: &Path) -> anyhow::Result<Command> {
+        let exe = std::env::current_exe().context("finding the album binary")?;
+        let mut command = Command::new(exe);
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--addr", "127.0.0.1:0", "--workers"])
+            .arg(self.workers.to_string());
+        if self.no_model {
+            command.arg("--no-model");
+        } else {
+            command.arg("--model").arg(locate(&self.model));
+        }
+        if self.no_faces {
+            command.arg("--no-faces");
+        }
+        Ok(command)
     }
-    if args.no_faces {
-        command.arg("--no-faces");
-    }
-    Ok(command)
 }
 
 impl Server {
     /// Starts the server and waits for the line naming its address. Its stderr (job
     /// failures, crash recovery) is appended to `log`.
-    fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
+    pub(super) fn start(mut command: Command, log: &Path) -> anyhow::Result<Server> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -248,7 +258,7 @@ impl Server {
     }
 
     /// SIGINT, as Ctrl-C: the server stops accepting, finishes and exits.
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(super) fn stop(mut self) -> anyhow::Result<()> {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-INT", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -418,7 +428,7 @@ async fn run_load(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let log = data_dir.join("serve.log");
-    let command = || serve_command(args, data_dir);
+    let command = || args.server.command(data_dir);
     let server = Server::start(command()?, &log)?;
     eprintln!(
         "album bench load: album serve at {} (log {})",
@@ -973,13 +983,17 @@ impl LoadReport {
     fn print(&self, args: &LoadBenchArgs) {
         let server = format!(
             "{} worker(s), {}, {}",
-            args.workers,
-            if args.no_model {
+            args.server.workers,
+            if args.server.no_model {
                 "no classifier"
             } else {
                 "classifier"
             },
-            if args.no_faces { "no faces" } else { "faces" }
+            if args.server.no_faces {
+                "no faces"
+            } else {
+                "faces"
+            }
         );
         println!(
             "album bench load: {} photos from {}, {} upload clients; album serve with {server}",
