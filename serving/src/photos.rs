@@ -134,14 +134,24 @@ pub fn upright_image(
 // Upload
 // ---------------------------------------------------------------------------------------
 
+/// What became of one uploaded file.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// Stored as a new photo.
+    Stored,
+    /// This user already has these bytes: `photo` is that one.
+    Duplicate,
+    /// Not stored: `error` says why.
+    Refused,
+}
+
 /// What happened to one uploaded file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UploadResult {
     /// The file name as sent.
     pub name: String,
-    /// `stored`; `duplicate` (this user already has these bytes: `photo` is that one); or
-    /// `refused` (`error` says why; nothing of it was stored).
-    pub status: String,
+    pub status: UploadStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<PhotoInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,10 +159,10 @@ pub struct UploadResult {
 }
 
 impl UploadResult {
-    fn with_photo(name: String, status: &str, photo: PhotoInfo) -> Self {
+    fn with_photo(name: String, status: UploadStatus, photo: PhotoInfo) -> Self {
         UploadResult {
             name,
-            status: status.into(),
+            status,
             photo: Some(photo),
             error: None,
         }
@@ -161,7 +171,7 @@ impl UploadResult {
     fn refused(name: String, error: &Error) -> Self {
         UploadResult {
             name,
-            status: "refused".into(),
+            status: UploadStatus::Refused,
             photo: None,
             error: Some(ErrorBody {
                 error: error.code().into(),
@@ -303,7 +313,7 @@ pub async fn upload(
     })
     .await??;
     state.jobs.wake();
-    let status = if results.iter().any(|r| r.status == "stored") {
+    let status = if results.iter().any(|r| r.status == UploadStatus::Stored) {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -355,7 +365,7 @@ pub fn store_photos(
     let duplicate = |c: &Connection, name: String, id: i64| -> Result<UploadResult> {
         Ok(UploadResult::with_photo(
             name,
-            "duplicate",
+            UploadStatus::Duplicate,
             photo_of(c, user_id, id)?,
         ))
     };
@@ -385,7 +395,7 @@ pub fn store_photos(
         };
         results.push(UploadResult::with_photo(
             file.name,
-            "stored",
+            UploadStatus::Stored,
             photo_of(&c, user_id, id)?,
         ));
     }

@@ -32,6 +32,7 @@ use album_dataset::data::with_threads;
 use album_serving::auth::{self, Credentials};
 use album_serving::ingest::Patience;
 use album_serving::jobs::{self, Models};
+use album_serving::photos::UploadStatus;
 use album_serving::{AppState, ServeConfig, ingest, people, photos};
 use anyhow::{Context, bail};
 use axum::Json;
@@ -487,7 +488,7 @@ impl Bench<'_> {
         let stored_photo = result
             .photo
             .with_context(|| format!("storing {} gave no photo", photo.name))?;
-        Ok((result.status == "stored").then_some(stored_photo.id))
+        Ok((result.status == UploadStatus::Stored).then_some(stored_photo.id))
     }
 
     /// The classify job: decode the original again, classify at batch 1, update the row.

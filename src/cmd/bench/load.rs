@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use album_serving::check::{StoreCheck, check_store};
 use album_serving::jobs::Progress;
-use album_serving::photos::{PhotoPage, UploadReport};
+use album_serving::photos::{PhotoPage, UploadReport, UploadStatus};
 use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -364,9 +364,9 @@ async fn upload_one(
             .error
             .as_ref()
             .map_or("no reason", |e| e.message.as_str());
-        Failure::Answer(format!("{} was {}: {why}", result.name, result.status))
+        Failure::Answer(format!("{} was {:?}: {why}", result.name, result.status))
     })?;
-    Ok((photo.id, result.status == "duplicate"))
+    Ok((photo.id, result.status == UploadStatus::Duplicate))
 }
 
 async fn get_bytes(
