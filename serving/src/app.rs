@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use album_training::inference::BundleInfo;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::StatusCode;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tower_http::LatencyUnit;
@@ -14,6 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::api::{albums, places};
 use crate::blobs::BlobStore;
 use crate::budget::MemoryBudget;
 use crate::config::ServeConfig;
@@ -21,8 +22,10 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::Decoding;
 use crate::jobs::JobSignal;
+use crate::service::albums::Albums;
+use crate::service::places::Places;
 use crate::throttle::SignInGuard;
-use crate::{albums, auth, gifs, jobs, origin, people, photos, places, smart, web};
+use crate::{auth, gifs, jobs, origin, people, photos, smart, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -99,6 +102,20 @@ impl AppState {
         self.blob_lock
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// The albums service, as the albums handlers' state.
+impl FromRef<AppState> for Albums {
+    fn from_ref(state: &AppState) -> Albums {
+        Albums::new(state.db.clone())
+    }
+}
+
+/// The places service, as the places handler's state.
+impl FromRef<AppState> for Places {
+    fn from_ref(state: &AppState) -> Places {
+        Places::new(state.db.clone())
     }
 }
 

@@ -26,7 +26,7 @@ use crate::db::{self, now};
 use crate::error::{Error, ErrorBody, Result};
 use crate::ingest::{self, Decoded, Inspected, Patience};
 use crate::jobs::{self, JobKind};
-use crate::places;
+use crate::service::places;
 use crate::zipstream::{self, ZipOut};
 
 /// A photo as the API shows it.

@@ -1,0 +1,9 @@
+//! The repository layer: every SQL statement of a layered feature lives here, one
+//! module per table family, as plain functions over a `rusqlite::Connection` (or a
+//! transaction, which derefs to one). Repositories know rows, not rules: they never
+//! decide who may see what beyond the `user_id` each query is scoped by, never build an
+//! HTTP answer, and import nothing from [`crate::service`] or [`crate::api`].
+
+pub mod albums;
+pub mod photos;
+pub mod places;

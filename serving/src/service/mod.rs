@@ -1,0 +1,8 @@
+//! The service layer: the rules of each layered feature (who may do what, what a valid
+//! name is, what must hold before a change), over the repositories. Services take plain
+//! values and give plain values or [`crate::error::Error`]; they know nothing of HTTP
+//! (no axum types) and import nothing from [`crate::api`]. Each is a small value the
+//! handlers receive as their state (`axum::extract::FromRef`, in [`crate::app`]).
+
+pub mod albums;
+pub mod places;
