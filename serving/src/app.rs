@@ -14,7 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::api::{albums, places};
+use crate::api::{albums, places, smart};
 use crate::blobs::BlobStore;
 use crate::budget::MemoryBudget;
 use crate::config::ServeConfig;
@@ -24,8 +24,9 @@ use crate::ingest::Decoding;
 use crate::jobs::JobSignal;
 use crate::service::albums::Albums;
 use crate::service::places::Places;
+use crate::service::smart::Smart;
 use crate::throttle::SignInGuard;
-use crate::{auth, gifs, jobs, origin, people, photos, smart, web};
+use crate::{auth, gifs, jobs, origin, people, photos, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -116,6 +117,18 @@ impl FromRef<AppState> for Albums {
 impl FromRef<AppState> for Places {
     fn from_ref(state: &AppState) -> Places {
         Places::new(state.db.clone())
+    }
+}
+
+/// The smart-albums service, as its handlers' state.
+impl FromRef<AppState> for Smart {
+    fn from_ref(state: &AppState) -> Smart {
+        Smart {
+            db: state.db.clone(),
+            blobs: state.blobs.clone(),
+            decoding: state.decoding.clone(),
+            class_names: state.class_names.clone(),
+        }
     }
 }
 

@@ -23,12 +23,12 @@
 //!   renditions, GIF frames), [`blobs`] (content-addressed files);
 //! - the features in layers, after Immich's server: [`api`] (thin handlers: HTTP in,
 //!   JSON out) over [`service`] (the rules; plain values, no HTTP; each service a small
-//!   state the handlers get through `FromRef`) over [`repo`] (all of their SQL). Albums
-//!   and places are there; `tests/layers.rs` checks that no layer imports one above it
+//!   state the handlers get through `FromRef`) over [`repo`] (all of their SQL). Albums,
+//!   places and smart albums are there; `tests/layers.rs` checks that no layer imports one above it
 //!   and that SQL stays in [`repo`];
 //! - the features not yet split into layers (each file holds its handlers, rules and
 //!   SQL; `tests/layers.rs` names them, and the list may only shrink): [`photos`],
-//!   [`smart`], [`people`], [`gifs`], [`auth`] with [`passwords`] and [`origin`];
+//!   [`people`], [`gifs`], [`auth`] with [`passwords`] and [`origin`];
 //!   [`jobs`] runs the background work;
 //! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
 
@@ -52,7 +52,6 @@ pub mod photos;
 pub mod repo;
 pub mod server;
 pub mod service;
-pub mod smart;
 pub mod throttle;
 pub mod web;
 pub mod zipstream;

@@ -16,7 +16,7 @@ use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, ToSql, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
@@ -29,78 +29,11 @@ use crate::jobs::{self, JobKind};
 use crate::service::places;
 use crate::zipstream::{self, ZipOut};
 
-/// A photo as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PhotoInfo {
-    pub id: i64,
-    pub name: String,
-    /// `photo` (uploaded) or `gif` (made by the service).
-    pub kind: String,
-    pub mime: String,
-    pub bytes: i64,
-    pub sha256: String,
-    pub width: i64,
-    pub height: i64,
-    pub taken_at: Option<String>,
-    pub camera_make: Option<String>,
-    pub camera_model: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub place: Option<String>,
-    /// Unix seconds.
-    pub uploaded: i64,
-    pub favourite: bool,
-    /// When it went to the trash (Unix seconds), if it is there.
-    pub trashed: Option<i64>,
-    pub category: Option<String>,
-    pub confidence: Option<f64>,
-    /// The category is a user's correction (it sticks).
-    pub category_manual: bool,
-    pub thumbnail_ready: bool,
-}
-
-/// The columns [`photo_from_row`] reads, in order, from `photos p`.
-pub const PHOTO_COLUMNS: &str = "p.id, p.name, p.kind, p.mime, p.bytes, p.sha256, p.width, \
-    p.height, p.taken_at, p.camera_make, p.camera_model, p.latitude, p.longitude, \
-    (SELECT pl.name || ', ' || pl.country FROM places pl WHERE pl.id = p.place_id), \
-    p.uploaded, p.favourite, p.trashed, p.category, p.confidence, p.category_manual, \
-    p.thumbnail_sha256 IS NOT NULL";
-
-pub fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
-    Ok(PhotoInfo {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        kind: r.get(2)?,
-        mime: r.get(3)?,
-        bytes: r.get(4)?,
-        sha256: r.get(5)?,
-        width: r.get(6)?,
-        height: r.get(7)?,
-        taken_at: r.get(8)?,
-        camera_make: r.get(9)?,
-        camera_model: r.get(10)?,
-        latitude: r.get(11)?,
-        longitude: r.get(12)?,
-        place: r.get(13)?,
-        uploaded: r.get(14)?,
-        favourite: r.get(15)?,
-        trashed: r.get(16)?,
-        category: r.get(17)?,
-        confidence: r.get(18)?,
-        category_manual: r.get(19)?,
-        thumbnail_ready: r.get(20)?,
-    })
-}
+pub use crate::repo::photos::{PHOTO_COLUMNS, PhotoInfo, photo_from_row};
 
 /// One of the user's photos, trashed or not; someone else's is "not found".
 pub fn photo_of(c: &Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo> {
-    c.query_row(
-        &format!("SELECT {PHOTO_COLUMNS} FROM photos p WHERE p.id = ?1 AND p.user_id = ?2"),
-        params![photo_id, user_id],
-        photo_from_row,
-    )
-    .optional()?
-    .ok_or(Error::NotFound("photo"))
+    crate::repo::photos::find(c, user_id, photo_id)?.ok_or(Error::NotFound("photo"))
 }
 
 /// A stored photo's original, decoded and turned upright; `None` when the photo is gone

@@ -99,7 +99,6 @@ const NOT_YET_LAYERED: &[&str] = &[
     "jobs.rs",
     "people.rs",
     "photos.rs",
-    "smart.rs",
 ];
 
 #[test]

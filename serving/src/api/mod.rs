@@ -4,3 +4,4 @@
 
 pub mod albums;
 pub mod places;
+pub mod smart;

@@ -7,3 +7,4 @@
 pub mod albums;
 pub mod photos;
 pub mod places;
+pub mod smart;

@@ -6,3 +6,4 @@
 
 pub mod albums;
 pub mod places;
+pub mod smart;
