@@ -92,12 +92,27 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    // The memory budget is full until the page has shown the first upload answered
+    // "busy" (503): the page must wait the Retry-After and send it again, losing nothing.
+    let budget = state.decoding.budget.clone();
     let router = app(state);
     runtime.spawn(async move { axum::serve(listener, router).await });
 
     // Output goes to files (no pipe to fill up and block node); read after it exits.
     let artifacts = temp.path().join("browser");
     std::fs::create_dir_all(&artifacts).unwrap();
+    let busy_seen = artifacts.join("busy-seen");
+    let held = budget.try_reserve(budget.limit()).unwrap();
+    {
+        let busy_seen = busy_seen.clone();
+        std::thread::spawn(move || {
+            let waiting = Instant::now();
+            while !busy_seen.exists() && waiting.elapsed() < NODE_DEADLINE {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(held);
+        });
+    }
     let log = artifacts.join("node.log");
     let out = std::fs::File::create(&log).unwrap();
     let started = Instant::now();
@@ -107,6 +122,7 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
         .args(&photos)
         .current_dir(&web)
         .env("ALBUM_BROWSER_ARTIFACTS", &artifacts)
+        .env("ALBUM_BUSY_SEEN", &busy_seen)
         .env("CHROMIUM", chromium())
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())

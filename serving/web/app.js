@@ -161,7 +161,11 @@ async function drainUploads() {
   }
 }
 
-function uploadOne({ file, row, progress, status }) {
+// How many times an upload the server answered "busy" (503) is sent again, each after
+// the Retry-After it gave: the server refuses work it has no memory for rather than fail.
+const BUSY_RETRIES = 5;
+
+function uploadOne({ file, row, progress, status }, attempt = 0) {
   return new Promise((resolve) => {
     const finish = (state, text, ok) => {
       row.dataset.state = state;
@@ -180,6 +184,12 @@ function uploadOne({ file, row, progress, status }) {
         if (result.status === 'stored') finish('stored', 'stored', true);
         else if (result.photo.trashed) finish('duplicate', 'already in your trash', false);
         else finish('duplicate', 'already in your album', false);
+      } else if (xhr.status === 503 && attempt < BUSY_RETRIES) {
+        const seconds = Number(xhr.getResponseHeader('Retry-After')) || 5;
+        row.dataset.state = 'waiting';
+        status.textContent = `the server is busy; trying again in ${seconds} s`;
+        setTimeout(() => resolve(uploadOne({ file, row, progress, status }, attempt + 1)),
+          seconds * 1000);
       } else {
         const error = errorOf(xhr.status, xhr.responseText);
         if (xhr.status === 401) signedOut();

@@ -11,7 +11,7 @@
 // screenshot (in $ALBUM_BROWSER_ARTIFACTS, else a new temp folder) and exits 1.
 // $CHROMIUM overrides the browser (default /usr/bin/chromium, from scripts/setup-browser.sh).
 
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -128,6 +128,13 @@ async function run() {
     { name: 'notes.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not a photo at all\n') },
   ]);
   const items = page.getByTestId('upload-item');
+  // The server's memory budget is held full (by the Rust side of this test) until the
+  // page shows the first upload answered "busy"; the page then retries on its own.
+  if (process.env.ALBUM_BUSY_SEEN) {
+    await items.first().getByTestId('upload-status').filter({ hasText: 'busy' }).waitFor();
+    log(`first upload: "${await items.first().getByTestId('upload-status').textContent()}"`);
+    writeFileSync(process.env.ALBUM_BUSY_SEEN, 'seen\n');
+  }
   await page.waitForFunction(() => {
     const rows = [...document.querySelectorAll('[data-testid=upload-item]')];
     return rows.length === 4 && rows.every((r) => ['stored', 'duplicate', 'failed'].includes(r.dataset.state));
