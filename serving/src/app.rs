@@ -14,6 +14,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::api::auth::{self, CookiePolicy};
 use crate::api::{albums, places, smart};
 use crate::blobs::BlobStore;
 use crate::budget::MemoryBudget;
@@ -22,11 +23,12 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::Decoding;
 use crate::jobs::JobSignal;
+use crate::service::accounts::Accounts;
 use crate::service::albums::Albums;
 use crate::service::places::Places;
 use crate::service::smart::Smart;
 use crate::throttle::SignInGuard;
-use crate::{auth, gifs, jobs, origin, people, photos, web};
+use crate::{gifs, jobs, origin, people, photos, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -103,6 +105,28 @@ impl AppState {
         self.blob_lock
             .write()
             .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// The accounts service, as its handlers' state and the sign-in extractor's.
+impl FromRef<AppState> for Accounts {
+    fn from_ref(state: &AppState) -> Accounts {
+        Accounts {
+            db: state.db.clone(),
+            guard: state.sign_in.clone(),
+            open_sign_up: state.config.open_sign_up,
+            session_days: state.config.session_days,
+            session_idle_days: state.config.session_idle_days,
+        }
+    }
+}
+
+/// How the session cookie is set.
+impl FromRef<AppState> for CookiePolicy {
+    fn from_ref(state: &AppState) -> CookiePolicy {
+        CookiePolicy {
+            secure: state.config.secure_cookies,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, FromRef};
 use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -31,7 +31,8 @@ use crate::app::{AppState, app};
 use crate::config::ServeConfig;
 use crate::error::Result;
 use crate::jobs::Workers;
-use crate::{auth, photos};
+use crate::photos;
+use crate::service::accounts::Accounts;
 
 /// The album opened and its workers started, not yet accepting connections.
 pub struct Server {
@@ -153,7 +154,7 @@ async fn purge_every_hour(state: AppState) {
         let purged = tokio::task::spawn_blocking(move || {
             (
                 photos::purge_expired(&worker),
-                auth::purge_expired_sessions(&worker),
+                Accounts::from_ref(&worker).purge_expired_sessions(),
             )
         })
         .await;

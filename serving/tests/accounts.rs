@@ -12,7 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use album_serving::app;
+use album_serving::auth::Accounts;
 use axum::body::Body;
+use axum::extract::FromRef;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use common::TestAlbum;
@@ -228,7 +230,9 @@ async fn expired_sessions_are_purged_and_live_ones_kept() {
     .unwrap();
     drop(c);
     assert_eq!(
-        album_serving::auth::purge_expired_sessions(&album.state).unwrap(),
+        Accounts::from_ref(&album.state)
+            .purge_expired_sessions()
+            .unwrap(),
         1
     );
     assert_eq!(album.count("sessions"), 1);
@@ -368,7 +372,9 @@ async fn an_idle_session_ends_before_its_expiry() {
         .unwrap();
     assert!(oldest > album_serving::db::now() - 60, "{oldest}");
     assert_eq!(
-        album_serving::auth::purge_expired_sessions(&album.state).unwrap(),
+        Accounts::from_ref(&album.state)
+            .purge_expired_sessions()
+            .unwrap(),
         1
     );
 }

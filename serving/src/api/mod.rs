@@ -3,5 +3,6 @@
 //! listed in [`crate::app::routes`].
 
 pub mod albums;
+pub mod auth;
 pub mod places;
 pub mod smart;

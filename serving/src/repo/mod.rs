@@ -8,3 +8,4 @@ pub mod albums;
 pub mod photos;
 pub mod places;
 pub mod smart;
+pub mod users;

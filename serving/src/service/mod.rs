@@ -4,6 +4,7 @@
 //! (no axum types) and import nothing from [`crate::api`]. Each is a small value the
 //! handlers receive as their state (`axum::extract::FromRef`, in [`crate::app`]).
 
+pub mod accounts;
 pub mod albums;
 pub mod places;
 pub mod smart;

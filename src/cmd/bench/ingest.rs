@@ -29,14 +29,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use album_dataset::data::with_threads;
-use album_serving::auth::{self, Credentials};
+use album_serving::auth::{Accounts, Credentials};
 use album_serving::ingest::Patience;
 use album_serving::jobs::{self, Models};
 use album_serving::photos::UploadStatus;
 use album_serving::{AppState, ServeConfig, ingest, people, photos};
 use anyhow::{Context, bail};
-use axum::Json;
-use axum::extract::State;
+use axum::extract::FromRef;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
@@ -197,12 +196,8 @@ pub(super) fn create_user(state: &AppState) -> anyhow::Result<i64> {
         username: "bench".into(),
         password: "per-photo timing secret".into(),
     };
-    let (_, Json(user)) = runtime
-        .block_on(auth::register(
-            State(state.clone()),
-            axum::http::HeaderMap::new(),
-            Json(credentials),
-        ))
+    let user = runtime
+        .block_on(Accounts::from_ref(state).register(None, credentials))
         .context("creating the scratch album's user")?;
     Ok(user.id)
 }
