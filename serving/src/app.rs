@@ -25,10 +25,11 @@ use crate::ingest::Decoding;
 use crate::jobs::JobSignal;
 use crate::service::accounts::Accounts;
 use crate::service::albums::Albums;
+use crate::service::jobs::Queue;
 use crate::service::places::Places;
 use crate::service::smart::Smart;
 use crate::throttle::SignInGuard;
-use crate::{gifs, jobs, origin, people, photos, web};
+use crate::{api, gifs, origin, people, photos, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -130,6 +131,15 @@ impl FromRef<AppState> for CookiePolicy {
     }
 }
 
+/// The queue's progress, as its handler's state.
+impl FromRef<AppState> for Queue {
+    fn from_ref(state: &AppState) -> Queue {
+        Queue {
+            db: state.db.clone(),
+        }
+    }
+}
+
 /// The albums service, as the albums handlers' state.
 impl FromRef<AppState> for Albums {
     fn from_ref(state: &AppState) -> Albums {
@@ -212,7 +222,7 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/api/faces/{id}/thumbnail", get(people::face_thumbnail)),
         ("/api/places", get(places::list)),
         ("/api/gifs", post(gifs::create)),
-        ("/api/jobs", get(jobs::progress)),
+        ("/api/jobs", get(api::jobs::progress)),
     ]
 }
 

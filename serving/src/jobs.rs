@@ -15,17 +15,15 @@ use std::time::Duration;
 
 use album_faces::pipeline::FacePipeline;
 use album_training::inference::TrainedModel;
-use axum::Json;
-use axum::extract::State;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
-use crate::auth::CurrentUser;
 use crate::config::ServeConfig;
 use crate::db::now;
 use crate::error::{Error, Result};
 use crate::ingest::Patience;
+use crate::repo::jobs as repo;
 use crate::{media, people, photos};
 
 /// One kind of background step.
@@ -72,7 +70,9 @@ impl JobKind {
     }
 }
 
-/// Queues a job inside the caller's transaction.
+pub use crate::repo::jobs::{Counts, FailedJob, Job, Progress};
+
+/// Queues a job (in the caller's transaction).
 pub fn enqueue(
     c: &Connection,
     user_id: i64,
@@ -80,86 +80,49 @@ pub fn enqueue(
     kind: JobKind,
     max_attempts: i64,
 ) -> Result<i64> {
-    let time = now();
-    c.execute(
-        "INSERT INTO jobs (user_id, photo_id, kind, max_attempts, run_after, created, updated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
-        params![user_id, photo_id, kind.as_str(), max_attempts.max(1), time],
-    )?;
-    Ok(c.last_insert_rowid())
-}
-
-/// A claimed job.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: i64,
-    pub user_id: i64,
-    pub photo_id: Option<i64>,
-    pub kind: String,
-    pub attempts: i64,
-    pub max_attempts: i64,
+    Ok(repo::insert(
+        c,
+        user_id,
+        photo_id,
+        kind.as_str(),
+        max_attempts.max(1),
+        now(),
+    )?)
 }
 
 /// Puts jobs a crash left `running` back in the queue; returns how many.
 pub fn recover(c: &Connection) -> Result<usize> {
-    Ok(c.execute(
-        "UPDATE jobs SET state = 'queued', updated = ?1 WHERE state = 'running'",
-        [now()],
-    )?)
+    Ok(repo::recover(c, now())?)
 }
 
 /// Takes the oldest due job, if any.
 pub fn claim(c: &Connection) -> Result<Option<Job>> {
-    let time = now();
-    Ok(c.query_row(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?1
-                     ORDER BY id LIMIT 1)
-         RETURNING id, user_id, photo_id, kind, attempts, max_attempts",
-        [time],
-        |r| {
-            Ok(Job {
-                id: r.get(0)?,
-                user_id: r.get(1)?,
-                photo_id: r.get(2)?,
-                kind: r.get(3)?,
-                attempts: r.get(4)?,
-                max_attempts: r.get(5)?,
-            })
-        },
-    )
-    .optional()?)
+    Ok(repo::claim(c, now())?)
 }
 
-/// Records a job's outcome: done, back in the queue after a back-off, or failed.
+/// Records a job's outcome: done, back in the queue after a back-off (2, 4, 8 …
+/// seconds), or failed for good after its last attempt.
 pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
     let time = now();
     match outcome {
-        Ok(()) => {
-            c.execute(
-                "UPDATE jobs SET state = 'done', last_error = NULL, updated = ?1 WHERE id = ?2",
-                params![time, job.id],
-            )?;
-        }
+        Ok(()) => repo::mark_done(c, job.id, time)?,
         Err(error) => {
             // what `GET /api/jobs` shows its owner; the cause itself is logged by the worker
             let message = error.public_message();
             if job.attempts >= job.max_attempts {
-                c.execute(
-                    "UPDATE jobs SET state = 'failed', last_error = ?1, updated = ?2 WHERE id = ?3",
-                    params![message, time, job.id],
-                )?;
+                repo::mark_failed(c, job.id, &message, time)?;
             } else {
                 let backoff = 1i64 << job.attempts.clamp(1, 10);
-                c.execute(
-                    "UPDATE jobs SET state = 'queued', last_error = ?1, run_after = ?2,
-                     updated = ?3 WHERE id = ?4",
-                    params![message, time + backoff, time, job.id],
-                )?;
+                repo::requeue(c, job.id, &message, time + backoff, time)?;
             }
         }
     }
     Ok(())
+}
+
+/// The user's background work, as `GET /api/jobs` shows it.
+pub fn progress_of(c: &Connection, user_id: i64) -> Result<Progress> {
+    Ok(repo::progress(c, user_id)?)
 }
 
 /// Wakes sleeping workers when work arrives, and tells them to stop.
@@ -386,27 +349,16 @@ pub fn classify_photo(
         .get(best)
         .cloned()
         .ok_or_else(|| Error::internal("classify", "class index out of range"))?;
-    state.db.connection()?.execute(
-        "UPDATE photos SET model_category = ?1, model_confidence = ?2,
-             category = CASE WHEN category_manual = 1 THEN category ELSE ?1 END,
-             confidence = CASE WHEN category_manual = 1 THEN confidence ELSE ?2 END
-         WHERE id = ?3",
-        params![category, f64::from(confidence), photo_id],
-    )?;
+    let c = state.db.connection()?;
+    crate::repo::smart::set_model_category(&c, photo_id, &category, f64::from(confidence))?;
     Ok(())
 }
 
 /// The photo's thumbnail and preview blobs, made now if missing: (thumbnail, preview).
 pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, String)> {
     let c = state.db.connection()?;
-    let (thumbnail, preview): (Option<String>, Option<String>) = c
-        .query_row(
-            "SELECT thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
-            [photo_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .ok_or(Error::NotFound("photo"))?;
+    let (thumbnail, preview) =
+        crate::repo::photos::renditions(&c, photo_id)?.ok_or(Error::NotFound("photo"))?;
     drop(c);
     if let (Some(t), Some(p)) = (&thumbnail, &preview)
         && state.blobs.contains(t)?
@@ -424,92 +376,6 @@ pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, Str
     let _guard = state.blob_writer();
     let thumbnail = state.blobs.put(&thumbnail_bytes)?;
     let preview = state.blobs.put(&preview_bytes)?;
-    c.execute(
-        "UPDATE photos SET thumbnail_sha256 = ?1, preview_sha256 = ?2 WHERE id = ?3",
-        params![thumbnail, preview, photo_id],
-    )?;
+    crate::repo::photos::set_renditions(&c, photo_id, &thumbnail, &preview)?;
     Ok((thumbnail, preview))
-}
-
-// ---------------------------------------------------------------------------------------
-// Progress
-// ---------------------------------------------------------------------------------------
-
-/// Job counts per state.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Counts {
-    pub queued: i64,
-    pub running: i64,
-    pub done: i64,
-    pub failed: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FailedJob {
-    pub id: i64,
-    pub kind: String,
-    pub photo_id: Option<i64>,
-    pub attempts: i64,
-    pub error: Option<String>,
-}
-
-/// `GET /api/jobs`: the signed-in user's background work.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Progress {
-    pub total: Counts,
-    pub by_kind: std::collections::BTreeMap<String, Counts>,
-    /// The newest failures (up to 20), with their errors.
-    pub failed: Vec<FailedJob>,
-}
-
-pub fn progress_of(c: &Connection, user_id: i64) -> Result<Progress> {
-    let mut total = Counts::default();
-    let mut by_kind = std::collections::BTreeMap::new();
-    let mut statement = c.prepare(
-        "SELECT kind, state, COUNT(*) FROM jobs WHERE user_id = ?1 GROUP BY kind, state",
-    )?;
-    let rows = statement.query_map([user_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, state, count) = row?;
-        let counts: &mut Counts = by_kind.entry(kind).or_default();
-        for c in [&mut total, counts] {
-            match state.as_str() {
-                "queued" => c.queued += count,
-                "running" => c.running += count,
-                "done" => c.done += count,
-                _ => c.failed += count,
-            }
-        }
-    }
-    let mut statement = c.prepare(
-        "SELECT id, kind, photo_id, attempts, last_error FROM jobs
-         WHERE user_id = ?1 AND state = 'failed' ORDER BY id DESC LIMIT 20",
-    )?;
-    let failed = statement
-        .query_map([user_id], |r| {
-            Ok(FailedJob {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                photo_id: r.get(2)?,
-                attempts: r.get(3)?,
-                error: r.get(4)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Progress {
-        total,
-        by_kind,
-        failed,
-    })
-}
-
-/// `GET /api/jobs`.
-pub async fn progress(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Progress>> {
-    Ok(Json(state.db.run(move |c| progress_of(c, user.id)).await?))
 }

@@ -24,13 +24,13 @@
 //! - the features in layers, after Immich's server: [`api`] (thin handlers: HTTP in,
 //!   JSON out) over [`service`] (the rules; plain values, no HTTP; each service a small
 //!   state the handlers get through `FromRef`) over [`repo`] (all of their SQL). Albums,
-//!   places, smart albums and accounts ([`passwords`] holds the password policy) are
-//!   there; `tests/layers.rs` checks that no layer imports one above it
+//!   places, smart albums, accounts ([`passwords`] holds the password policy) and the
+//!   queue's progress are there; `tests/layers.rs` checks that no layer imports one above it
 //!   and that SQL stays in [`repo`];
 //! - the features not yet split into layers (each file holds its handlers, rules and
 //!   SQL; `tests/layers.rs` names them, and the list may only shrink): [`photos`],
-//!   [`people`], [`gifs`], [`origin`];
-//!   [`jobs`] runs the background work;
+//!   [`people`], [`gifs`], [`origin`]; [`jobs`] runs the background work (its queue's
+//!   SQL is in [`repo`] already);
 //! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
 
 pub mod api;

@@ -4,5 +4,6 @@
 
 pub mod albums;
 pub mod auth;
+pub mod jobs;
 pub mod places;
 pub mod smart;

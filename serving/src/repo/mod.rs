@@ -5,6 +5,7 @@
 //! HTTP answer, and import nothing from [`crate::service`] or [`crate::api`].
 
 pub mod albums;
+pub mod jobs;
 pub mod photos;
 pub mod places;
 pub mod smart;

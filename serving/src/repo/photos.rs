@@ -84,3 +84,29 @@ pub fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result
         |r| r.get(0),
     )
 }
+
+/// A photo's thumbnail and preview blobs, when made; `None` when the photo is gone.
+pub fn renditions(
+    c: &Connection,
+    photo_id: i64,
+) -> rusqlite::Result<Option<(Option<String>, Option<String>)>> {
+    c.query_row(
+        "SELECT thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
+        [photo_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+pub fn set_renditions(
+    c: &Connection,
+    photo_id: i64,
+    thumbnail: &str,
+    preview: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE photos SET thumbnail_sha256 = ?1, preview_sha256 = ?2 WHERE id = ?3",
+        params![thumbnail, preview, photo_id],
+    )?;
+    Ok(())
+}

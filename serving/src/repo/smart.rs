@@ -94,3 +94,21 @@ pub fn corrections(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Correct
         })?
         .collect()
 }
+
+/// The classifier's answer; a user's correction keeps its category, the model's is
+/// stored beside it.
+pub fn set_model_category(
+    c: &Connection,
+    photo_id: i64,
+    category: &str,
+    confidence: f64,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE photos SET model_category = ?1, model_confidence = ?2,
+             category = CASE WHEN category_manual = 1 THEN category ELSE ?1 END,
+             confidence = CASE WHEN category_manual = 1 THEN confidence ELSE ?2 END
+         WHERE id = ?3",
+        params![category, confidence, photo_id],
+    )?;
+    Ok(())
+}

@@ -6,5 +6,6 @@
 
 pub mod accounts;
 pub mod albums;
+pub mod jobs;
 pub mod places;
 pub mod smart;
