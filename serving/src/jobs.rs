@@ -291,7 +291,7 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
         other => other,
     };
     match kind {
-        JobKind::Thumbnail => gone(ensure_renditions(state, photo_id).map(|_| ())),
+        JobKind::Thumbnail => gone(ensure_renditions(state, photo_id, Patience::Job).map(|_| ())),
         JobKind::Classify => {
             let classifier = models
                 .classifier
@@ -355,7 +355,12 @@ pub fn classify_photo(
 }
 
 /// The photo's thumbnail and preview blobs, made now if missing: (thumbnail, preview).
-pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, String)> {
+/// A request asking for them waits for memory as requests do; the job as jobs do.
+pub fn ensure_renditions(
+    state: &AppState,
+    photo_id: i64,
+    patience: Patience,
+) -> Result<(String, String)> {
     let c = state.db.connection()?;
     let (thumbnail, preview) =
         crate::repo::photos::renditions(&c, photo_id)?.ok_or(Error::NotFound("photo"))?;
@@ -367,7 +372,7 @@ pub fn ensure_renditions(state: &AppState, photo_id: i64) -> Result<(String, Str
         return Ok((t.clone(), p.clone()));
     }
     let image =
-        photos::upright_image(state, photo_id, Patience::Job)?.ok_or(Error::NotFound("photo"))?;
+        photos::upright_image(state, photo_id, patience)?.ok_or(Error::NotFound("photo"))?;
     let thumbnail_bytes = media::resized_jpeg(&image, state.config.thumbnail_side, 85)
         .map_err(|e| Error::internal("thumbnail", e))?;
     let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)

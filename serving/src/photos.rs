@@ -586,7 +586,7 @@ pub fn rendition_bytes(
     let sha256 = match rendition {
         Rendition::Original => photo.sha256.clone(),
         Rendition::Thumbnail | Rendition::Preview => {
-            let (thumbnail, preview) = jobs::ensure_renditions(state, id)?;
+            let (thumbnail, preview) = jobs::ensure_renditions(state, id, Patience::Request)?;
             if rendition == Rendition::Thumbnail {
                 thumbnail
             } else {

@@ -448,7 +448,8 @@ impl Bench<'_> {
             return Ok(None);
         };
         let context = || format!("photo {}", photo.name);
-        let (renditions, elapsed) = timed(|| jobs::ensure_renditions(self.state, photo_id));
+        let (renditions, elapsed) =
+            timed(|| jobs::ensure_renditions(self.state, photo_id, Patience::Job));
         renditions.with_context(context)?;
         times.thumbnail = elapsed;
         self.classify(photo_id, &mut times).with_context(context)?;
