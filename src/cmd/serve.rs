@@ -106,9 +106,33 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
+    bound_malloc_arenas();
     let config = config_of(&args);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Every database query and decode runs on a blocking thread; past this many
+        // the rest queue (tokio's default, 512, reserves a GiB of stacks under load).
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(serve(config, args.addr))
+}
+
+/// Blocking threads at most: database queries, decodes, password checks.
+const BLOCKING_THREADS: usize = 64;
+
+/// glibc gives each thread that allocates under contention an arena of its own, up to
+/// 8 per core, each reserving 64 MiB of address space: under a limit on address space
+/// (`ulimit -v`, a container's) that reserve, not the photos, is what runs out. The
+/// service's big buffers are counted by its memory budget instead; two arenas serve
+/// its small allocations as well.
+fn bound_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other
+    // thread of this program exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// Logs to stderr, one line per request (its id, method, path, user, status and
