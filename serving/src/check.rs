@@ -103,6 +103,12 @@ fn referenced_blobs(db_path: &Path) -> Result<Referenced> {
         referenced.photos += 1;
         referenced.hashes.extend(row?.into_iter().flatten());
     }
+    // Face thumbnails, stored by the faces job, are blobs too (not orphans).
+    let mut statement =
+        c.prepare("SELECT thumbnail_sha256 FROM faces WHERE thumbnail_sha256 IS NOT NULL")?;
+    for sha256 in statement.query_map([], |r| r.get::<_, String>(0))? {
+        referenced.hashes.insert(sha256?);
+    }
     Ok(referenced)
 }
 
@@ -205,6 +211,29 @@ mod tests {
         assert_eq!(check.corrupt_blobs, vec![path]);
         assert_eq!(check.temp_files, 1);
         assert!(!check.is_sound());
+    }
+
+    /// The load run after face thumbnails became blobs counted 2,116 "orphans": one per
+    /// face, each referenced by its face row, not by a photo's.
+    #[test]
+    fn a_face_thumbnail_is_referenced_not_an_orphan() {
+        let (_dir, data, photo) = album_with_one_blob();
+        let state = AppState::open(ServeConfig::new(&data)).unwrap();
+        let face = state.blobs.put(b"a face's thumbnail").unwrap();
+        let c = Connection::open(data.join("album.db")).unwrap();
+        c.execute_batch(&format!(
+            "INSERT INTO users (username, password_hash, created) VALUES ('ann', 'x', 0);
+             INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
+                 orientation, uploaded)
+             VALUES (1, '{photo}', 'photo', 'a.jpg', 'image/jpeg', 1, 1, 1, 1, 0);
+             INSERT INTO faces (user_id, photo_id, score, x, y, w, h, descriptor,
+                 thumbnail_sha256)
+             VALUES (1, 1, 0.9, 0, 0, 1, 1, x'00', '{face}');"
+        ))
+        .unwrap();
+        let check = check_store(&data).unwrap();
+        assert_eq!((check.blobs, check.orphan_blobs), (2, 0), "{check:?}");
+        assert!(check.is_sound());
     }
 
     #[test]

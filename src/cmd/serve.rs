@@ -125,8 +125,11 @@ const BLOCKING_THREADS: usize = 64;
 /// 8 per core, each reserving 64 MiB of address space: under a limit on address space
 /// (`ulimit -v`, a container's) that reserve, not the photos, is what runs out. The
 /// service's big buffers are counted by its memory budget instead; two arenas serve
-/// its small allocations as well.
+/// its small allocations as well. `MALLOC_ARENA_MAX` in the environment overrides this.
 fn bound_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return; // the operator chose
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; it is called before any other
     // thread of this program exists.
@@ -144,6 +147,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // colours only for a person at a terminal, not in a log file
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
