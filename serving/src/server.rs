@@ -110,6 +110,10 @@ async fn accept_until(
             },
             () = &mut shutdown => break,
         };
+        // answers go out at once, not held back by Nagle's algorithm for more bytes
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, %peer, "setting TCP_NODELAY");
+        }
         let service = TowerToHyperService::new(with_peer(router.clone(), peer));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
