@@ -2,7 +2,7 @@
 //! and [`app`], the router, which tests drive with `tower::ServiceExt::oneshot` and
 //! `album serve` binds to a socket.
 
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use album_training::inference::BundleInfo;
 use axum::Router;
@@ -15,21 +15,24 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::auth::{self, CookiePolicy};
-use crate::api::{albums, places, smart};
+use crate::api::{albums, gifs, people, photos, places, smart};
 use crate::blobs::BlobStore;
 use crate::budget::MemoryBudget;
 use crate::config::ServeConfig;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::Decoding;
-use crate::jobs::JobSignal;
 use crate::service::accounts::Accounts;
 use crate::service::albums::Albums;
+use crate::service::gifs::Gifs;
+use crate::service::jobs::JobSignal;
 use crate::service::jobs::Queue;
+use crate::service::people::People;
+use crate::service::photos::Photos;
 use crate::service::places::Places;
 use crate::service::smart::Smart;
 use crate::throttle::SignInGuard;
-use crate::{api, gifs, origin, people, photos, web};
+use crate::{api, origin, web};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -44,12 +47,12 @@ pub struct AppState {
     pub sign_in: Arc<SignInGuard>,
     /// The pixel cap and the memory budget every decode and upload body draws on.
     pub decoding: Decoding,
-    /// GIF builds running now (at most [`ServeConfig::gif_builds`]).
-    pub gif_slots: Arc<tokio::sync::Semaphore>,
-    /// Shared while a blob is written and its row committed, exclusive while purged
-    /// rows' blobs are deleted, so a purge never removes a blob a new row is about to
-    /// use while writers do not wait for each other.
-    blob_lock: Arc<RwLock<()>>,
+    /// The photos service (uploads, listings, renditions, the trash).
+    pub photos: Photos,
+    /// The people service (faces, their grouping, corrections).
+    pub people: People,
+    /// The GIF service (with its build slots).
+    pub gifs: Gifs,
 }
 
 impl AppState {
@@ -76,36 +79,32 @@ impl AppState {
             max_pixels: config.max_pixels,
             request_wait: config.busy_wait,
         };
+        let config = Arc::new(config);
+        let jobs = Arc::new(JobSignal::default());
+        let photos = Photos {
+            db: db.clone(),
+            blobs: blobs.clone(),
+            decoding: decoding.clone(),
+            config: config.clone(),
+            jobs: jobs.clone(),
+        };
+        let gifs = Gifs {
+            photos: photos.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.gif_builds)),
+            busy_wait: config.busy_wait,
+        };
         Ok(AppState {
             db,
             blobs,
             decoding,
-            gif_slots: Arc::new(tokio::sync::Semaphore::new(config.gif_builds)),
             sign_in: Arc::new(SignInGuard::new(config.sign_in.clone())),
-            config: Arc::new(config),
-            jobs: Arc::new(JobSignal::default()),
+            people: People::new(photos.clone()),
+            photos,
+            gifs,
+            config,
+            jobs,
             class_names,
-            blob_lock: Arc::new(RwLock::new(())),
         })
-    }
-
-    /// Held from writing a blob until the row that uses it is committed. Take the
-    /// database connection first: waiting for one while holding this guard can deadlock
-    /// against a purge.
-    pub fn blob_writer(&self) -> RwLockReadGuard<'_, ()> {
-        // A panic while holding the lock leaves nothing half-done that the lock protects
-        // (blobs are atomic, rows transactional), so a poisoned lock is still usable.
-        self.blob_lock
-            .read()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// Held while purged rows' blobs are deleted (excludes every writer). Take the
-    /// database connection first, as for [`AppState::blob_writer`].
-    pub fn blob_purger(&self) -> RwLockWriteGuard<'_, ()> {
-        self.blob_lock
-            .write()
-            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -151,6 +150,27 @@ impl FromRef<AppState> for Albums {
 impl FromRef<AppState> for Places {
     fn from_ref(state: &AppState) -> Places {
         Places::new(state.db.clone())
+    }
+}
+
+/// The photos service, as the photo and trash handlers' state.
+impl FromRef<AppState> for Photos {
+    fn from_ref(state: &AppState) -> Photos {
+        state.photos.clone()
+    }
+}
+
+/// The people service, as the people and face handlers' state.
+impl FromRef<AppState> for People {
+    fn from_ref(state: &AppState) -> People {
+        state.people.clone()
+    }
+}
+
+/// The GIF service, as its handler's state.
+impl FromRef<AppState> for Gifs {
+    fn from_ref(state: &AppState) -> Gifs {
+        state.gifs.clone()
     }
 }
 
@@ -213,7 +233,7 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/api/corrections", get(smart::list_corrections)),
         ("/api/corrections/export", get(smart::export)),
         ("/api/people", get(people::list)),
-        ("/api/people/recluster", post(people::recluster_all)),
+        ("/api/people/recluster", post(people::recluster)),
         ("/api/people/{id}", get(people::get).patch(people::patch)),
         ("/api/people/{id}/faces", get(people::faces)),
         ("/api/people/{id}/merge", post(people::merge)),
@@ -282,19 +302,6 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
         path = request.uri().path(),
         user = tracing::field::Empty,
     )
-}
-
-/// Whether a body error is the idle time-out of [`RequestBodyTimeoutLayer`], however
-/// deeply the extractor wrapped it.
-pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = error.source();
-    }
-    false
 }
 
 /// Over TLS, browsers are told to use nothing else for this host for a year.

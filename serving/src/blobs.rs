@@ -10,6 +10,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +19,10 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// Shared while a blob is written and its row committed, exclusive while purged
+    /// rows' blobs are deleted, so a purge never removes a blob a new row is about to
+    /// use while writers do not wait for each other.
+    lock: Arc<RwLock<()>>,
 }
 
 /// SHA-256 of `bytes`, lower-case hex.
@@ -38,6 +43,7 @@ impl BlobStore {
     pub fn open(root: &Path) -> Result<(Self, usize)> {
         let store = BlobStore {
             root: root.to_owned(),
+            lock: Arc::new(RwLock::new(())),
         };
         let tmp = store.tmp_dir();
         fs::create_dir_all(&tmp).map_err(|e| setup("create", &tmp, e))?;
@@ -48,6 +54,25 @@ impl BlobStore {
             removed += 1;
         }
         Ok((store, removed))
+    }
+
+    /// Held from writing a blob until the row that uses it is committed. Take the
+    /// database connection first: waiting for one while holding this guard can deadlock
+    /// against a purge.
+    pub fn writer(&self) -> RwLockReadGuard<'_, ()> {
+        // A panic while holding the lock leaves nothing half-done that the lock protects
+        // (blobs are atomic, rows transactional), so a poisoned lock is still usable.
+        self.lock
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Held while purged rows' blobs are deleted (excludes every writer). Take the
+    /// database connection first, as for [`BlobStore::writer`].
+    pub fn purger(&self) -> RwLockWriteGuard<'_, ()> {
+        self.lock
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn tmp_dir(&self) -> PathBuf {

@@ -87,29 +87,8 @@ fn referenced_blobs(db_path: &Path) -> Result<Referenced> {
         )));
     }
     let c = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let mut statement = c.prepare("SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos")?;
-    let rows = statement.query_map([], |r| {
-        Ok([
-            r.get::<_, Option<String>>(0)?,
-            r.get::<_, Option<String>>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ])
-    })?;
-    let mut referenced = Referenced {
-        photos: 0,
-        hashes: HashSet::new(),
-    };
-    for row in rows {
-        referenced.photos += 1;
-        referenced.hashes.extend(row?.into_iter().flatten());
-    }
-    // Face thumbnails, stored by the faces job, are blobs too (not orphans).
-    let mut statement =
-        c.prepare("SELECT thumbnail_sha256 FROM faces WHERE thumbnail_sha256 IS NOT NULL")?;
-    for sha256 in statement.query_map([], |r| r.get::<_, String>(0))? {
-        referenced.hashes.insert(sha256?);
-    }
-    Ok(referenced)
+    let (photos, hashes) = crate::repo::photos::every_blob_reference(&c)?;
+    Ok(Referenced { photos, hashes })
 }
 
 /// Files two folder levels down (`ab/cd/<hash>`), skipping `tmp/`.

@@ -23,6 +23,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_admin.sql"),
 ];
 
+/// A connection taken from the pool; back in the pool when dropped.
+pub type Pooled = r2d2::PooledConnection<SqliteConnectionManager>;
+
 /// A pool of connections to the album's database.
 #[derive(Clone)]
 pub struct Db {
@@ -57,7 +60,7 @@ impl Db {
     }
 
     /// A connection for blocking code (workers, tests).
-    pub fn connection(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
+    pub fn connection(&self) -> Result<Pooled> {
         Ok(self.pool.get()?)
     }
 

@@ -8,15 +8,14 @@
 //! `running` by a crash are queued again on start-up, and every job is written to be
 //! safe to run twice. `GET /api/jobs` shows the progress.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use album_faces::pipeline::FacePipeline;
 use album_training::inference::TrainedModel;
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::config::ServeConfig;
@@ -24,71 +23,9 @@ use crate::db::now;
 use crate::error::{Error, Result};
 use crate::ingest::Patience;
 use crate::repo::jobs as repo;
-use crate::{media, people, photos};
-
-/// One kind of background step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    Thumbnail,
-    Classify,
-    Faces,
-    Cluster,
-}
-
-impl JobKind {
-    pub const ALL: [JobKind; 4] = [
-        JobKind::Thumbnail,
-        JobKind::Classify,
-        JobKind::Faces,
-        JobKind::Cluster,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Thumbnail => "thumbnail",
-            JobKind::Classify => "classify",
-            JobKind::Faces => "faces",
-            JobKind::Cluster => "cluster",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        JobKind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-
-    /// The jobs a new photo gets: thumbnails always, the rest when their models are set.
-    pub fn for_new_photo(config: &ServeConfig) -> Vec<JobKind> {
-        let mut kinds = vec![JobKind::Thumbnail];
-        if config.model_bundle.is_some() {
-            kinds.push(JobKind::Classify);
-        }
-        if config.face_weights.is_some() {
-            kinds.push(JobKind::Faces);
-        }
-        kinds
-    }
-}
 
 pub use crate::repo::jobs::{Counts, FailedJob, Job, Progress};
-
-/// Queues a job (in the caller's transaction).
-pub fn enqueue(
-    c: &Connection,
-    user_id: i64,
-    photo_id: Option<i64>,
-    kind: JobKind,
-    max_attempts: i64,
-) -> Result<i64> {
-    Ok(repo::insert(
-        c,
-        user_id,
-        photo_id,
-        kind.as_str(),
-        max_attempts.max(1),
-        now(),
-    )?)
-}
+pub use crate::service::jobs::{JobKind, JobSignal, enqueue};
 
 /// Puts jobs a crash left `running` back in the queue; returns how many.
 pub fn recover(c: &Connection) -> Result<usize> {
@@ -123,37 +60,6 @@ pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
 /// The user's background work, as `GET /api/jobs` shows it.
 pub fn progress_of(c: &Connection, user_id: i64) -> Result<Progress> {
     Ok(repo::progress(c, user_id)?)
-}
-
-/// Wakes sleeping workers when work arrives, and tells them to stop.
-#[derive(Debug, Default)]
-pub struct JobSignal {
-    generation: Mutex<u64>,
-    changed: Condvar,
-    stop: AtomicBool,
-}
-
-impl JobSignal {
-    pub fn wake(&self) {
-        if let Ok(mut generation) = self.generation.lock() {
-            *generation += 1;
-        }
-        self.changed.notify_all();
-    }
-
-    /// Sleeps until woken or `timeout`.
-    fn wait(&self, timeout: Duration) {
-        if let Ok(generation) = self.generation.lock() {
-            let seen = *generation;
-            let _ = self
-                .changed
-                .wait_timeout_while(generation, timeout, |g| *g == seen);
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
 }
 
 /// The models a worker runs, loaded in its own thread.
@@ -280,7 +186,7 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
     let kind = JobKind::parse(&job.kind)
         .ok_or_else(|| Error::internal("job queue", format!("unknown job kind {:?}", job.kind)))?;
     if kind == JobKind::Cluster {
-        return people::cluster_new_faces(state, job.user_id);
+        return state.people.cluster_new_faces(job.user_id);
     }
     let photo_id = job
         .photo_id
@@ -291,13 +197,13 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
         other => other,
     };
     match kind {
-        JobKind::Thumbnail => gone(ensure_renditions(state, photo_id, Patience::Job).map(|_| ())),
+        JobKind::Thumbnail => gone(state.photos.renditions(photo_id, Patience::Job).map(|_| ())),
         JobKind::Classify => {
             let classifier = models
                 .classifier
                 .as_ref()
                 .ok_or_else(|| Error::internal("classify", "no model bundle is loaded"))?;
-            match photos::upright_image(state, photo_id, Patience::Job)? {
+            match state.photos.upright_image(photo_id, Patience::Job)? {
                 Some(image) => classify_photo(state, classifier, photo_id, &image),
                 None => Ok(()),
             }
@@ -307,9 +213,11 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
                 .faces
                 .as_mut()
                 .ok_or_else(|| Error::internal("faces", "no face models are loaded"))?;
-            match photos::upright_image(state, photo_id, Patience::Job)? {
+            match state.photos.upright_image(photo_id, Patience::Job)? {
                 Some(image) => {
-                    people::store_faces(state, pipeline, job.user_id, photo_id, &image.to_rgb8())
+                    state
+                        .people
+                        .store_faces(pipeline, job.user_id, photo_id, &image.to_rgb8())
                 }
                 None => Ok(()),
             }
@@ -352,35 +260,4 @@ pub fn classify_photo(
     let c = state.db.connection()?;
     crate::repo::smart::set_model_category(&c, photo_id, &category, f64::from(confidence))?;
     Ok(())
-}
-
-/// The photo's thumbnail and preview blobs, made now if missing: (thumbnail, preview).
-/// A request asking for them waits for memory as requests do; the job as jobs do.
-pub fn ensure_renditions(
-    state: &AppState,
-    photo_id: i64,
-    patience: Patience,
-) -> Result<(String, String)> {
-    let c = state.db.connection()?;
-    let (thumbnail, preview) =
-        crate::repo::photos::renditions(&c, photo_id)?.ok_or(Error::NotFound("photo"))?;
-    drop(c);
-    if let (Some(t), Some(p)) = (&thumbnail, &preview)
-        && state.blobs.contains(t)?
-        && state.blobs.contains(p)?
-    {
-        return Ok((t.clone(), p.clone()));
-    }
-    let image =
-        photos::upright_image(state, photo_id, patience)?.ok_or(Error::NotFound("photo"))?;
-    let thumbnail_bytes = media::resized_jpeg(&image, state.config.thumbnail_side, 85)
-        .map_err(|e| Error::internal("thumbnail", e))?;
-    let preview_bytes = media::resized_jpeg(&image, state.config.preview_side, 90)
-        .map_err(|e| Error::internal("preview", e))?;
-    let c = state.db.connection()?;
-    let _guard = state.blob_writer();
-    let thumbnail = state.blobs.put(&thumbnail_bytes)?;
-    let preview = state.blobs.put(&preview_bytes)?;
-    crate::repo::photos::set_renditions(&c, photo_id, &thumbnail, &preview)?;
-    Ok((thumbnail, preview))
 }

@@ -23,14 +23,15 @@
 //!   renditions, GIF frames), [`blobs`] (content-addressed files);
 //! - the features in layers, after Immich's server: [`api`] (thin handlers: HTTP in,
 //!   JSON out) over [`service`] (the rules; plain values, no HTTP; each service a small
-//!   state the handlers get through `FromRef`) over [`repo`] (all of their SQL). Albums,
-//!   places, smart albums, accounts ([`passwords`] holds the password policy) and the
-//!   queue's progress are there; `tests/layers.rs` checks that no layer imports one above it
-//!   and that SQL stays in [`repo`];
-//! - the features not yet split into layers (each file holds its handlers, rules and
-//!   SQL; `tests/layers.rs` names them, and the list may only shrink): [`photos`],
-//!   [`people`], [`gifs`], [`origin`]; [`jobs`] runs the background work (its queue's
-//!   SQL is in [`repo`] already);
+//!   state held once in [`AppState`] and handed to its handlers through `FromRef`) over
+//!   [`repo`] (all of the SQL). Photos (uploads, listings, renditions, the trash),
+//!   people (faces, their grouping, corrections), GIFs, albums, places, smart albums,
+//!   accounts ([`passwords`] holds the password policy) and the queue's progress;
+//!   `tests/layers.rs` checks that no layer imports one above it and that SQL stays in
+//!   [`repo`];
+//! - background work: [`jobs`] runs the queue's workers (thumbnails, classification,
+//!   faces, clustering) over the same services; [`origin`] refuses cross-site cookie
+//!   writes;
 //! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
 
 pub mod api;
@@ -41,14 +42,11 @@ pub mod check;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod gifs;
 pub mod ingest;
 pub mod jobs;
 pub mod media;
 pub mod origin;
 pub mod passwords;
-pub mod people;
-pub mod photos;
 pub mod repo;
 pub mod server;
 pub mod service;

@@ -31,7 +31,6 @@ use crate::app::{AppState, app};
 use crate::config::ServeConfig;
 use crate::error::Result;
 use crate::jobs::Workers;
-use crate::photos;
 use crate::service::accounts::Accounts;
 
 /// The album opened and its workers started, not yet accepting connections.
@@ -157,7 +156,7 @@ async fn purge_every_hour(state: AppState) {
         let worker = state.clone();
         let purged = tokio::task::spawn_blocking(move || {
             (
-                photos::purge_expired(&worker),
+                worker.photos.purge_expired(),
                 Accounts::from_ref(&worker).purge_expired_sessions(),
             )
         })

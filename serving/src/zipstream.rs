@@ -56,12 +56,11 @@ pub fn streamed_zip(
             let mut out = zip.finish().map_err(|e| Error::internal("zip", e))?;
             out.flush().map_err(|e| Error::internal("zip", e))
         });
-        if let Err(error) = written {
-            if !failure.is_closed() {
-                tracing::error!(%error, "a zip download was cut short");
-                let _ =
-                    failure.blocking_send(Err(io::Error::other("the zip could not be finished")));
-            }
+        if let Err(error) = written
+            && !failure.is_closed()
+        {
+            tracing::error!(%error, "a zip download was cut short");
+            let _ = failure.blocking_send(Err(io::Error::other("the zip could not be finished")));
         }
     });
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {

@@ -316,10 +316,7 @@ async fn favourites_trash_restore_and_purge() {
     album
         .json("DELETE", "/api/photos/2", Some(&token), None)
         .await;
-    assert_eq!(
-        album_serving::photos::purge_expired(&album.state).unwrap(),
-        0
-    );
+    assert_eq!(album.state.photos.purge_expired().unwrap(), 0);
     album
         .state
         .db
@@ -330,10 +327,7 @@ async fn favourites_trash_restore_and_purge() {
             [],
         )
         .unwrap();
-    assert_eq!(
-        album_serving::photos::purge_expired(&album.state).unwrap(),
-        1
-    );
+    assert_eq!(album.state.photos.purge_expired().unwrap(), 1);
     assert_eq!(album.count("photos"), 1);
 }
 

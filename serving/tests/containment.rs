@@ -209,7 +209,7 @@ async fn an_abandoned_gif_request_stops_and_stores_nothing() {
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
     // the build gives its slot back when it stops
     let deadline = Instant::now() + Duration::from_secs(60);
-    while album.state.gif_slots.available_permits() < album.state.config.gif_builds {
+    while album.state.gifs.slots.available_permits() < album.state.config.gif_builds {
         assert!(
             Instant::now() < deadline,
             "the abandoned build never stopped"
@@ -229,7 +229,7 @@ async fn gif_requests_beyond_the_build_slots_get_a_503() {
     });
     let token = album.user("ann").await;
     album.upload(&token, &class_photos("animals", 2)).await;
-    let taken = album.state.gif_slots.clone().try_acquire_owned().unwrap();
+    let taken = album.state.gifs.slots.clone().try_acquire_owned().unwrap();
     let (status, body) = post_gif(&album, &token, json!({"photo_ids": [1, 2]})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     drop(taken);

@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
 use crate::error::{Error, Result};
 pub use crate::service::accounts::{Accounts, Credentials, CurrentUser, Session};
 
@@ -177,10 +176,14 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
     })
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Accounts: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
         let token = token_of(&parts.headers).ok_or(Error::Unauthorized)?;
         let user = Accounts::from_ref(state).user_of_token(token).await?;
         tracing::Span::current().record("user", user.id);

@@ -4,6 +4,9 @@
 
 pub mod albums;
 pub mod auth;
+pub mod gifs;
 pub mod jobs;
+pub mod people;
+pub mod photos;
 pub mod places;
 pub mod smart;

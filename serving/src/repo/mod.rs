@@ -5,6 +5,7 @@
 //! HTTP answer, and import nothing from [`crate::service`] or [`crate::api`].
 
 pub mod albums;
+pub mod faces;
 pub mod jobs;
 pub mod photos;
 pub mod places;

@@ -1,7 +1,10 @@
-//! Photo rows, as other features need them.
+//! The `photos` table: the rows uploads and GIFs add, the listing's filters, the trash,
+//! and which blobs rows still use.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
 use serde::{Deserialize, Serialize};
+
+use crate::ingest::{Inspected, mime_of};
 
 /// A photo as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,4 +112,294 @@ pub fn set_renditions(
         params![thumbnail, preview, photo_id],
     )?;
     Ok(())
+}
+
+/// A photo's original blob and its EXIF orientation; `None` when the photo is gone.
+pub fn original(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<(String, u16)>> {
+    c.query_row(
+        "SELECT sha256, orientation FROM photos WHERE id = ?1",
+        [photo_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+}
+
+/// Bytes of photos `user_id` keeps, the trash included.
+pub fn bytes_used(c: &Connection, user_id: i64) -> rusqlite::Result<u64> {
+    let used: i64 = c.query_row(
+        "SELECT COALESCE(SUM(bytes), 0) FROM photos WHERE user_id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    Ok(used.max(0) as u64)
+}
+
+/// The user's photo (in the trash or not) with these bytes.
+pub fn with_bytes(c: &Connection, user_id: i64, sha256: &str) -> rusqlite::Result<Option<i64>> {
+    c.query_row(
+        "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
+        params![user_id, sha256],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// A new photo row for a checked file whose blob is `sha256`; returns its id.
+pub fn insert(
+    c: &Connection,
+    user_id: i64,
+    file: &Inspected,
+    sha256: &str,
+    kind: &str,
+    place_id: Option<i64>,
+    uploaded: i64,
+) -> rusqlite::Result<i64> {
+    c.execute(
+        "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
+             orientation, taken_at, camera_make, camera_model, latitude, longitude, place_id,
+             uploaded)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            user_id,
+            sha256,
+            kind,
+            file.name,
+            mime_of(file.kind),
+            file.bytes.len() as i64,
+            file.width,
+            file.height,
+            file.meta.orientation,
+            file.meta.taken_at,
+            file.meta.camera_make,
+            file.meta.camera_model,
+            file.meta.gps.map(|g| g.0),
+            file.meta.gps.map(|g| g.1),
+            place_id,
+            uploaded,
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// What a listing picks; every field optional, combined with AND. Dates are
+/// `YYYY-MM-DD`, checked by the caller.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct PhotoFilter {
+    /// Page size, 1–500 (default 100).
+    pub limit: Option<i64>,
+    /// Photos with ids below this (the `next` of the previous page).
+    pub before: Option<i64>,
+    pub album: Option<i64>,
+    pub category: Option<String>,
+    pub person: Option<i64>,
+    pub place: Option<i64>,
+    pub favourite: Option<bool>,
+    /// Taken (or, without EXIF date, uploaded) on or after this date, `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// … and on or before this date.
+    pub to: Option<String>,
+    /// List the trash instead of the album.
+    #[serde(default)]
+    pub trashed: bool,
+}
+
+/// Up to `rows` of the user's photos the filter picks, newest (highest id) first.
+pub fn filtered(
+    c: &Connection,
+    user_id: i64,
+    filter: &PhotoFilter,
+    rows: i64,
+) -> rusqlite::Result<Vec<PhotoInfo>> {
+    let trash = if filter.trashed {
+        "p.trashed IS NOT NULL"
+    } else {
+        "p.trashed IS NULL"
+    };
+    let mut conditions = vec!["p.user_id = ?".to_owned(), trash.to_owned()];
+    let mut values: Vec<Box<dyn ToSql>> = vec![Box::new(user_id)];
+    let mut add = |condition: &str, value: Box<dyn ToSql>| {
+        conditions.push(condition.to_owned());
+        values.push(value);
+    };
+    if let Some(before) = filter.before {
+        add("p.id < ?", Box::new(before));
+    }
+    if let Some(album) = filter.album {
+        add(
+            "p.id IN (SELECT ap.photo_id FROM album_photos ap JOIN albums a ON a.id = ap.album_id
+             WHERE ap.album_id = ? AND a.user_id = p.user_id)",
+            Box::new(album),
+        );
+    }
+    if let Some(category) = &filter.category {
+        add("p.category = ?", Box::new(category.clone()));
+    }
+    if let Some(person) = filter.person {
+        add(
+            "p.id IN (SELECT f.photo_id FROM faces f WHERE f.person_id = ? AND f.user_id = p.user_id)",
+            Box::new(person),
+        );
+    }
+    if let Some(place) = filter.place {
+        add("p.place_id = ?", Box::new(place));
+    }
+    if let Some(favourite) = filter.favourite {
+        add("p.favourite = ?", Box::new(favourite));
+    }
+    let day = "substr(COALESCE(p.taken_at, datetime(p.uploaded, 'unixepoch')), 1, 10)";
+    if let Some(from) = &filter.from {
+        add(&format!("{day} >= ?"), Box::new(from.clone()));
+    }
+    if let Some(to) = &filter.to {
+        add(&format!("{day} <= ?"), Box::new(to.clone()));
+    }
+    let sql = format!(
+        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {} ORDER BY p.id DESC LIMIT {rows}",
+        conditions.join(" AND "),
+    );
+    let mut statement = c.prepare(&sql)?;
+    statement
+        .query_map(params_from_iter(values.iter()), photo_from_row)?
+        .collect()
+}
+
+pub fn set_favourite(c: &Connection, photo_id: i64, favourite: bool) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE photos SET favourite = ?1 WHERE id = ?2",
+        params![favourite, photo_id],
+    )?;
+    Ok(())
+}
+
+pub fn rename(c: &Connection, photo_id: i64, name: &str) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE photos SET name = ?1 WHERE id = ?2",
+        params![name, photo_id],
+    )?;
+    Ok(())
+}
+
+/// Puts the photo in the trash at `when`; one already there keeps its time.
+pub fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "UPDATE photos SET trashed = ?1 WHERE id = ?2 AND trashed IS NULL",
+        params![when, photo_id],
+    )?;
+    Ok(())
+}
+
+pub fn restore(c: &Connection, photo_id: i64) -> rusqlite::Result<()> {
+    c.execute("UPDATE photos SET trashed = NULL WHERE id = ?1", [photo_id])?;
+    Ok(())
+}
+
+/// The photo's blobs (original, then the renditions made), if the photo is there.
+pub fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+    c.query_row(
+        "SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
+        [photo_id],
+        |r| {
+            let mut blobs = vec![r.get::<_, String>(0)?];
+            blobs.extend(r.get::<_, Option<String>>(1)?);
+            blobs.extend(r.get::<_, Option<String>>(2)?);
+            Ok(blobs)
+        },
+    )
+    .optional()
+}
+
+/// Deletes the photo's row (its faces, album entries and jobs go with it by cascade).
+pub fn delete(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+    c.execute("DELETE FROM photos WHERE id = ?1", [photo_id])
+}
+
+/// Whether any row uses the blob: an original, a rendition or a face thumbnail.
+pub fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+    c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
+             OR preview_sha256 = ?1)
+         OR EXISTS (SELECT 1 FROM faces WHERE thumbnail_sha256 = ?1)",
+        [sha256],
+        |r| r.get(0),
+    )
+}
+
+/// The user's photos in the trash (or only `only`, if it is there).
+pub fn trashed_ids(c: &Connection, user_id: i64, only: Option<i64>) -> rusqlite::Result<Vec<i64>> {
+    let mut statement = c.prepare(
+        "SELECT id FROM photos WHERE user_id = ?1 AND trashed IS NOT NULL
+         AND (?2 IS NULL OR id = ?2)",
+    )?;
+    statement
+        .query_map(params![user_id, only], |r| r.get(0))?
+        .collect()
+}
+
+/// Every photo put in the trash at or before `cutoff` (Unix seconds), any user's.
+pub fn trashed_before(c: &Connection, cutoff: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut statement =
+        c.prepare("SELECT id FROM photos WHERE trashed IS NOT NULL AND trashed <= ?1")?;
+    statement.query_map([cutoff], |r| r.get(0))?.collect()
+}
+
+/// What a GIF frame is made from: the original, its orientation and size, and the
+/// preview blob when made.
+#[derive(Debug, Clone)]
+pub struct FrameRow {
+    pub sha256: String,
+    pub preview_sha256: Option<String>,
+    pub orientation: u16,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The frame source of the user's photo `photo_id`, if it is theirs.
+pub fn frame_row(
+    c: &Connection,
+    user_id: i64,
+    photo_id: i64,
+) -> rusqlite::Result<Option<FrameRow>> {
+    let mut statement = c.prepare_cached(
+        "SELECT sha256, preview_sha256, orientation, width, height FROM photos
+         WHERE id = ?1 AND user_id = ?2",
+    )?;
+    statement
+        .query_row(params![photo_id, user_id], |r| {
+            Ok(FrameRow {
+                sha256: r.get(0)?,
+                preview_sha256: r.get(1)?,
+                orientation: r.get(2)?,
+                width: r.get(3)?,
+                height: r.get(4)?,
+            })
+        })
+        .optional()
+}
+
+/// How many photo rows there are, and every blob any row names: originals, renditions
+/// and face thumbnails (the store check's view of what must exist).
+pub fn every_blob_reference(
+    c: &Connection,
+) -> rusqlite::Result<(usize, std::collections::HashSet<String>)> {
+    let mut statement = c.prepare("SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos")?;
+    let rows = statement.query_map([], |r| {
+        Ok([
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ])
+    })?;
+    let mut photos = 0;
+    let mut hashes = std::collections::HashSet::new();
+    for row in rows {
+        photos += 1;
+        hashes.extend(row?.into_iter().flatten());
+    }
+    // Face thumbnails, stored by the faces job, are blobs too (not orphans).
+    let mut statement =
+        c.prepare("SELECT thumbnail_sha256 FROM faces WHERE thumbnail_sha256 IS NOT NULL")?;
+    for sha256 in statement.query_map([], |r| r.get::<_, String>(0))? {
+        hashes.insert(sha256?);
+    }
+    Ok((photos, hashes))
 }

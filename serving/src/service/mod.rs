@@ -6,6 +6,9 @@
 
 pub mod accounts;
 pub mod albums;
+pub mod gifs;
 pub mod jobs;
+pub mod people;
+pub mod photos;
 pub mod places;
 pub mod smart;

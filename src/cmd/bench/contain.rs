@@ -451,7 +451,7 @@ async fn upload(
             response.text().await.unwrap_or_default()
         );
     }
-    let report: album_serving::photos::UploadReport = response.json().await?;
+    let report: album_serving::service::photos::UploadReport = response.json().await?;
     Ok(report
         .results
         .iter()

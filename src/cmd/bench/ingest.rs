@@ -8,12 +8,12 @@
 //! | stage     | what runs                                                              |
 //! |-----------|------------------------------------------------------------------------|
 //! | decode    | `ingest::inspect`: magic bytes, pixel cap, full decode, EXIF, SHA-256  |
-//! | store     | `photos::store_photos`: blob (fsynced), photo row, its queued jobs     |
-//! | thumbnail | `jobs::ensure_renditions`: the thumbnail job, 256 px and 1280 px JPEGs |
-//! | classify  | `photos::upright_image` + `jobs::classify_photo`: the classify job     |
-//! | detect    | `photos::upright_image` + RetinaFace inside `people::store_faces`      |
-//! | embed     | the rest of `people::store_faces`: align, dlib ResNet, face rows       |
-//! | cluster   | `people::cluster_new_faces`: the cluster job a photo with faces queues |
+//! | store     | `Photos::store`: blob (fsynced), photo row, its queued jobs     |
+//! | thumbnail | `Photos::renditions`: the thumbnail job, 256 px and 1280 px JPEGs |
+//! | classify  | `Photos::upright_image` + `jobs::classify_photo`: the classify job     |
+//! | detect    | `Photos::upright_image` + RetinaFace inside `People::store_faces`      |
+//! | embed     | the rest of `People::store_faces`: align, dlib ResNet, face rows       |
+//! | cluster   | `People::cluster_new_faces`: the cluster job a photo with faces queues |
 //! | job queue | `jobs::claim` + `jobs::finish` for each of the photo's jobs            |
 //!
 //! The jobs read the original back from the blob store and decode it again (the upload
@@ -32,8 +32,8 @@ use album_dataset::data::with_threads;
 use album_serving::auth::{Accounts, Credentials};
 use album_serving::ingest::Patience;
 use album_serving::jobs::{self, Models};
-use album_serving::photos::UploadStatus;
-use album_serving::{AppState, ServeConfig, ingest, people, photos};
+use album_serving::service::photos::UploadStatus;
+use album_serving::{AppState, ServeConfig, ingest};
 use anyhow::{Context, bail};
 use axum::extract::FromRef;
 use indicatif::ProgressBar;
@@ -448,14 +448,13 @@ impl Bench<'_> {
             return Ok(None);
         };
         let context = || format!("photo {}", photo.name);
-        let (renditions, elapsed) =
-            timed(|| jobs::ensure_renditions(self.state, photo_id, Patience::Job));
+        let (renditions, elapsed) = timed(|| self.state.photos.renditions(photo_id, Patience::Job));
         renditions.with_context(context)?;
         times.thumbnail = elapsed;
         self.classify(photo_id, &mut times).with_context(context)?;
         self.faces(photo_id, &mut times).with_context(context)?;
         if times.faces > 0 {
-            let (outcome, elapsed) = timed(|| people::cluster_new_faces(self.state, self.user_id));
+            let (outcome, elapsed) = timed(|| self.state.people.cluster_new_faces(self.user_id));
             outcome.with_context(|| format!("clustering the faces of {}", photo.name))?;
             times.cluster = elapsed;
             self.known_faces += times.faces;
@@ -473,8 +472,7 @@ impl Bench<'_> {
         let (inspected, elapsed) = timed(|| ingest::inspect(name, bytes, decoding));
         times.decode = elapsed;
         let inspected = inspected.with_context(|| format!("inspecting {}", photo.name))?;
-        let (stored, elapsed) =
-            timed(|| photos::store_photos(self.state, self.user_id, vec![inspected]));
+        let (stored, elapsed) = timed(|| self.state.photos.store(self.user_id, vec![inspected]));
         times.store = elapsed;
         let stored = stored.with_context(|| format!("storing {}", photo.name))?;
         let result = stored
@@ -495,7 +493,10 @@ impl Bench<'_> {
             .as_ref()
             .context("no classifier loaded")?;
         let started = Instant::now();
-        let image = photos::upright_image(self.state, photo_id, Patience::Job)?
+        let image = self
+            .state
+            .photos
+            .upright_image(photo_id, Patience::Job)?
             .context("the photo is gone")?;
         times.classify_decode = started.elapsed();
         jobs::classify_photo(self.state, classifier, photo_id, &image)?;
@@ -512,13 +513,18 @@ impl Bench<'_> {
             .as_mut()
             .context("no face models loaded")?;
         let started = Instant::now();
-        let image = photos::upright_image(self.state, photo_id, Patience::Job)?
+        let image = self
+            .state
+            .photos
+            .upright_image(photo_id, Patience::Job)?
             .context("the photo is gone")?;
         let rgb = image.to_rgb8();
         times.faces_decode = started.elapsed();
         let before = pipeline.times();
         let started = Instant::now();
-        people::store_faces(self.state, pipeline, self.user_id, photo_id, &rgb)?;
+        self.state
+            .people
+            .store_faces(pipeline, self.user_id, photo_id, &rgb)?;
         let total = started.elapsed();
         let after = pipeline.times();
         times.detect = after.detect.saturating_sub(before.detect);

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use album_serving::check::{StoreCheck, check_store};
 use album_serving::jobs::Progress;
-use album_serving::photos::{PhotoPage, UploadReport, UploadStatus};
+use album_serving::service::photos::{PhotoPage, UploadReport, UploadStatus};
 use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;

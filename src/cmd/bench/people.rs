@@ -1,8 +1,8 @@
 //! `album bench people`: the album's face grouping measured through the service's own
 //! path. Each photo of a faces folder (LFW's layout) is stored, its faces found and
-//! stored by `people::store_faces`, and the cluster job `people::cluster_new_faces` run,
+//! stored by `People::store_faces`, and the cluster job `People::cluster_new_faces` run,
 //! photo by photo in the LFW evaluation's arrival order (`album faces eval --seed`);
-//! then `people::recluster`. Each photo's subject (the face nearest its centre, as the
+//! then `People::recluster`. Each photo's subject (the face nearest its centre, as the
 //! evaluation takes it) is scored by BCubed against the photo's person, beside the same
 //! rule run by the library (`album_faces::cluster`, what the evaluation scores) on the
 //! subjects alone in the same order. The service also sees every other face in the
@@ -15,8 +15,9 @@ use album_eval::faces::metrics::{ClusterScores, cluster_scores};
 use album_eval::faces::{arrival_order, list_photos};
 use album_faces::cluster::{Clustering, DensityClustering};
 use album_serving::ingest::Patience;
-use album_serving::people::{self, FACE_RULE, GroupedFace};
-use album_serving::{AppState, ServeConfig, ingest, photos};
+use album_serving::repo::faces::GroupedFace;
+use album_serving::service::people::FACE_RULE;
+use album_serving::{AppState, ServeConfig, ingest};
 use anyhow::{Context, bail};
 
 use super::ingest::{ScratchAlbum, create_user, settle_jobs};
@@ -76,18 +77,22 @@ pub fn run(args: PeopleBenchArgs) -> anyhow::Result<()> {
     for &index in &order {
         let photo = &photos[index];
         let photo_id = store(state, &photo.path, user_id)?;
-        let image = photos::upright_image(state, photo_id, Patience::Job)?
+        let image = state
+            .photos
+            .upright_image(photo_id, Patience::Job)?
             .context("the photo just stored is gone")?;
-        people::store_faces(state, &mut pipeline, user_id, photo_id, &image.to_rgb8())
+        state
+            .people
+            .store_faces(&mut pipeline, user_id, photo_id, &image.to_rgb8())
             .with_context(|| format!("finding the faces in {}", photo.path.display()))?;
-        people::cluster_new_faces(state, user_id)?;
+        state.people.cluster_new_faces(user_id)?;
         settle_jobs(state)?;
         person_of_photo.insert(photo_id, photo.person_index);
         bar.inc(1);
     }
     bar.finish_and_clear();
 
-    let arrived = subjects(&people::grouped_faces(state, user_id)?);
+    let arrived = subjects(&state.people.grouped_faces(user_id)?);
     let truth: Vec<usize> = arrived
         .iter()
         .map(|f| person_of_photo[&f.photo_id])
@@ -97,8 +102,8 @@ pub fn run(args: PeopleBenchArgs) -> anyhow::Result<()> {
     library.add_all(&arrived.iter().map(|f| f.descriptor).collect::<Vec<_>>());
     let library_incremental = library.labels().to_vec();
     library.recluster();
-    people::recluster(state, user_id)?;
-    let reclustered = subjects(&people::grouped_faces(state, user_id)?);
+    state.people.recluster(user_id)?;
+    let reclustered = subjects(&state.people.grouped_faces(user_id)?);
     let service_after = labels(&reclustered);
 
     println!(
@@ -144,7 +149,9 @@ fn store(state: &AppState, path: &std::path::Path, user_id: i64) -> anyhow::Resu
         .map_or_else(|| "photo".into(), |n| n.to_string_lossy().into_owned());
     let inspected = ingest::inspect(name, bytes, &state.decoding)
         .with_context(|| format!("inspecting {}", path.display()))?;
-    let stored = photos::store_photos(state, user_id, vec![inspected])
+    let stored = state
+        .photos
+        .store(user_id, vec![inspected])
         .with_context(|| format!("storing {}", path.display()))?;
     let photo = stored
         .into_iter()

@@ -250,7 +250,7 @@ fn shifted_plane(
     // out[i] = input[i + shift] over those rows, clipped to the input's bounds; the
     // clipped ends lie in columns the fix-up below zeroes anyway
     let shift = dy * width + dx;
-    let plane = (height * width) as isize;
+    let plane = height * width;
     let start = ((top * width_u) as isize).max(-shift);
     let end = ((bottom * width_u) as isize).min(plane - shift);
     if start < end {

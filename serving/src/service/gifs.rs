@@ -15,19 +15,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
-use rusqlite::OptionalExtension;
-use serde::Deserialize;
+use std::time::Duration;
 
-use crate::app::AppState;
-use crate::auth::CurrentUser;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+
 use crate::error::{Error, Result};
-use crate::ingest::Patience;
-use crate::media::{self, AnimatedGif};
-use crate::photos::{PhotoInfo, insert_photo, photo_of, photo_with_bytes};
-use crate::{ingest, media::MediaError};
+use crate::ingest::{self, Patience};
+use crate::media::{self, AnimatedGif, MediaError};
+use crate::repo::photos::{self as repo, PhotoInfo};
+use crate::service::photos::Photos;
 
 #[derive(Debug, Deserialize)]
 pub struct GifRequest {
@@ -85,50 +82,40 @@ struct FrameSource {
 /// the preview (already upright) when it has been made and is stored, else the
 /// original. Refused before any decoding when the sources hold too many pixels.
 fn frame_sources(
-    state: &AppState,
+    photos: &Photos,
     user_id: i64,
     photo_ids: &[i64],
 ) -> Result<HashMap<i64, FrameSource>> {
-    let c = state.db.connection()?;
-    let mut statement = c.prepare_cached(
-        "SELECT sha256, preview_sha256, orientation, width, height FROM photos
-         WHERE id = ?1 AND user_id = ?2",
-    )?;
-    let mut rows: Vec<(i64, (String, Option<String>, u16, u32, u32))> = Vec::new();
+    let c = photos.db.connection()?;
+    let mut rows: Vec<(i64, repo::FrameRow)> = Vec::new();
     for &id in photo_ids {
         if rows.iter().any(|(seen, _)| *seen == id) {
             continue;
         }
-        let row: (String, Option<String>, u16, u32, u32) = statement
-            .query_row(rusqlite::params![id, user_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()?
-            .ok_or(Error::NotFound("photo"))?;
+        let row = repo::frame_row(&c, user_id, id)?.ok_or(Error::NotFound("photo"))?;
         rows.push((id, row));
     }
-    drop(statement);
     drop(c); // the blob checks below need no connection
-    let preview_side = u64::from(state.config.preview_side);
+    let preview_side = u64::from(photos.config.preview_side);
     let mut sources = HashMap::new();
-    for (id, (original, preview, orientation, width, height)) in rows {
-        let pixels = u64::from(width) * u64::from(height);
-        let source = match preview {
-            Some(preview) if state.blobs.contains(&preview)? => FrameSource {
+    for (id, row) in rows {
+        let pixels = u64::from(row.width) * u64::from(row.height);
+        let source = match row.preview_sha256 {
+            Some(preview) if photos.blobs.contains(&preview)? => FrameSource {
                 sha256: preview,
                 orientation: 1,
                 pixels: pixels.min(preview_side * preview_side),
             },
             _ => FrameSource {
-                sha256: original,
-                orientation,
+                sha256: row.sha256,
+                orientation: row.orientation,
                 pixels,
             },
         };
         sources.insert(id, source);
     }
     let total: u64 = sources.values().map(|s| s.pixels).sum();
-    let most = state.config.gif_max_source_pixels;
+    let most = photos.config.gif_max_source_pixels;
     if total > most {
         return Err(Error::BadImage(format!(
             "the chosen photos hold {} megapixels to decode, more than the {} a GIF may \
@@ -142,7 +129,7 @@ fn frame_sources(
 
 /// Decodes, fits and encodes the frames one at a time.
 fn render(
-    state: &AppState,
+    photos: &Photos,
     request: &Checked,
     sources: &HashMap<i64, FrameSource>,
     abandoned: &Abandoned,
@@ -166,9 +153,9 @@ fn render(
                 None => {
                     let source = sources.get(id).ok_or(Error::NotFound("photo"))?;
                     let image = ingest::decode_upright(
-                        &state.blobs.read(&source.sha256)?,
+                        &photos.blobs.read(&source.sha256)?,
                         source.orientation,
-                        &state.decoding,
+                        &photos.decoding,
                         Patience::Request,
                     )?;
                     media::gif_frame(&image, size).map_err(refused)?
@@ -186,54 +173,50 @@ fn render(
 /// Builds the GIF and stores it like an upload (blob, row, thumbnail job). The same
 /// frames, delay and size asked for again (even at the same moment) give the same item.
 fn make_gif(
-    state: &AppState,
+    photos: &Photos,
     user_id: i64,
     request: &Checked,
     abandoned: &Abandoned,
 ) -> Result<PhotoInfo> {
-    let sources = frame_sources(state, user_id, &request.photo_ids)?;
-    let bytes = render(state, request, &sources, abandoned)?;
-    let file = ingest::inspect(request.name.clone(), bytes, &state.decoding)?;
-    let mut c = state.db.connection()?;
-    if let Some(existing) = photo_with_bytes(&c, user_id, &file.sha256)? {
-        return photo_of(&c, user_id, existing);
-    }
-    let id = match insert_photo(state, &mut c, user_id, &file, "gif") {
-        Ok(id) => id,
-        // a concurrent identical request stored it between the check and the insert
-        Err(error) => photo_with_bytes(&c, user_id, &file.sha256)?.ok_or(error)?,
-    };
-    photo_of(&c, user_id, id)
+    let sources = frame_sources(photos, user_id, &request.photo_ids)?;
+    let bytes = render(photos, request, &sources, abandoned)?;
+    let file = ingest::inspect(request.name.clone(), bytes, &photos.decoding)?;
+    photos.store_made(user_id, &file, "gif")
 }
 
-/// `POST /api/gifs`: parameters checked first, then a build slot (503 with
-/// `Retry-After` when every slot stays busy), then the frames in a blocking thread that
-/// stops between frames once the client has gone.
-pub async fn create(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Json(request): Json<GifRequest>,
-) -> Result<(StatusCode, Json<PhotoInfo>)> {
-    let request = check(request)?;
-    let slot = tokio::time::timeout(
-        state.config.busy_wait,
-        state.gif_slots.clone().acquire_owned(),
-    )
-    .await
-    .map_err(|_| Error::Busy {
-        message: "every GIF slot is busy; try again in a few seconds".into(),
-        retry_after_secs: 5,
-    })?
-    .map_err(|e| Error::internal("GIF slots", e))?;
-    let (abandoned, _on_drop) = Abandoned::watch();
-    let worker_state = state.clone();
-    let photo = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        make_gif(&worker_state, user.id, &request, &abandoned)
-    })
-    .await??;
-    state.jobs.wake();
-    Ok((StatusCode::CREATED, Json(photo)))
+/// The GIF service: photos, and the build slots.
+#[derive(Clone)]
+pub struct Gifs {
+    pub(crate) photos: Photos,
+    /// GIF builds running now (at most [`crate::config::ServeConfig::gif_builds`]).
+    pub slots: Arc<Semaphore>,
+    /// How long a request waits for a slot before 503.
+    pub(crate) busy_wait: Duration,
+}
+
+impl Gifs {
+    /// Parameters checked first, then a build slot (busy, with `Retry-After`, when every
+    /// slot stays busy), then the frames in a blocking thread that stops between frames
+    /// once this future is dropped (the client has gone).
+    pub async fn create(&self, user_id: i64, request: GifRequest) -> Result<PhotoInfo> {
+        let request = check(request)?;
+        let slot = tokio::time::timeout(self.busy_wait, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Busy {
+                message: "every GIF slot is busy; try again in a few seconds".into(),
+                retry_after_secs: 5,
+            })?
+            .map_err(|e| Error::internal("GIF slots", e))?;
+        let (abandoned, _on_drop) = Abandoned::watch();
+        let photos = self.photos.clone();
+        let photo = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            make_gif(&photos, user_id, &request, &abandoned)
+        })
+        .await??;
+        self.photos.jobs.wake();
+        Ok(photo)
+    }
 }
 
 /// Set when the request's future is dropped (the client closed the connection, or the
