@@ -203,22 +203,46 @@ pub struct DecodePlan {
 /// Sniffs, size-checks from the header, decodes fully and checks a JPEG's end marker.
 /// 16-bit and floating-point images come back reduced to 8 bits per channel.
 pub fn validate(bytes: &[u8], limits: &Limits) -> Result<ValidImage, ImageRejection> {
-    let plan = plan_decode(bytes, limits)?;
-    decode_planned(bytes, &plan, limits)
+    plan_decode(bytes, limits)?.decode()
+}
+
+/// An image whose header has been read and checked, with the decoder that read it: the
+/// decode goes on from there, so the header is parsed once. Holds no pixels yet.
+pub struct PlannedDecode<'a> {
+    pub plan: DecodePlan,
+    decoder: Box<dyn ImageDecoder + 'a>,
+}
+
+impl fmt::Debug for PlannedDecode<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlannedDecode")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every check that needs no pixels: the magic bytes, the header's size against the
 /// limits, each GIF frame against the pixel cap, a JPEG's end marker; and what decoding
 /// will cost. Cheap: call it before deciding whether there is memory to decode.
-pub fn plan_decode(bytes: &[u8], limits: &Limits) -> Result<DecodePlan, ImageRejection> {
+pub fn plan_decode<'a>(
+    bytes: &'a [u8],
+    limits: &Limits,
+) -> Result<PlannedDecode<'a>, ImageRejection> {
     let kind = sniff(bytes).ok_or_else(|| {
         ImageRejection::new(
             RejectReason::NotAnImage,
             format!("unknown magic bytes {}", hex_prefix(bytes)),
         )
     })?;
-    let (width, height, bytes_per_pixel) = header_facts(bytes, kind, limits)?;
+    let decoder = header_decoder(bytes, kind, limits)?;
+    let (width, height) = decoder.dimensions();
+    let bytes_per_pixel = decoder.color_type().bytes_per_pixel();
     check_size(width, height, limits)?;
+    // the output buffer against the decoder's allocation limit, as `ImageReader::decode`
+    // checks it
+    decoder_limits(limits)
+        .reserve(decoder.total_bytes())
+        .map_err(|e| ImageRejection::new(RejectReason::TooLargePixels, e.to_string()))?;
     if kind == ImageKind::Jpeg && !jpeg_has_end_marker(bytes) {
         return Err(ImageRejection::new(
             RejectReason::Corrupt,
@@ -253,47 +277,53 @@ pub fn plan_decode(bytes: &[u8], limits: &Limits) -> Result<DecodePlan, ImageRej
             peak_bytes += u64::from(first.width) * u64::from(first.height) * 4;
         }
     }
-    Ok(DecodePlan {
-        kind,
-        width,
-        height,
-        bytes_per_pixel,
-        peak_bytes,
+    Ok(PlannedDecode {
+        plan: DecodePlan {
+            kind,
+            width,
+            height,
+            bytes_per_pixel,
+            peak_bytes,
+        },
+        decoder,
     })
 }
 
-/// Decodes an image [`plan_decode`] passed: the whole image must decode at the size its
-/// header gave. 16-bit and floating-point pixels are reduced to 8 bits per channel at
-/// once, so nothing downstream holds the wide buffer.
-pub fn decode_planned(
-    bytes: &[u8],
-    plan: &DecodePlan,
-    limits: &Limits,
-) -> Result<ValidImage, ImageRejection> {
-    let (kind, width, height) = (plan.kind, plan.width, plan.height);
-    let image = reader(bytes, kind, limits).decode().map_err(|e| {
-        ImageRejection::new(
-            RejectReason::Corrupt,
-            format!("{kind} does not decode: {e}"),
-        )
-    })?;
-    if (image.width(), image.height()) != (width, height) {
-        // A header that lies about the size is as broken as one that does not parse.
-        return Err(ImageRejection::new(
-            RejectReason::Corrupt,
-            format!(
-                "header says {width}×{height}, pixels are {}×{}",
-                image.width(),
-                image.height()
-            ),
-        ));
+impl PlannedDecode<'_> {
+    /// Decodes the image [`plan_decode`] passed: the whole image must decode at the size
+    /// its header gave. 16-bit and floating-point pixels are reduced to 8 bits per
+    /// channel at once, so nothing downstream holds the wide buffer.
+    pub fn decode(self) -> Result<ValidImage, ImageRejection> {
+        let DecodePlan {
+            kind,
+            width,
+            height,
+            ..
+        } = self.plan;
+        let image = DynamicImage::from_decoder(self.decoder).map_err(|e| {
+            ImageRejection::new(
+                RejectReason::Corrupt,
+                format!("{kind} does not decode: {e}"),
+            )
+        })?;
+        if (image.width(), image.height()) != (width, height) {
+            // A header that lies about the size is as broken as one that does not parse.
+            return Err(ImageRejection::new(
+                RejectReason::Corrupt,
+                format!(
+                    "header says {width}×{height}, pixels are {}×{}",
+                    image.width(),
+                    image.height()
+                ),
+            ));
+        }
+        Ok(ValidImage {
+            image: to_eight_bits(image),
+            kind,
+            width,
+            height,
+        })
     }
-    Ok(ValidImage {
-        image: to_eight_bits(image),
-        kind,
-        width,
-        height,
-    })
 }
 
 /// The same picture at 8 bits per channel, channels kept (a 16-bit grey PNG stays grey).
@@ -312,19 +342,22 @@ pub fn to_eight_bits(image: DynamicImage) -> DynamicImage {
 }
 
 /// Width, height and the decoder's bytes per pixel, from the header only.
-fn header_facts(
-    bytes: &[u8],
+/// The decoder for `bytes`, its header read, the decoder limits set.
+fn header_decoder<'a>(
+    bytes: &'a [u8],
     kind: ImageKind,
     limits: &Limits,
-) -> Result<(u32, u32, u8), ImageRejection> {
-    let decoder = reader(bytes, kind, limits).into_decoder().map_err(|e| {
+) -> Result<Box<dyn ImageDecoder + 'a>, ImageRejection> {
+    let unparsable = |e: image::ImageError| {
         ImageRejection::new(
             RejectReason::Corrupt,
             format!("{kind} header does not parse: {e}"),
         )
-    })?;
-    let (width, height) = decoder.dimensions();
-    Ok((width, height, decoder.color_type().bytes_per_pixel()))
+    };
+    let decoder = reader(bytes, kind, limits)
+        .into_decoder()
+        .map_err(unparsable)?;
+    Ok(Box::new(decoder))
 }
 
 /// Where one GIF image sits on the logical screen.
@@ -796,7 +829,7 @@ mod tests {
         assert!(err.detail.contains("16000×16000"), "{}", err.detail);
         // a frame within the cap but beyond the screen is counted in the peak
         let wide = gif_with_frame(1000, 1000);
-        let plan = plan_decode(&wide, &limits).unwrap();
+        let plan = plan_decode(&wide, &limits).unwrap().plan;
         assert!(plan.peak_bytes >= 1000 * 1000 * 4, "{plan:?}");
     }
 
@@ -832,10 +865,10 @@ mod tests {
         DynamicImage::ImageRgb16(wide)
             .write_to(&mut Cursor::new(&mut bytes), ImageFormat::Png)
             .unwrap();
-        let plan = plan_decode(&bytes, &Limits::default()).unwrap();
-        assert_eq!(plan.bytes_per_pixel, 6);
-        assert_eq!(plan.peak_bytes, 64 * 48 * (6 + 4));
-        let valid = decode_planned(&bytes, &plan, &Limits::default()).unwrap();
+        let planned = plan_decode(&bytes, &Limits::default()).unwrap();
+        assert_eq!(planned.plan.bytes_per_pixel, 6);
+        assert_eq!(planned.plan.peak_bytes, 64 * 48 * (6 + 4));
+        let valid = planned.decode().unwrap();
         assert_eq!(valid.image.color(), image::ColorType::Rgb8);
         assert_eq!(valid.image.to_rgb8().get_pixel(1, 0).0, [4, 0, 255]);
     }

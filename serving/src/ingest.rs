@@ -152,9 +152,9 @@ pub fn inspect(name: String, bytes: Vec<u8>, decoding: &Decoding) -> Result<Insp
         };
         Error::BadImage(format!("{name:?} {what}: {}", rejection.detail))
     };
-    let plan = image_check::plan_decode(&bytes, &limits).map_err(refused)?;
-    let held = decoding.hold(&plan, Patience::Request, &format!("{name:?}"))?;
-    let valid = image_check::decode_planned(&bytes, &plan, &limits).map_err(refused)?;
+    let planned = image_check::plan_decode(&bytes, &limits).map_err(refused)?;
+    let held = decoding.hold(&planned.plan, Patience::Request, &format!("{name:?}"))?;
+    let valid = planned.decode().map_err(refused)?;
     drop((valid.image, held)); // only the facts are kept
     let meta = media::read_meta(&bytes);
     let (width, height) = upright_size(valid.width, valid.height, meta.orientation);
@@ -193,9 +193,9 @@ pub fn decode_upright(
         max_pixels: u64::MAX,
     };
     let broken = |rejection: ImageRejection| Error::internal("decoding a stored photo", rejection);
-    let plan = image_check::plan_decode(bytes, &limits).map_err(broken)?;
-    let held = decoding.hold(&plan, patience, "a stored photo")?;
-    let valid = image_check::decode_planned(bytes, &plan, &limits).map_err(broken)?;
+    let planned = image_check::plan_decode(bytes, &limits).map_err(broken)?;
+    let held = decoding.hold(&planned.plan, patience, "a stored photo")?;
+    let valid = planned.decode().map_err(broken)?;
     Ok(Decoded {
         image: media::apply_orientation(valid.image, orientation),
         _held: held,

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use album_serving::{ServeConfig, server};
 use anyhow::Context as _;
@@ -59,6 +60,56 @@ pub struct ServeArgs {
     /// Storage each user may fill with photos, the trash included, in GiB [default: no limit].
     #[arg(long, value_name = "GIB")]
     pub quota_gib: Option<f64>,
+    /// Memory for decoded pixels and upload bodies, all requests and jobs together, in
+    /// MiB; work that would go over it waits, then is answered 503.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = 1024,
+        help_heading = "Containment"
+    )]
+    pub memory_budget_mib: u64,
+    /// Seconds a request waits for memory or a GIF slot before it is answered 503 with
+    /// Retry-After.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        help_heading = "Containment"
+    )]
+    pub busy_wait_s: u64,
+    /// GIFs built at once.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        help_heading = "Containment"
+    )]
+    pub gif_builds: usize,
+    /// Seconds a connection has to send a request's headers.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 20,
+        help_heading = "Containment"
+    )]
+    pub header_timeout_s: u64,
+    /// Seconds a request body may send nothing before it is cut off (408).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        help_heading = "Containment"
+    )]
+    pub body_timeout_s: u64,
+    /// Seconds a whole request may take before it is cut off (408).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 900,
+        help_heading = "Containment"
+    )]
+    pub request_timeout_s: u64,
 }
 
 const SERVE_HELP: &str = "\
@@ -100,6 +151,12 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         quota_bytes: args
             .quota_gib
             .map(|gib| (gib.max(0.0) * f64::from(1u32 << 30)) as u64),
+        memory_budget_bytes: args.memory_budget_mib << 20,
+        busy_wait: Duration::from_secs(args.busy_wait_s),
+        gif_builds: args.gif_builds.max(1),
+        header_read_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        body_idle_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
+        request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
         ..ServeConfig::new(&args.data_dir)
     }
 }
@@ -199,4 +256,52 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
         let _ = tokio::signal::ctrl_c().await;
         println!("album serve: stopping");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// `album serve` with no flags runs with the library's defaults: the flags' own
+    /// defaults cannot drift from `ServeConfig::new`.
+    #[test]
+    fn the_flags_defaults_are_the_configs() {
+        let args = Command::parse_from(["album"]).serve;
+        let flags = config_of(&args);
+        let library = ServeConfig {
+            model_bundle: flags.model_bundle.clone(),
+            face_weights: flags.face_weights.clone(),
+            ..ServeConfig::new(&args.data_dir)
+        };
+        assert_eq!(format!("{flags:?}"), format!("{library:?}"));
+    }
+
+    #[test]
+    fn containment_flags_reach_the_config() {
+        let args = Command::parse_from([
+            "album",
+            "--memory-budget-mib",
+            "256",
+            "--busy-wait-s",
+            "3",
+            "--gif-builds",
+            "4",
+            "--request-timeout-s",
+            "60",
+        ])
+        .serve;
+        let config = config_of(&args);
+        assert_eq!(config.memory_budget_bytes, 256 << 20);
+        assert_eq!(config.busy_wait, Duration::from_secs(3));
+        assert_eq!(config.gif_builds, 4);
+        assert_eq!(config.request_timeout, Duration::from_secs(60));
+    }
 }
