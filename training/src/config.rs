@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceKind;
+use album_dataset::data::augment::AugmentConfig;
+
 use crate::models::ModelConfig;
 use crate::{Error, Result};
 
@@ -57,6 +59,9 @@ pub struct DataConfig {
     /// over the class's photos in manifest order (so every source is sampled), for
     /// quick experiments, CPU-scale studies and CI.
     pub images_per_class: usize,
+    /// Training augmentation beyond the random crop and flip (`[data.augment]`: a
+    /// random-resized crop, colour jitter, TrivialAugment-wide); all off by default.
+    pub augment: AugmentConfig,
 }
 
 impl Default for DataConfig {
@@ -68,6 +73,7 @@ impl Default for DataConfig {
             crop: 56,
             classes: Vec::new(),
             images_per_class: 0,
+            augment: AugmentConfig::new(),
         }
     }
 }
@@ -297,6 +303,21 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn augmentation_is_read_from_its_own_data_section() {
+        let config = TrainConfig::parse(
+            "[data.augment]\nresized_crop_scale = [0.08, 1.0]\nbrightness = 0.4\ntrivial_augment = true\n",
+        )
+        .unwrap();
+        let augment = &config.data.augment;
+        assert_eq!(augment.resized_crop_scale, Some([0.08, 1.0]));
+        assert_eq!(augment.brightness, 0.4);
+        assert!(augment.trivial_augment);
+        assert_eq!(augment.contrast, 0.0);
+        let plain = TrainConfig::parse("[data]\nresize = 72\ncrop = 64\n").unwrap();
+        assert_eq!(plain.data.augment, AugmentConfig::new());
+    }
+
     use super::*;
 
     #[test]

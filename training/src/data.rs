@@ -106,7 +106,9 @@ pub struct RunData {
 
 impl RunData {
     pub fn load(config: &DataConfig) -> Result<Self> {
-        PreprocessConfig::sized(config.resize, config.crop).validate()?;
+        PreprocessConfig::sized(config.resize, config.crop)
+            .with_augment(config.augment.clone())
+            .validate()?;
         let train = load_split(config, "train")?;
         let val = load_split(config, "val")?;
         let class_names = train.manifest.class_names();

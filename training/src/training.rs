@@ -410,7 +410,8 @@ impl Session {
         // Dropout draws from the device's generator: seeding it per epoch makes a resumed
         // epoch draw what the unbroken run drew.
         self.device.seed(train.seed.wrapping_add(1 + epoch as u64));
-        let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
+        let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop)
+            .with_augment(self.config.data.augment.clone());
         let batcher = ImageBatcher::train(&preprocess, train.seed)?;
         let dataset = ImageDataset::new(self.data.train.clone());
         dataset.set_epoch(epoch as u64);

@@ -2,6 +2,7 @@
 
 use burn::config::Config;
 
+use super::augment::AugmentConfig;
 use crate::{Error, Result};
 
 /// ImageNet channel means (RGB, on the 0–1 scale), the usual default.
@@ -29,6 +30,9 @@ pub struct PreprocessConfig {
     /// Per-channel standard deviation divided by after subtracting the mean.
     #[config(default = "IMAGENET_STD")]
     pub std: [f32; 3],
+    /// Training augmentation beyond the random crop and flip (all off by default).
+    #[config(default = "AugmentConfig::new()")]
+    pub augment: AugmentConfig,
 }
 
 impl PreprocessConfig {
@@ -51,6 +55,7 @@ impl PreprocessConfig {
                 self.crop, self.resize
             )));
         }
+        self.augment.validate()?;
         if self.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
             || self.mean.iter().any(|m| !m.is_finite())
         {

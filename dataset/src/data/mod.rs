@@ -12,6 +12,9 @@
 //! ```
 //!
 //! - [`config`]: [`PreprocessConfig`] (burn `Config`: resize, crop, mean, std).
+//! - [`augment`]: [`augment::AugmentConfig`] and torchvision's random-resized crop,
+//!   colour jitter and TrivialAugment-wide on RGB8 images, each drawn from a generator
+//!   seeded per image.
 //! - [`transform`]: the per-image steps with torchvision's semantics, and
 //!   [`Preprocessor::process_encoded_into`], the whole pipeline for one encoded image
 //!   into a caller's `[3, C, C]` slice (no cache, no `DataLoader`).
@@ -49,6 +52,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod augment;
 pub mod cache;
 pub mod config;
 pub mod loader;

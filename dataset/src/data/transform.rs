@@ -20,6 +20,7 @@ use fast_image_resize::{self as fir, FilterType, PixelType, ResizeAlg, ResizeOpt
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::augment::{random_resized_box, resized_crop};
 use super::config::{NormalizeTable, PreprocessConfig};
 use crate::{Error, Result};
 
@@ -94,6 +95,9 @@ impl Augmentation {
         }
     }
 }
+
+/// Mixed into the run's seed for the augmentation draws beyond crop and flip.
+const AUGMENT_STREAM: u64 = 0xA5A5_0F0F_C3C3_9669;
 
 /// The seed of one image's augmentation generator: a mix of the run's seed, the epoch
 /// and the image's index in its dataset (SplitMix64 finaliser at each step, so nearby
@@ -298,7 +302,66 @@ impl Preprocessor {
         out: &mut [f32],
     ) -> Result<()> {
         let plan = augmentation.plan(image.width, image.height, self.config.crop, epoch, index);
-        self.crop_into(image, plan, out)
+        match augmentation {
+            Augmentation::Train { seed } if self.augments() => {
+                // a stream of its own, so turning augmentation on keeps the crops drawn
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(item_seed(seed ^ AUGMENT_STREAM, epoch, index));
+                let augmented = self.augmented_crop(image, plan, &mut rng)?;
+                let plan = CropPlan {
+                    top: 0,
+                    left: 0,
+                    flip: plan.flip,
+                };
+                self.crop_into(augmented.view(), plan, out)
+            }
+            _ => self.crop_into(image, plan, out),
+        }
+    }
+
+    /// Whether training draws more than a crop and a flip.
+    fn augments(&self) -> bool {
+        let augment = &self.config.augment;
+        augment.resized_crop_scale.is_some() || augment.changes_colours()
+    }
+
+    /// The training crop as RGB8 (random-resized, else the plain random crop), its
+    /// colour steps applied; the flip is left to the normalisation.
+    fn augmented_crop(
+        &self,
+        image: ImageView<'_>,
+        plan: CropPlan,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<RgbImage> {
+        let augment = &self.config.augment;
+        let side = self.config.crop;
+        let mut crop = match augment.resized_crop_scale {
+            Some(scale) => {
+                let area = random_resized_box(
+                    (image.width, image.height),
+                    scale,
+                    augment.resized_crop_ratio,
+                    rng,
+                );
+                resized_crop(image, area, side)?
+            }
+            None => {
+                self.check_fits(image, plan, self.item_len())?;
+                let (width, side_bytes) = (image.width as usize, side as usize * 3);
+                let mut pixels = Vec::with_capacity(side_bytes * side as usize);
+                for row in 0..side as usize {
+                    let start = ((plan.top as usize + row) * width + plan.left as usize) * 3;
+                    pixels.extend_from_slice(&image.pixels[start..start + side_bytes]);
+                }
+                RgbImage {
+                    width: side,
+                    height: side,
+                    pixels,
+                }
+            }
+        };
+        augment.apply_colour_steps(&mut crop, rng);
+        Ok(crop)
     }
 
     fn check_fits(&self, image: ImageView<'_>, plan: CropPlan, out_len: usize) -> Result<()> {
@@ -430,6 +493,49 @@ mod tests {
         let error = decode_rgb(b"not an image at all", "photos/x.jpg").unwrap_err();
         assert!(matches!(error, Error::Image { .. }));
         assert!(error.to_string().contains("photos/x.jpg"), "{error}");
+    }
+
+    /// Augmentation turned off trains exactly as before; turned on it changes training
+    /// crops only, repeatably for the same (seed, epoch, index), and never evaluation.
+    #[test]
+    fn augmentation_changes_training_crops_only_and_repeatably() {
+        use super::super::augment::AugmentConfig;
+        let card = test_card();
+        let crop_with = |augment: AugmentConfig, augmentation: Augmentation, index: usize| {
+            let config = PreprocessConfig::sized(9, 8).with_augment(augment);
+            let preprocessor = Preprocessor::new(&config).unwrap();
+            let mut out = vec![0.0; preprocessor.item_len()];
+            preprocessor
+                .process_resized_into(card.view(), augmentation, 2, index, &mut out)
+                .unwrap();
+            out
+        };
+        let train = Augmentation::Train { seed: 5 };
+        let jitter = AugmentConfig::new().with_brightness(0.5).with_contrast(0.5);
+        let resized = AugmentConfig::new()
+            .with_resized_crop_scale(Some([0.3, 0.6]))
+            .with_trivial_augment(true);
+        let plain = crop_with(AugmentConfig::new(), train, 3);
+        let before = Preprocessor::new(&PreprocessConfig::sized(9, 8)).unwrap();
+        let mut unaugmented = vec![0.0; before.item_len()];
+        before
+            .process_resized_into(card.view(), train, 2, 3, &mut unaugmented)
+            .unwrap();
+        assert_eq!(plain, unaugmented);
+        assert_ne!(crop_with(jitter.clone(), train, 3), plain);
+        assert_eq!(
+            crop_with(jitter.clone(), train, 3),
+            crop_with(jitter.clone(), train, 3)
+        );
+        assert_ne!(
+            crop_with(jitter.clone(), train, 3),
+            crop_with(jitter.clone(), train, 4)
+        );
+        assert_ne!(crop_with(resized.clone(), train, 3), plain);
+        assert_eq!(
+            crop_with(resized.clone(), Augmentation::Eval, 3),
+            crop_with(AugmentConfig::new(), Augmentation::Eval, 3)
+        );
     }
 
     #[test]
