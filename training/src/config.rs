@@ -12,11 +12,18 @@
 //! resize = 64
 //! crop = 56
 //!
+//! [data.augment]           # optional; all off by default
+//! resized_crop_scale = [0.08, 1.0]
+//! brightness = 0.4
+//! trivial_augment = true
+//!
 //! [train]
 //! epochs = 10
 //! batch_size = 64
 //! optimizer = "sgd"
 //! base_lr = 0.1           # at base_batch; scaled linearly to batch_size
+//! mixup_alpha = 0.8       # optional batch mixing (crate::mix); 0 is off
+//! cutmix_alpha = 1.0
 //! ```
 //!
 //! Unknown keys are errors (a typo must not silently train with a default), and so are
@@ -156,6 +163,15 @@ pub struct OptimConfig {
     pub label_smoothing: f32,
     /// Weight of each auxiliary classifier's loss (GoogLeNet uses 0.3).
     pub aux_loss_weight: f32,
+    /// Mixup's α: each batch blended with a shuffled copy by λ ~ Beta(α, α) (0: off;
+    /// timm's recipes use 0.8). See [`crate::mix`].
+    pub mixup_alpha: f32,
+    /// CutMix's α: a box of a shuffled copy pasted in, its area 1 − λ (0: off; timm: 1.0).
+    pub cutmix_alpha: f32,
+    /// With both on, the share of mixed batches that use CutMix rather than mixup.
+    pub cutmix_switch_prob: f32,
+    /// The share of batches mixed at all (when either α is set).
+    pub mix_prob: f32,
     pub seed: u64,
     pub precision: Precision,
     /// `flex`, `tch-cpu` or `tch-cuda[:N]`.
@@ -180,6 +196,10 @@ impl Default for OptimConfig {
             weight_decay: 5e-5,
             label_smoothing: 0.1,
             aux_loss_weight: 0.3,
+            mixup_alpha: 0.0,
+            cutmix_alpha: 0.0,
+            cutmix_switch_prob: 0.5,
+            mix_prob: 1.0,
             seed: 42,
             precision: Precision::F32,
             device: "flex".into(),
@@ -235,7 +255,7 @@ impl TrainConfig {
                 data.crop, self.model.name
             )));
         }
-        let checks: [(bool, String); 10] = [
+        let checks: [(bool, String); 12] = [
             (
                 data.crop > 0 && data.crop <= data.resize,
                 format!(
@@ -275,6 +295,23 @@ impl TrainConfig {
                 ),
             ),
             (
+                [train.mixup_alpha, train.cutmix_alpha]
+                    .iter()
+                    .all(|alpha| alpha.is_finite() && *alpha >= 0.0),
+                format!(
+                    "train.mixup_alpha ({}) and train.cutmix_alpha ({}) must be ≥ 0",
+                    train.mixup_alpha, train.cutmix_alpha
+                ),
+            ),
+            (
+                (0.0..=1.0).contains(&train.mix_prob)
+                    && (0.0..=1.0).contains(&train.cutmix_switch_prob),
+                format!(
+                    "train.mix_prob ({}) and train.cutmix_switch_prob ({}) must be in [0, 1]",
+                    train.mix_prob, train.cutmix_switch_prob
+                ),
+            ),
+            (
                 train.warmup_epochs.is_finite()
                     && train.warmup_epochs >= 0.0
                     && train.warmup_epochs < train.epochs as f64,
@@ -303,6 +340,16 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn batch_mixing_is_off_by_default_and_checked() {
+        let plain = TrainConfig::parse("").unwrap();
+        assert!(!crate::mix::enabled(&plain.train));
+        let mixed = TrainConfig::parse("[train]\nmixup_alpha = 0.8\ncutmix_alpha = 1.0\n").unwrap();
+        assert!(crate::mix::enabled(&mixed.train));
+        assert!(TrainConfig::parse("[train]\nmixup_alpha = -1.0\n").is_err());
+        assert!(TrainConfig::parse("[train]\nmix_prob = 1.5\n").is_err());
+    }
+
     #[test]
     fn augmentation_is_read_from_its_own_data_section() {
         let config = TrainConfig::parse(

@@ -25,6 +25,7 @@ pub mod device;
 pub mod error;
 pub mod inference;
 pub mod metrics;
+pub mod mix;
 pub mod models;
 pub mod ops;
 pub mod optim;

@@ -26,7 +26,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
-use burn::tensor::{DType, Device, FloatDType, Int, Tensor};
+use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +36,7 @@ use crate::checkpoint::{self, TrainState};
 use crate::config::{Optimizer, Precision, TrainConfig};
 use crate::data::{RunData, for_each_chunk};
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
+use crate::mix;
 use crate::models::{Model, ModelOutput};
 use crate::ops::{self, Kernels};
 use crate::optim::{FusedAdamW, FusedSgd};
@@ -432,10 +433,31 @@ impl Session {
         let check_each_step = train.precision != Precision::F32;
         let mut consecutive_nonfinite = 0usize;
         for batch in batches {
-            let batch = batch?.to_device(&autodiff);
+            let mut batch = batch?;
+            let (count, crop) = (batch.len(), batch.crop);
+            let mixed = mix::mix_batch(
+                &mut batch.pixels,
+                count,
+                crop,
+                &train,
+                (epoch, self.state.step),
+            );
+            let partner_targets = mixed
+                .as_ref()
+                .map(|m| (m.lambda, m.partner_targets(&batch.targets)));
+            let batch = batch.to_device(&autodiff);
             let output = self.model.forward_train(batch.images);
             let ranks = metrics::target_ranks(output.logits.clone(), batch.targets.clone());
-            let loss = loss_fn.forward(output, batch.targets);
+            let loss = match partner_targets {
+                // λ·L(y) + (1 − λ)·L(y[perm]): the loss of the blended target
+                Some((lambda, partners)) => {
+                    let count = partners.len();
+                    let partners = Tensor::from_data(TensorData::new(partners, [count]), &autodiff);
+                    loss_fn.forward(output.clone(), batch.targets) * lambda
+                        + loss_fn.forward(output, partners) * (1.0 - lambda)
+                }
+                None => loss_fn.forward(output, batch.targets),
+            };
             let lr = self.schedule.at(self.state.step);
             let finite = !check_each_step || host_f32(loss.clone().reshape([1]))?[0].is_finite();
             if finite {

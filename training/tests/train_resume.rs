@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use album_dataset::data::augment::AugmentConfig;
 use album_dataset::data::read_dimensions;
 use album_dataset::gallery::PhotoFolder;
 use album_dataset::manifest::{ManifestRecord, write_manifest};
@@ -184,12 +185,21 @@ fn the_run_loads_back_and_predicts_any_subset_like_the_whole_split(run: &Path) {
     );
 }
 
+/// Every random draw (crops, flips, random-resized crops, colour jitter, TrivialAugment,
+/// mixup and CutMix) repeats after a resume: each is seeded by the run, epoch and image or
+/// step, never by how far the process got.
 #[test]
 fn a_run_interrupted_mid_epoch_and_resumed_takes_the_same_steps_as_an_unbroken_run() {
     let _lock = one_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let split = small_split(dir.path(), 8, 4);
-    let config = tiny_config(&split, &dir.path().join("cache"));
+    let mut config = tiny_config(&split, &dir.path().join("cache"));
+    config.data.augment = AugmentConfig::new()
+        .with_resized_crop_scale(Some([0.35, 1.0]))
+        .with_brightness(0.4)
+        .with_trivial_augment(true);
+    config.train.mixup_alpha = 0.8;
+    config.train.cutmix_alpha = 1.0;
     train(config.clone(), &options(dir.path(), "unbroken")).unwrap();
 
     // 5 steps make an epoch: stop 2 steps into the second, as a kill would.
