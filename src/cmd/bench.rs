@@ -485,13 +485,21 @@ pub(super) struct RunRecord {
 }
 
 impl RunRecord {
-    pub(super) fn now() -> Self {
-        let (git_revision, git_dirty) = album_training::provenance::git_state();
-        RunRecord {
-            git_revision,
-            git_dirty,
-            command_line: std::env::args().collect(),
-            cores: std::thread::available_parallelism().map_or(1, usize::from),
-        }
+    /// The run's revision, tree state, command line and cores, read the first time this
+    /// is called: each bench calls it as it starts, so a tree edited while a long bench
+    /// runs does not mark the run as made from that edit.
+    pub(super) fn of_this_run() -> Self {
+        static STARTED: std::sync::OnceLock<RunRecord> = std::sync::OnceLock::new();
+        STARTED
+            .get_or_init(|| {
+                let (git_revision, git_dirty) = album_training::provenance::git_state();
+                RunRecord {
+                    git_revision,
+                    git_dirty,
+                    command_line: std::env::args().collect(),
+                    cores: std::thread::available_parallelism().map_or(1, usize::from),
+                }
+            })
+            .clone()
     }
 }

@@ -66,6 +66,7 @@ pub struct ContainBenchArgs {
 const LIST_LIMIT: Duration = Duration::from_secs(1);
 
 pub fn run(args: ContainBenchArgs) -> anyhow::Result<()> {
+    super::RunRecord::of_this_run(); // the revision as the run starts
     if args.large_side < 64 || args.gif_requests == 0 || args.large_uploads == 0 {
         bail!(album_dataset::Error::InvalidArgument(
             "--large-side must be at least 64, --gif-requests and --large-uploads positive".into()
@@ -377,7 +378,7 @@ async fn attack(
         .map_err(|_| anyhow::anyhow!("an attack is still running"))?
         .into_inner();
     Ok(Report {
-        run: RunRecord::now(),
+        run: RunRecord::of_this_run(),
         address_space_mib: args.address_space_mib,
         large_megapixels: f64::from(args.large_side).powi(2) / 1e6,
         attacks,

@@ -89,6 +89,7 @@ pub struct IngestBenchArgs {
 }
 
 pub fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
+    super::RunRecord::of_this_run(); // the revision as the run starts
     if args.count == 0 {
         bail!("--count must be at least 1");
     }
@@ -719,7 +720,7 @@ impl Report {
         ];
         let decode_ms = ms(t.decode + t.classify_decode * 2 + t.faces_decode);
         Report {
-            run: super::RunRecord::now(),
+            run: super::RunRecord::of_this_run(),
             photos_dir: args.photos.display().to_string(),
             photos: n,
             warmup,

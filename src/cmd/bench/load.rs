@@ -87,6 +87,7 @@ pub struct LoadBenchArgs {
 }
 
 pub fn run(args: LoadBenchArgs) -> anyhow::Result<()> {
+    super::RunRecord::of_this_run(); // the revision as the run starts
     if args.count == 0 || args.clients == 0 || args.read_clients == 0 {
         bail!(album_dataset::Error::InvalidArgument(
             "--count, --clients and --read-clients must be positive".into()
@@ -957,7 +958,7 @@ impl LoadReport {
         let ids: std::collections::HashSet<i64> = outcome.ids.iter().flatten().copied().collect();
         let acknowledged = outcome.ids.iter().flatten().count();
         LoadReport {
-            run: RunRecord::now(),
+            run: RunRecord::of_this_run(),
             seed: args.seed,
             photos_dir: args.photos.display().to_string(),
             photos,
