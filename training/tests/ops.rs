@@ -341,10 +341,12 @@ fn with_optimizer(mut config: TrainConfig, optimizer: Optimizer) -> TrainConfig 
 }
 
 fn family_config(name: &str, width: f32, side: u32) -> TrainConfig {
-    let mut config = TrainConfig::default();
-    config.model = ModelConfig::new(name.into())
-        .with_width(width)
-        .with_num_classes(5);
+    let mut config = TrainConfig {
+        model: ModelConfig::new(name.into())
+            .with_width(width)
+            .with_num_classes(5),
+        ..TrainConfig::default()
+    };
     config.data.resize = side;
     config.data.crop = side;
     config.train.batch_size = 4;

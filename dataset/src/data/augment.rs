@@ -196,7 +196,7 @@ pub fn resized_crop(
 ) -> Result<RgbImage> {
     let failed = |reason: String| Error::InvalidArgument(format!("resized crop: {reason}"));
     let source =
-        fir::images::ImageRef::new(image.width, image.height, &image.pixels, PixelType::U8x3)
+        fir::images::ImageRef::new(image.width, image.height, image.pixels, PixelType::U8x3)
             .map_err(|e| failed(e.to_string()))?;
     if w == 0 || h == 0 || left + w > image.width || top + h > image.height {
         return Err(failed(format!(
