@@ -58,6 +58,9 @@ pub struct EvalRunOptions {
     pub device: DeviceKind,
     pub batch_size: usize,
     pub eval: EvalOptions,
+    /// Score only the photos of these sources, with the run's own source filters lifted
+    /// (the leave-one-source-out check); empty: the split as the run saw it.
+    pub sources: Vec<String>,
     /// Where the report goes; `<run>/eval-<split>` when `None`.
     pub out_dir: Option<PathBuf>,
     pub progress: bool,
@@ -74,17 +77,37 @@ pub struct EvalRunOutcome {
 /// Evaluates `run_dir`'s model on one split and writes the report.
 pub fn evaluate_run(run_dir: &Path, options: &EvalRunOptions) -> Result<EvalRunOutcome> {
     let model = TrainedModel::load(run_dir, options.checkpoint, options.device.device()?)?;
-    let (split, images) = model.load_split(options.split.name())?;
-    let predicted = model.predict(&split, &images, options.batch_size, options.progress)?;
+    let (split, images, photos) = if options.sources.is_empty() {
+        let (split, images) = model.load_split(options.split.name())?;
+        let all = (0..images.len()).collect();
+        (split, images, all)
+    } else {
+        model.load_split_of_sources(options.split.name(), &options.sources)?
+    };
+    let predicted = model.predict_photos(
+        &split,
+        &images,
+        &photos,
+        options.batch_size,
+        options.progress,
+    )?;
     let images_per_s = images_per_second(&predicted);
     let predictions = Predictions::from(predicted);
     let report = evaluate(&predictions, &options.eval)?;
     let dir = options
         .out_dir
         .clone()
-        .unwrap_or_else(|| run_dir.join(format!("eval-{}", options.split)));
+        .unwrap_or_else(|| run_dir.join(default_report_dir(options)));
     let context = ReportContext {
-        title: format!("{} · {} split", run_name(run_dir), options.split),
+        title: match options.sources.as_slice() {
+            [] => format!("{} · {} split", run_name(run_dir), options.split),
+            sources => format!(
+                "{} · {} split, photos of {} only",
+                run_name(run_dir),
+                options.split,
+                sources.join(", ")
+            ),
+        },
         notes: provenance_notes(&model, options, &split.hash),
     };
     let files = write_report(&report, &predictions, &dir, &context)?;
@@ -112,6 +135,20 @@ pub fn images_per_second(predicted: &SplitPredictions) -> f64 {
     predicted.targets.len() as f64 / seconds.max(1e-9)
 }
 
+/// `eval-<split>`, or `eval-<split>-ema` for the EMA weights, with `-sources-<a+b>` for
+/// a source subset (kept apart so that they can be compared side by side).
+fn default_report_dir(options: &EvalRunOptions) -> String {
+    let base = match options.checkpoint {
+        CheckpointChoice::Ema => format!("eval-{}-ema", options.split),
+        _ => format!("eval-{}", options.split),
+    };
+    if options.sources.is_empty() {
+        base
+    } else {
+        format!("{base}-sources-{}", options.sources.join("+"))
+    }
+}
+
 fn run_name(run_dir: &Path) -> String {
     run_dir.file_name().map_or_else(
         || run_dir.display().to_string(),
@@ -133,11 +170,16 @@ fn provenance_notes(
             model.run_dir.display()
         ),
         format!(
-            "checkpoint: `{}`{}",
+            "checkpoint: `{}`{}{}",
             model.checkpoint.display(),
             model
                 .epoch
-                .map_or(String::new(), |e| format!(", epoch {}", e + 1))
+                .map_or(String::new(), |e| format!(", epoch {}", e + 1)),
+            if options.checkpoint == CheckpointChoice::Ema {
+                " (the EMA weights, `ema.bpk`)"
+            } else {
+                ""
+            }
         ),
         format!(
             "model: {} width {} at {} px, trained on {} with seed {}, precision {}",

@@ -267,6 +267,7 @@ fn test_top1(run_dir: &Path, options: &SweepOptions) -> Result<Estimate> {
             checkpoint: CheckpointChoice::Best,
             device: options.eval_device,
             batch_size: 64,
+            sources: Vec::new(),
             eval: EvalOptions::default(),
             out_dir: None,
             progress: options.progress,
@@ -461,6 +462,8 @@ mod tests {
             train_images_per_s: 100.0,
             val_images_per_s: 300.0,
             nonfinite_steps: 0,
+            ema_val_loss: None,
+            ema_val_top1: None,
         }
     }
 

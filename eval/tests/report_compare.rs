@@ -121,6 +121,8 @@ fn epoch(epoch: usize, val_top1: f32, seconds: f64) -> EpochRow {
         train_images_per_s: 100.0 + 10.0 * epoch as f64,
         val_images_per_s: 400.0,
         nonfinite_steps: 0,
+        ema_val_loss: None,
+        ema_val_top1: None,
     }
 }
 

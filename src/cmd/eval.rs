@@ -20,7 +20,8 @@ use anyhow::Context;
 #[command(after_help = "Examples:
   album eval --run experiments/cpu-se-resnext50
   album eval --run experiments/cpu-se-resnext50 --split test
-  album eval --run experiments/cpu-vgg16 --checkpoint last --device tch-cpu")]
+  album eval --run experiments/cpu-vgg16 --checkpoint last --device tch-cpu
+  album eval --run experiments/study-full/loso/se-resnext50 --split test --sources inria,stanfordcars")]
 pub struct EvalArgs {
     /// The run directory (what `album train` wrote).
     #[arg(long)]
@@ -28,7 +29,9 @@ pub struct EvalArgs {
     /// Which split to evaluate on: val or test.
     #[arg(long, default_value = "val")]
     split: Split,
-    /// Which checkpoint: best (best validation top-1) or last.
+    /// Which weights: best (best validation top-1), last, or ema (the moving average of
+    /// the weights at the last epoch, in runs trained with train.ema_decay; its report
+    /// goes to eval-<split>-ema).
     #[arg(long, default_value = "best")]
     checkpoint: CheckpointChoice,
     /// Device: flex, tch-cpu, tch-cuda or tch-cuda:N.
@@ -43,6 +46,12 @@ pub struct EvalArgs {
     /// Seed of the bootstrap (the same seed gives the same intervals).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Score only the photos of these sources (comma-separated file-name prefixes such as
+    /// inria,stanfordcars), with the run's data.exclude_sources lifted: the
+    /// leave-one-source-out check of a run trained without them. The report goes to
+    /// <run>/eval-<split>-sources-<a+b>.
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE,...")]
+    sources: Vec<String>,
     /// Where the report goes [default: <run>/eval-<split>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -62,6 +71,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             seed: args.seed,
             ..EvalOptions::default()
         },
+        sources: args.sources,
         out_dir: args.out,
         progress: !args.quiet,
     };

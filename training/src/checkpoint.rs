@@ -5,6 +5,9 @@
 //! checkpoints/best/   model.bpk, state.json                  (best validation top-1)
 //! ```
 //!
+//! and, in a run with model EMA, `ema.bpk` beside each `model.bpk`: the averaged weights
+//! (with the live model's batch norm statistics) at that epoch.
+//!
 //! `model.bpk` and `optimizer.bpk` are burn's burnpack records (parameter ids included,
 //! so the optimizer's momentum finds its parameters again). A new `last` is written in
 //! full beside the old one and swapped in by renames, so a kill at any moment leaves
@@ -40,6 +43,8 @@ pub struct TrainState {
 }
 
 const MODEL: &str = "model.bpk";
+/// The EMA weights, in runs with `train.ema_decay`.
+pub const EMA_MODEL: &str = "ema.bpk";
 const OPTIMIZER: &str = "optimizer.bpk";
 const STATE: &str = "state.json";
 
@@ -47,21 +52,27 @@ pub fn checkpoints_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
-/// Writes `checkpoints/last` (and `checkpoints/best` when `is_best`).
+/// Writes `checkpoints/last` (and `checkpoints/best` when `is_best`), each with the EMA
+/// weights when the run keeps them.
 pub fn save(
     run_dir: &Path,
     model: &Model,
+    ema: Option<&Model>,
     optimizer: &ModuleOptimizer,
     state: &TrainState,
     is_best: bool,
 ) -> Result<()> {
+    let save_models = |dir: &Path| -> Result<()> {
+        save_model(model, &dir.join(MODEL))?;
+        ema.map_or(Ok(()), |ema| save_model(ema, &dir.join(EMA_MODEL)))
+    };
     let dir = checkpoints_dir(run_dir);
     let fresh = dir.join("last.tmp");
     if fresh.exists() {
         std::fs::remove_dir_all(&fresh).map_err(|e| Error::io("remove", &fresh, e))?;
     }
     std::fs::create_dir_all(&fresh).map_err(|e| Error::io("create", &fresh, e))?;
-    save_model(model, &fresh.join(MODEL))?;
+    save_models(&fresh)?;
     optimizer
         .save(fresh.join(OPTIMIZER))
         .map_err(|e| Error::io("save optimizer state to", &fresh, format!("{e:?}")))?;
@@ -70,7 +81,7 @@ pub fn save(
     if is_best {
         let best = dir.join("best.tmp");
         std::fs::create_dir_all(&best).map_err(|e| Error::io("create", &best, e))?;
-        save_model(model, &best.join(MODEL))?;
+        save_models(&best)?;
         write_state(&best.join(STATE), state)?;
         swap_in(&best, &dir.join("best"))?;
     }
@@ -131,10 +142,14 @@ pub fn read_state(checkpoint: &Path) -> Result<TrainState> {
 /// half-precision inference (burn's default keeps the record's type, which the
 /// half-precision device then refuses at the first operation).
 pub fn load_model(model: Model, checkpoint: &Path) -> Result<Model> {
-    let path = checkpoint.join(MODEL);
+    load_weights(model, &checkpoint.join(MODEL))
+}
+
+/// [`load_model`] from a given weights file (`model.bpk` or [`EMA_MODEL`]).
+pub fn load_weights(model: Model, path: &Path) -> Result<Model> {
     let cannot =
         |e: burn::store::RecordError| Error::Resume(format!("cannot load {}: {e}", path.display()));
-    let record = burn::store::ModuleRecord::load(&path).map_err(cannot)?;
+    let record = burn::store::ModuleRecord::load(path).map_err(cannot)?;
     model
         .try_load_record(record.cast_to_module_dtype())
         .map_err(cannot)

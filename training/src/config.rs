@@ -69,6 +69,13 @@ pub struct DataConfig {
     /// Training augmentation beyond the random crop and flip (`[data.augment]`: a
     /// random-resized crop, colour jitter, TrivialAugment-wide); all off by default.
     pub augment: AugmentConfig,
+    /// Leave out every photo of these sources (the file-name prefix the shared set's
+    /// MANIFEST.csv calls `source`: `inria`, `stanfordcars`, ...) from train and val:
+    /// the leave-one-source-out check trains without them and scores on them
+    /// (`album eval --sources`). See [`crate::data::source_of`].
+    pub exclude_sources: Vec<String>,
+    /// Keep only photos of these sources (empty: all); what `album eval --sources` sets.
+    pub only_sources: Vec<String>,
 }
 
 impl Default for DataConfig {
@@ -81,6 +88,8 @@ impl Default for DataConfig {
             classes: Vec::new(),
             images_per_class: 0,
             augment: AugmentConfig::new(),
+            exclude_sources: Vec::new(),
+            only_sources: Vec::new(),
         }
     }
 }
@@ -172,6 +181,11 @@ pub struct OptimConfig {
     pub cutmix_switch_prob: f32,
     /// The share of batches mixed at all (when either α is set).
     pub mix_prob: f32,
+    /// Model EMA's decay per step (0: off; timm's recipes use 0.9998 over hundreds of
+    /// thousands of steps, 0.999 suits a few thousand). The averaged weights are
+    /// validated every epoch beside the live ones and saved as `ema.bpk`. See
+    /// [`crate::ema`].
+    pub ema_decay: f64,
     pub seed: u64,
     pub precision: Precision,
     /// `flex`, `tch-cpu` or `tch-cuda[:N]`.
@@ -200,6 +214,7 @@ impl Default for OptimConfig {
             cutmix_alpha: 0.0,
             cutmix_switch_prob: 0.5,
             mix_prob: 1.0,
+            ema_decay: 0.0,
             seed: 42,
             precision: Precision::F32,
             device: "flex".into(),
@@ -255,7 +270,7 @@ impl TrainConfig {
                 data.crop, self.model.name
             )));
         }
-        let checks: [(bool, String); 12] = [
+        let checks: [(bool, String); 13] = [
             (
                 data.crop > 0 && data.crop <= data.resize,
                 format!(
@@ -312,6 +327,13 @@ impl TrainConfig {
                 ),
             ),
             (
+                (0.0..1.0).contains(&train.ema_decay),
+                format!(
+                    "train.ema_decay is {}; it must be in [0, 1) (0: no EMA)",
+                    train.ema_decay
+                ),
+            ),
+            (
                 train.warmup_epochs.is_finite()
                     && train.warmup_epochs >= 0.0
                     && train.warmup_epochs < train.epochs as f64,
@@ -348,6 +370,15 @@ mod tests {
         assert!(crate::mix::enabled(&mixed.train));
         assert!(TrainConfig::parse("[train]\nmixup_alpha = -1.0\n").is_err());
         assert!(TrainConfig::parse("[train]\nmix_prob = 1.5\n").is_err());
+    }
+
+    #[test]
+    fn model_ema_is_off_by_default_and_its_decay_is_checked() {
+        assert_eq!(TrainConfig::parse("").unwrap().train.ema_decay, 0.0);
+        let on = TrainConfig::parse("[train]\nema_decay = 0.999\n").unwrap();
+        assert_eq!(on.train.ema_decay, 0.999);
+        let err = TrainConfig::parse("[train]\nema_decay = 1.0\n").unwrap_err();
+        assert!(err.to_string().contains("ema_decay"), "{err}");
     }
 
     #[test]
@@ -422,13 +453,13 @@ mod tests {
 mod shipped_configs {
     use super::*;
 
-    /// Every config in `configs/cpu`, `configs/gpu` and `configs/ci` parses, validates and names a
+    /// Every config in `configs/cpu`, `configs/gpu`, `configs/ci` and `configs/study-full` parses, validates and names a
     /// registered model: a typo there would otherwise surface only when someone trains.
     #[test]
     fn every_shipped_training_config_is_valid() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
         let mut checked = 0;
-        for folder in ["cpu", "gpu", "ci"] {
+        for folder in ["cpu", "gpu", "ci", "study-full"] {
             let entries = std::fs::read_dir(root.join(folder)).unwrap();
             for entry in entries {
                 let path = entry.unwrap().path();

@@ -36,19 +36,44 @@ pub fn load_split(config: &DataConfig, name: &str) -> Result<SplitData> {
     manifest.records = filter_records(manifest.records, config);
     if manifest.records.is_empty() {
         return Err(Error::Config(format!(
-            "{} has no photos of classes {:?}",
+            "{} has no photos of classes {:?}{}",
             path.display(),
-            config.classes
+            config.classes,
+            if config.only_sources.is_empty() {
+                String::new()
+            } else {
+                format!(" from sources {:?}", config.only_sources)
+            }
         )));
     }
     let hash = records_hash(&manifest.records);
     Ok(SplitData { manifest, hash })
 }
 
+/// The source a photo comes from: the prefix before the first `_` of its original file
+/// name (the gallery URL's last segment, else the stored path's), as the shared set
+/// names its files (`inria_0001.jpg`, `stanfordcars_00012.jpg`; MANIFEST.csv's `source`
+/// column). A name without `_` is its own source.
+pub fn source_of(record: &ManifestRecord) -> &str {
+    let name = if record.image_url.is_empty() {
+        &record.path
+    } else {
+        &record.image_url
+    };
+    let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    file.split('_').next().unwrap_or(file)
+}
+
 fn filter_records(records: Vec<ManifestRecord>, config: &DataConfig) -> Vec<ManifestRecord> {
+    let wanted_source = |r: &ManifestRecord| {
+        let source = source_of(r);
+        (config.only_sources.is_empty() || config.only_sources.iter().any(|s| s == source))
+            && !config.exclude_sources.iter().any(|s| s == source)
+    };
     let records: Vec<_> = records
         .into_iter()
         .filter(|r| config.classes.is_empty() || config.classes.contains(&r.class))
+        .filter(wanted_source)
         .collect();
     if config.images_per_class == 0 {
         return records;
@@ -179,6 +204,52 @@ mod tests {
                 .collect();
             assert_eq!(picked, expected, "size {size}, wanted {wanted}");
         }
+    }
+
+    #[test]
+    fn the_source_is_the_original_file_names_prefix() {
+        let mut crawled = record("people", "x", 0);
+        crawled.path = "../crawl/gallery/images/6d/6d40bd05.jpg".into();
+        crawled.image_url = "http://127.0.0.1:8765/photos/people/inria_crop001_0007.jpg".into();
+        assert_eq!(source_of(&crawled), "inria");
+        assert_eq!(
+            source_of(&record("animals", "catsdogs200", 3)),
+            "catsdogs200"
+        );
+        let mut plain = record("animals", "x", 0);
+        plain.path = "animals/cat.jpg".into();
+        assert_eq!(source_of(&plain), "cat.jpg");
+    }
+
+    /// Leave-one-source-out: the excluded source is gone from training, and scoring
+    /// keeps only it (`only_sources`), whatever the class.
+    #[test]
+    fn sources_can_be_left_out_or_kept_alone() {
+        let mut records = Vec::new();
+        for source in ["caltech101", "catsdogs", "catsdogs200"] {
+            records.extend((0..4).map(|n| record("animals", source, n)));
+        }
+        records.extend((0..4).map(|n| record("people", "inria", n)));
+        let without = DataConfig {
+            exclude_sources: vec!["catsdogs".into(), "inria".into()],
+            ..DataConfig::default()
+        };
+        let kept = filter_records(records.clone(), &without);
+        assert_eq!(kept.len(), 8);
+        assert!(
+            kept.iter()
+                .all(|r| !["catsdogs", "inria"].contains(&source_of(r)))
+        );
+        let only = DataConfig {
+            only_sources: vec!["catsdogs".into(), "inria".into()],
+            ..DataConfig::default()
+        };
+        let kept = filter_records(records, &only);
+        assert_eq!(kept.len(), 8);
+        assert!(
+            kept.iter()
+                .all(|r| ["catsdogs", "inria"].contains(&source_of(r)))
+        );
     }
 
     fn record(class: &str, source: &str, n: usize) -> ManifestRecord {

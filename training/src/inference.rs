@@ -22,8 +22,8 @@ use album_dataset::data::{
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::checkpoint::{self, checkpoints_dir};
-use crate::config::TrainConfig;
-use crate::data::{SplitData, for_each_chunk, load_split};
+use crate::config::{DataConfig, TrainConfig};
+use crate::data::{SplitData, for_each_chunk, load_split, source_of};
 use crate::models::Model;
 use crate::provenance::Provenance;
 use crate::training::host_f32;
@@ -37,6 +37,9 @@ pub enum CheckpointChoice {
     Best,
     /// The newest epoch.
     Last,
+    /// The moving average of the weights at the newest epoch (runs with
+    /// `train.ema_decay`).
+    Ema,
 }
 
 impl FromStr for CheckpointChoice {
@@ -46,8 +49,9 @@ impl FromStr for CheckpointChoice {
         match s {
             "best" => Ok(CheckpointChoice::Best),
             "last" => Ok(CheckpointChoice::Last),
+            "ema" => Ok(CheckpointChoice::Ema),
             other => Err(Error::Config(format!(
-                "checkpoint {other:?}: expected best or last"
+                "checkpoint {other:?}: expected best, last or ema"
             ))),
         }
     }
@@ -93,24 +97,31 @@ impl TrainedModel {
             .map_err(|e| not_a_run("config.toml", e))?;
         let provenance = Provenance::read(&run_dir.join("provenance.json"))
             .map_err(|e| not_a_run("provenance.json", e))?;
-        let checkpoint = match choice {
-            CheckpointChoice::Best => Some(checkpoints_dir(run_dir).join("best")),
-            CheckpointChoice::Last => checkpoint::latest(run_dir),
-        }
-        .filter(|dir| dir.join("model.bpk").is_file())
-        .ok_or_else(|| {
-            Error::Run(format!(
-                "{} has no {choice:?} checkpoint (checkpoints stay out of git: retrain with \
-                 `album train --config {0}/config.toml`, or use a run trained here)",
-                run_dir.display()
-            ))
-        })?;
+        let (checkpoint, weights) = match choice {
+            CheckpointChoice::Best => (Some(checkpoints_dir(run_dir).join("best")), "model.bpk"),
+            CheckpointChoice::Last => (checkpoint::latest(run_dir), "model.bpk"),
+            CheckpointChoice::Ema => (checkpoint::latest(run_dir), checkpoint::EMA_MODEL),
+        };
+        let checkpoint = checkpoint
+            .filter(|dir| dir.join(weights).is_file())
+            .ok_or_else(|| {
+                let why = if choice == CheckpointChoice::Ema && config.train.ema_decay <= 0.0 {
+                    "the run kept no EMA of its weights: train.ema_decay was 0"
+                } else {
+                    "checkpoints stay out of git: retrain with `album train --config \
+                     <run>/config.toml`, or use a run trained here"
+                };
+                Error::Run(format!(
+                    "{} has no {choice:?} checkpoint ({why})",
+                    run_dir.display()
+                ))
+            })?;
         let epoch = checkpoint::read_state(&checkpoint)
             .ok()
             .and_then(|state| state.epochs_done.checked_sub(1));
         let model = config.model.clone().init(&device)?;
-        let model =
-            checkpoint::load_model(model, &checkpoint).map_err(|e| Error::Run(e.to_string()))?;
+        let model = checkpoint::load_weights(model, &checkpoint.join(weights))
+            .map_err(|e| Error::Run(e.to_string()))?;
         Ok(TrainedModel {
             run_dir: run_dir.to_owned(),
             config,
@@ -138,7 +149,15 @@ impl TrainedModel {
     /// decoded at the run's resize (from the cache when valid). Its classes must be the
     /// run's, in the same order, or labels would mean other classes.
     pub fn load_split(&self, split: &str) -> Result<(SplitData, Arc<DecodedImages>)> {
-        let data = load_split(&self.config.data, split)?;
+        self.load_split_with(&self.config.data, split)
+    }
+
+    fn load_split_with(
+        &self,
+        config: &DataConfig,
+        split: &str,
+    ) -> Result<(SplitData, Arc<DecodedImages>)> {
+        let data = load_split(config, split)?;
         let classes = data.manifest.class_names();
         if classes != self.provenance.class_names {
             return Err(Error::Config(format!(
@@ -146,15 +165,40 @@ impl TrainedModel {
                 self.provenance.class_names
             )));
         }
-        let (images, status) = DecodedImages::open_or_build(
-            &data.manifest,
-            self.config.data.resize,
-            &self.config.data.cache_dir,
-        )?;
+        let (images, status) =
+            DecodedImages::open_or_build(&data.manifest, config.resize, &config.cache_dir)?;
         if let CacheStatus::Rebuilt { reason } = &status {
             eprintln!("{split}: decoded-image cache rebuilt ({reason})");
         }
         Ok((data, images.into_shared()))
+    }
+
+    /// The whole split, with the run's source filters lifted, and the positions of the
+    /// photos from `sources`: what the leave-one-source-out check scores a run that was
+    /// trained without them on. Labels stay the run's (the whole split has every class).
+    pub fn load_split_of_sources(
+        &self,
+        split: &str,
+        sources: &[String],
+    ) -> Result<(SplitData, Arc<DecodedImages>, Vec<usize>)> {
+        let mut unfiltered = self.config.data.clone();
+        unfiltered.exclude_sources.clear();
+        unfiltered.only_sources.clear();
+        let (data, images) = self.load_split_with(&unfiltered, split)?;
+        let indices: Vec<usize> = data
+            .manifest
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| sources.iter().any(|s| s == source_of(r)))
+            .map(|(i, _)| i)
+            .collect();
+        if indices.is_empty() {
+            return Err(Error::Config(format!(
+                "the {split} split has no photos from sources {sources:?}"
+            )));
+        }
+        Ok((data, images, indices))
     }
 
     /// Softmax probabilities for every photo of `images`, centre-cropped as in validation.

@@ -8,6 +8,7 @@
 //! - [`config`]: the TOML training config (`configs/cpu/*.toml`).
 //! - [`ops`]: the layer operations (conv, batch norm, ReLU) with the project's own
 //!   forward and backward per backend: LibTorch's ATen kernels, direct Rust on flex.
+//! - [`ema`]: the moving average of the weights, validated beside the live model.
 //! - [`optim`]: SGD updating each parameter in one of the project's operations.
 //! - [`training`]: the loop, run directories, `--resume`.
 //! - [`metrics`], [`plots`], [`checkpoint`], [`provenance`]: what a run writes.
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod ema;
 pub mod error;
 pub mod inference;
 pub mod metrics;

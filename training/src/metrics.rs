@@ -4,7 +4,8 @@
 //! - `batch-metrics.parquet|csv`: epoch, step, loss, learning rate, images/s, top-1 of
 //!   the batch, whether the loss was finite;
 //! - `epoch-metrics.parquet|csv`: train loss and top-1, validation loss and top-1/2/5,
-//!   learning rate at the epoch's end, epoch time, train and validation images/s.
+//!   learning rate at the epoch's end, epoch time, train and validation images/s, and
+//!   the EMA weights' validation loss and top-1 when the run keeps an EMA.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,11 @@ pub struct EpochRow {
     pub train_images_per_s: f64,
     pub val_images_per_s: f64,
     pub nonfinite_steps: usize,
+    /// Validation loss and top-1 of the EMA weights (runs with `train.ema_decay`).
+    #[serde(default)]
+    pub ema_val_loss: Option<f32>,
+    #[serde(default)]
+    pub ema_val_top1: Option<f32>,
 }
 
 /// Counts of correct predictions within the top 1, 2 and 5, plus summed loss.
@@ -158,6 +164,8 @@ fn epoch_frame(rows: &[EpochRow]) -> PolarsResult<DataFrame> {
         "train_images_per_s" => col64(|r| r.train_images_per_s),
         "val_images_per_s" => col64(|r| r.val_images_per_s),
         "nonfinite_steps" => rows.iter().map(|r| r.nonfinite_steps as u32).collect::<Vec<_>>(),
+        "ema_val_loss" => rows.iter().map(|r| r.ema_val_loss).collect::<Vec<_>>(),
+        "ema_val_top1" => rows.iter().map(|r| r.ema_val_top1).collect::<Vec<_>>(),
     )
 }
 
@@ -210,6 +218,17 @@ pub fn read_epoch_rows(run_dir: &Path) -> Result<Vec<EpochRow>> {
     let (val_top2, val_top5) = (f32s("val_top2")?, f32s("val_top5")?);
     let (lr, seconds) = (f64s("lr")?, f64s("epoch_seconds")?);
     let (train_rate, val_rate) = (f64s("train_images_per_s")?, f64s("val_images_per_s")?);
+    // Runs from before model EMA have no EMA columns; runs without EMA have them empty.
+    let optional = |name: &str| -> Result<Vec<Option<f32>>> {
+        if df.column(name).is_err() {
+            return Ok(vec![None; df.height()]);
+        }
+        Ok(f32s(name)?
+            .into_iter()
+            .map(|v| (!v.is_nan()).then_some(v))
+            .collect())
+    };
+    let (ema_loss, ema_top1) = (optional("ema_val_loss")?, optional("ema_val_top1")?);
     Ok((0..df.height())
         .map(|i| EpochRow {
             epoch: epoch[i] as usize,
@@ -224,6 +243,8 @@ pub fn read_epoch_rows(run_dir: &Path) -> Result<Vec<EpochRow>> {
             train_images_per_s: train_rate[i],
             val_images_per_s: val_rate[i],
             nonfinite_steps: nonfinite[i] as usize,
+            ema_val_loss: ema_loss[i],
+            ema_val_top1: ema_top1[i],
         })
         .collect())
 }
@@ -326,6 +347,8 @@ mod tests {
             train_images_per_s: 100.0,
             val_images_per_s: 300.0,
             nonfinite_steps: 0,
+            ema_val_loss: Some(1.3),
+            ema_val_top1: Some(0.65),
         };
         let written = write_tables(
             dir.path(),

@@ -1,6 +1,7 @@
 //! A run's learning curves as PNG: `loss.png` (every batch's loss, faint, with the
 //! epoch means of training and validation loss on top) and `accuracy.png` (training
-//! top-1 and validation top-1 and top-2 per epoch). Redrawn after every epoch, so a
+//! top-1 and validation top-1 and top-2 per epoch, and the EMA weights' validation
+//! top-1 when the run keeps an EMA). Redrawn after every epoch, so a
 //! person can watch a run by reopening them.
 
 use std::path::Path;
@@ -16,6 +17,7 @@ const FONT: &str = "sans-serif";
 const TRAIN: RGBColor = RGBColor(0, 114, 178);
 const VAL: RGBColor = RGBColor(230, 159, 0);
 const VAL2: RGBColor = RGBColor(0, 158, 115);
+const EMA: RGBColor = RGBColor(204, 121, 167);
 
 type Coords =
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
@@ -126,6 +128,13 @@ fn draw_accuracy(path: &Path, title: &str, epochs: &[EpochRow]) -> Result<()> {
     series(&mut chart, points(|e| e.train_top1), TRAIN, "train top-1").map_err(|e| fail(&e))?;
     series(&mut chart, points(|e| e.val_top1), VAL, "validation top-1").map_err(|e| fail(&e))?;
     series(&mut chart, points(|e| e.val_top2), VAL2, "validation top-2").map_err(|e| fail(&e))?;
+    let ema: Vec<(f64, f64)> = epochs
+        .iter()
+        .filter_map(|e| Some((e.epoch as f64 + 1.0, f64::from(e.ema_val_top1?) * 100.0)))
+        .collect();
+    if !ema.is_empty() {
+        series(&mut chart, ema, EMA, "validation top-1, EMA weights").map_err(|e| fail(&e))?;
+    }
     // Accuracies rise, so the lower right is empty once training is under way.
     legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))

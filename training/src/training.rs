@@ -6,8 +6,9 @@
 //!             ─► Model on device.autodiff()  ─► per step: batch → forward → loss
 //!                (+ aux losses) → backward → SGD/AdamW step at the scheduled rate;
 //!                loss and top-k ranks stay on the device, read back every 16 steps
-//!             ─► per epoch: validation (no autodiff), metrics tables, charts,
-//!                checkpoints/last (and best)
+//!                (+ the EMA of the weights, when the config keeps one)
+//!             ─► per epoch: validation (no autodiff; the EMA weights too), metrics
+//!                tables, charts, checkpoints/last (and best)
 //! ```
 //!
 //! A run lives in `experiments/<run-id>/`: `config.toml` (resolved), `provenance.json`
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, TrainState};
 use crate::config::{Optimizer, Precision, TrainConfig};
 use crate::data::{RunData, for_each_chunk};
+use crate::ema::ModelEma;
 use crate::metrics::{self, BatchRow, EpochRow, Tally};
 use crate::mix;
 use crate::models::{Model, ModelOutput};
@@ -295,6 +297,8 @@ struct Session {
     run_dir: PathBuf,
     model: Model,
     optimizer: ModuleOptimizer,
+    /// The moving average of the weights (`train.ema_decay` > 0).
+    ema: Option<ModelEma>,
     state: TrainState,
     schedule: LrSchedule,
     steps_per_epoch: usize,
@@ -335,8 +339,10 @@ impl Session {
             optimizer = checkpoint::load_optimizer(optimizer, &last)?;
             state.resumes += 1;
         }
+        let ema = Self::start_ema(&config, &device, &model, &run_dir, resuming, &state)?;
         let params = model.num_params();
         Ok(Session {
+            ema,
             schedule: LrSchedule::new(&config.train, steps_per_epoch),
             config,
             device,
@@ -348,6 +354,30 @@ impl Session {
             steps_per_epoch,
             params,
         })
+    }
+
+    /// A new average starts at the model's first weights; a resumed run continues the
+    /// one saved with its last checkpoint (one update per step so far).
+    fn start_ema(
+        config: &TrainConfig,
+        device: &Device,
+        model: &Model,
+        run_dir: &Path,
+        resuming: bool,
+        state: &TrainState,
+    ) -> Result<Option<ModelEma>> {
+        let decay = config.train.ema_decay;
+        if decay <= 0.0 {
+            return Ok(None);
+        }
+        let saved = checkpoint::latest(run_dir)
+            .map(|last| last.join(checkpoint::EMA_MODEL))
+            .filter(|path| resuming && path.is_file());
+        let Some(saved) = saved else {
+            return Ok(Some(ModelEma::new(model, decay)));
+        };
+        let averaged = checkpoint::load_weights(config.model.init(device)?, &saved)?;
+        Ok(Some(ModelEma::resumed(&averaged, decay, state.step)))
     }
 
     fn run(&mut self, options: &RunOptions) -> Result<RunSummary> {
@@ -372,12 +402,25 @@ impl Session {
                 interrupted = true;
                 break;
             }
-            let val = self.validate(options.progress)?;
-            let row = self.epoch_row(epoch, &train, &val, started.elapsed().as_secs_f64());
+            let val = self.validate(&self.model.valid(), options.progress)?;
+            let ema_model = self
+                .ema
+                .as_ref()
+                .map(|ema| ema.apply_to(self.model.valid()));
+            let ema_val = match &ema_model {
+                Some(model) => Some(self.validate(model, options.progress)?),
+                None => None,
+            };
+            let mut row = self.epoch_row(epoch, &train, &val, started.elapsed().as_secs_f64());
+            if let Some(ema_val) = &ema_val {
+                row.ema_val_loss = Some(ema_val.tally.mean_loss());
+                row.ema_val_top1 = Some(ema_val.tally.accuracy(0));
+            }
             let improved = self.record_epoch(row);
             checkpoint::save(
                 &self.run_dir,
                 &self.model,
+                ema_model.as_ref(),
                 &self.optimizer,
                 &self.state,
                 improved,
@@ -463,6 +506,9 @@ impl Session {
             if finite {
                 let grads = GradientsParams::from_grads(loss.backward(), &self.model);
                 self.model = self.optimizer.step(lr, self.model.clone(), grads);
+                if let Some(ema) = &mut self.ema {
+                    ema.update(&self.model);
+                }
                 consecutive_nonfinite = 0;
             } else {
                 // A non-finite loss would poison every weight; skip the update, count it.
@@ -501,10 +547,10 @@ impl Session {
         self.state.batches.extend(rows);
     }
 
-    fn validate(&self, progress: bool) -> Result<EpochVal> {
+    /// Scores `model` (the live weights without autodiff, or the EMA weights) on val.
+    fn validate(&self, model: &Model, progress: bool) -> Result<EpochVal> {
         let preprocess = PreprocessConfig::sized(self.config.data.resize, self.config.data.crop);
         let batcher = ImageBatcher::eval(&preprocess)?;
-        let model = self.model.valid();
         let loss_fn = CrossEntropyLossConfig::new().init(&self.device);
         let count = self.data.val.len();
         let mut tally = Tally::default();
@@ -556,6 +602,8 @@ impl Session {
             train_images_per_s: train.images_per_s,
             val_images_per_s: val.images_per_s,
             nonfinite_steps: train.nonfinite,
+            ema_val_loss: None,
+            ema_val_top1: None,
         }
     }
 
@@ -604,6 +652,9 @@ impl Session {
                 row.epoch_seconds,
                 row.train_images_per_s
             );
+            if let Some(top1) = row.ema_val_top1 {
+                eprintln!("           EMA weights: val top-1 {:5.1} %", top1 * 100.0);
+            }
         }
     }
 

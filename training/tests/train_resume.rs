@@ -144,6 +144,17 @@ fn a_run_directory_holds_config_provenance_metrics_charts_and_checkpoints() {
     );
     let epochs = std::fs::read_to_string(run.join("epoch-metrics.csv")).unwrap();
     assert_eq!(epochs.lines().count(), 3, "{epochs}");
+    // no EMA in this run: asking for its weights says why there are none
+    let no_ema = album_training::inference::TrainedModel::load(
+        &run,
+        album_training::inference::CheckpointChoice::Ema,
+        burn::tensor::Device::flex(),
+    );
+    let err = no_ema
+        .err()
+        .expect("a run without EMA has no EMA weights")
+        .to_string();
+    assert!(err.contains("ema_decay"), "{err}");
     the_run_loads_back_and_predicts_any_subset_like_the_whole_split(&run);
 }
 
@@ -200,6 +211,7 @@ fn a_run_interrupted_mid_epoch_and_resumed_takes_the_same_steps_as_an_unbroken_r
         .with_trivial_augment(true);
     config.train.mixup_alpha = 0.8;
     config.train.cutmix_alpha = 1.0;
+    config.train.ema_decay = 0.9;
     train(config.clone(), &options(dir.path(), "unbroken")).unwrap();
 
     // 5 steps make an epoch: stop 2 steps into the second, as a kill would.
@@ -227,6 +239,39 @@ fn a_run_interrupted_mid_epoch_and_resumed_takes_the_same_steps_as_an_unbroken_r
             (a - b).abs() <= 1e-4 * a.abs().max(1.0),
             "{unbroken:?} vs {resumed:?}"
         );
+    }
+    the_ema_weights_resume_with_the_run_and_load_for_evaluation(
+        &dir.path().join("unbroken"),
+        &dir.path().join("broken"),
+    );
+}
+
+/// The EMA is validated every epoch beside the live weights, saved with each checkpoint,
+/// continued after a resume (so the resumed run's EMA scores are the unbroken run's),
+/// and loadable for `album eval --checkpoint ema`.
+fn the_ema_weights_resume_with_the_run_and_load_for_evaluation(unbroken: &Path, resumed: &Path) {
+    use album_training::inference::{CheckpointChoice, TrainedModel};
+    use album_training::metrics::read_epoch_rows;
+    let (a, b) = (
+        read_epoch_rows(unbroken).unwrap(),
+        read_epoch_rows(resumed).unwrap(),
+    );
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        let (ema_x, ema_y) = (x.ema_val_loss.unwrap(), y.ema_val_loss.unwrap());
+        assert!(
+            (ema_x - ema_y).abs() <= 1e-4 * ema_x.abs().max(1.0),
+            "{a:?} vs {b:?}"
+        );
+        assert_eq!(x.ema_val_top1, y.ema_val_top1);
+        // the average lags the live weights: its loss is its own
+        assert_ne!(x.ema_val_loss, Some(x.val_loss));
+    }
+    for run in [unbroken, resumed] {
+        assert!(run.join("checkpoints/last/ema.bpk").is_file());
+        let model =
+            TrainedModel::load(run, CheckpointChoice::Ema, burn::tensor::Device::flex()).unwrap();
+        assert!(model.checkpoint.ends_with("last"));
     }
 }
 

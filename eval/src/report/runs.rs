@@ -253,6 +253,7 @@ pub(crate) fn measure(inspected: Inspected, options: &MeasureOptions) -> Result<
         checkpoint: CheckpointChoice::Best,
         device: options.device,
         batch_size: options.batch_size,
+        sources: Vec::new(),
         eval: options.eval.clone(),
         out_dir: None,
         progress: options.progress,
@@ -435,6 +436,8 @@ mod tests {
             train_images_per_s: 1.0,
             val_images_per_s: 1.0,
             nonfinite_steps: 0,
+            ema_val_loss: None,
+            ema_val_top1: None,
         };
         let rows = [row(0, 0.5), row(1, 0.7), row(2, f32::NAN), row(3, 0.7)];
         assert_eq!(best_epoch(&rows).map(|e| e.epoch), Some(1));
