@@ -35,6 +35,7 @@ use album_dataset::manifest::{Manifest, ManifestRecord};
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 
+pub mod classify;
 pub mod contain;
 pub mod faces;
 pub mod infer;

@@ -60,6 +60,8 @@ pub enum BenchCommand {
     People(bench::people::PeopleBenchArgs),
     /// The album service under attack within a memory limit, a normal user's latency beside.
     Contain(bench::contain::ContainBenchArgs),
+    /// A folder of category sub-folders uploaded to the album: per-category smart-album accuracy.
+    Classify(bench::classify::ClassifyBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -87,6 +89,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Ingest(args) => bench::ingest::run(args),
         BenchCommand::People(args) => bench::people::run(args),
         BenchCommand::Contain(args) => bench::contain::run(args),
+        BenchCommand::Classify(args) => bench::classify::run(args),
     }
 }
 

@@ -296,12 +296,12 @@ fn address_in(line: &str) -> Option<SocketAddr> {
 
 /// Why a request failed: the connection (expected while the server is down) or the
 /// server's answer (always an error).
-enum Failure {
+pub(super) enum Failure {
     Transport(String),
     Answer(String),
 }
 
-async fn sign_up(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+pub(super) async fn sign_up(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let credentials = serde_json::json!({"username": "load", "password": "twenty thousand photos"});
     for path in ["/api/users", "/api/sessions"] {
         let response = client
@@ -325,7 +325,7 @@ async fn sign_up(client: &reqwest::Client, base: &str) -> anyhow::Result<String>
 }
 
 /// One photo in one multipart request: its id and whether it was stored or a duplicate.
-async fn upload_one(
+pub(super) async fn upload_one(
     client: &reqwest::Client,
     base: &str,
     token: &str,
@@ -370,7 +370,7 @@ async fn upload_one(
     Ok((photo.id, result.status == UploadStatus::Duplicate))
 }
 
-async fn get_bytes(
+pub(super) async fn get_bytes(
     client: &reqwest::Client,
     url: &str,
     token: &str,
