@@ -7,6 +7,8 @@
 #   ablation  SE-ResNeXt-50 without SE blocks, and with the paper's 1x1-conv + pooling head
 #   table2    SE-ResNeXt-50 trained for 5, 10, 20 and 40 epochs (separate runs)
 #   table1    the winner's top-1/top-5 and speed at batch 1/4/8 in f32/f16/bf16
+#   loso      leave-one-source-out: SE-ResNeXt-50 trained without INRIA, Stanford Cars,
+#             Dogs vs. Cats and Paris-6k, scored on their test photos beside its test split
 #
 # About six hours of a quiet 2-core machine in all, so it is made to be run in sittings:
 # started again, it skips finished runs (a run is finished once its test report exists)
@@ -20,8 +22,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${SMART_ALBUM_STUDY_OUT:-experiments/study-full}
 CONFIGS=configs/study-full
-RUNS="alexnet googlenet se-resnext50 densenet vgg16 se-resnext50-no-se
+RUNS="alexnet googlenet se-resnext50 se-resnext50-loso densenet vgg16 se-resnext50-no-se
       se-resnext50-conv-head se-resnext101 se-resnext152"
+HELD_OUT=inria,stanfordcars,catsdogs,catsdogs200,paris6k
 
 if [ ! -f data/split/train.parquet ]; then
   echo "data/split/train.parquet is missing: run scripts/main-job.sh first (it crawls and splits the photos)" >&2
@@ -54,6 +57,9 @@ train_and_eval() {
   fi
   "$album" eval --run "$run" --device tch-cpu --quiet
   "$album" eval --run "$run" --checkpoint ema --device tch-cpu --quiet
+  if [ "$name" = se-resnext50-loso ]; then
+    "$album" eval --run "$run" --split test --sources "$HELD_OUT" --device tch-cpu --quiet
+  fi
   "$album" eval --run "$run" --split test --device tch-cpu --quiet
   echo "$run: finished; commit it with: git add $run"
 }
@@ -84,6 +90,8 @@ if all_finished $RUNS; then
   "$album" report --title "Ablation: SE blocks and classifier head (SE-ResNeXt-50)" \
     --runs "$r/se-resnext50" "$r/se-resnext50-no-se" "$r/se-resnext50-conv-head" \
     --out "$OUT/ablation" --quiet
+  echo "== leave-one-source-out: the same sources scored by the run that trained on them"
+  "$album" eval --run "$r/se-resnext50" --split test --sources "$HELD_OUT" --device tch-cpu --quiet
   echo "== Table 1: SE-ResNeXt-152 at batch 1/4/8 in f32/f16/bf16"
   "$album" bench infer --run "$r/se-resnext152" --batch-sizes 1,4,8 \
     --precisions f32,f16,bf16 --limit 1000 --out "$OUT/table1"

@@ -20,7 +20,7 @@
 //!   sign for the signed ones. Geometric operations sample nearest-neighbour and fill
 //!   with black, as torchvision does by default.
 
-use fast_image_resize::{self as fir, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{self as fir, FilterType, PixelType, ResizeAlg, ResizeOptions};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -208,8 +208,7 @@ pub fn resized_crop(
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
         .crop(f64::from(left), f64::from(top), f64::from(w), f64::from(h));
-    Resizer::new()
-        .resize(&source, &mut target, &options)
+    super::transform::with_resizer(|resizer| resizer.resize(&source, &mut target, &options))
         .map_err(|e| failed(e.to_string()))?;
     Ok(RgbImage {
         width: side,

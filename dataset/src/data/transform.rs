@@ -168,6 +168,12 @@ thread_local! {
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
 }
 
+/// Runs `resize` with this thread's resizer (its scratch buffers reused between images;
+/// a resizer per call allocated them afresh for every random-resized crop).
+pub(crate) fn with_resizer<T>(resize: impl FnOnce(&mut Resizer) -> T) -> T {
+    RESIZER.with(|resizer| resize(&mut resizer.borrow_mut()))
+}
+
 /// Resizes so that the short side is `resize` (see [`resized_size`]); an image already
 /// at that size is returned as it is, like Pillow does.
 pub fn resize_short_side(image: RgbImage, resize: u32, origin: &str) -> Result<RgbImage> {
@@ -184,8 +190,7 @@ pub fn resize_short_side(image: RgbImage, resize: u32, origin: &str) -> Result<R
             .map_err(|e| failed(format!("resize source: {e}")))?;
     let mut target = fir::images::Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    RESIZER
-        .with(|resizer| resizer.borrow_mut().resize(&source, &mut target, &options))
+    with_resizer(|resizer| resizer.resize(&source, &mut target, &options))
         .map_err(|e| failed(format!("resize to {width}×{height}: {e}")))?;
     Ok(RgbImage {
         width,

@@ -308,9 +308,14 @@ pub fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<St
     .optional()
 }
 
-/// Deletes the photo's row (its faces, album entries and jobs go with it by cascade).
-pub fn delete(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
-    c.execute("DELETE FROM photos WHERE id = ?1", [photo_id])
+/// Deletes the photo's row if it is in the trash (its faces, album entries and jobs go
+/// with it by cascade); 0 when it is not there (any more).
+pub fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+    // Only from the trash: a photo restored after the purge listed it stays.
+    c.execute(
+        "DELETE FROM photos WHERE id = ?1 AND trashed IS NOT NULL",
+        [photo_id],
+    )
 }
 
 /// Whether any row uses the blob: an original, a rendition or a face thumbnail.
@@ -402,4 +407,42 @@ pub fn every_blob_reference(
         hashes.insert(sha256?);
     }
     Ok((photos, hashes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database_with_two_photos() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO users (id, username, password_hash, created) VALUES (1, 'u', 'x', 0)",
+            [],
+        )
+        .unwrap();
+        for (id, trashed) in [(1, Some(5)), (2, None::<i64>)] {
+            c.execute(
+                "INSERT INTO photos (id, user_id, sha256, kind, name, mime, bytes, width, height,
+                 uploaded, trashed) VALUES (?1, 1, ?1, 'photo', 'p.jpg', 'image/jpeg', 1, 1, 1,
+                 0, ?2)",
+                params![id, trashed],
+            )
+            .unwrap();
+        }
+        c
+    }
+
+    /// Regression: the purge listed the trash, then deleted those rows without looking
+    /// again, so a photo restored in between was deleted for good.
+    #[test]
+    fn a_purge_deletes_only_photos_still_in_the_trash() {
+        let c = database_with_two_photos();
+        assert_eq!(delete_trashed(&c, 2).unwrap(), 0);
+        assert_eq!(delete_trashed(&c, 1).unwrap(), 1);
+        let left: i64 = c
+            .query_row("SELECT COUNT(*) FROM photos", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1);
+    }
 }

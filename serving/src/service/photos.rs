@@ -491,9 +491,8 @@ impl Photos {
                     "move the photo to the trash before purging it".into(),
                 ));
             }
-            let ids = repo::trashed_ids(&c, user_id, Some(id))?;
             drop(c);
-            service.purge(&ids)
+            service.purge(&[id])
         })
         .await?
     }
@@ -524,11 +523,16 @@ impl Photos {
         let mut blobs = Vec::new();
         let mut purged = 0;
         for &id in photo_ids {
-            if let Some(photo_blobs) = repo::blobs_of(&transaction, id)? {
-                blobs.extend(faces::thumbnails_of_photo(&transaction, id)?);
-                purged += repo::delete(&transaction, id)?;
-                blobs.extend(photo_blobs);
+            let Some(photo_blobs) = repo::blobs_of(&transaction, id)? else {
+                continue;
+            };
+            let face_blobs = faces::thumbnails_of_photo(&transaction, id)?;
+            if repo::delete_trashed(&transaction, id)? == 0 {
+                continue; // restored since the trash was listed: it stays
             }
+            purged += 1;
+            blobs.extend(face_blobs);
+            blobs.extend(photo_blobs);
         }
         transaction.commit()?;
         self.remove_unused_blobs(&c, blobs)?;
