@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system packages smart-album needs on a fresh Debian machine.
+# Installs the system packages smart-album needs on a fresh Debian machine (ffmpeg is
+# the montage's encoder).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 need=()
-for pkg in fonts-dejavu-core fontconfig libfontconfig1-dev pkg-config; do
+for pkg in fonts-dejavu-core fontconfig libfontconfig1-dev pkg-config ffmpeg; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

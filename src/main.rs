@@ -51,6 +51,8 @@ enum Command {
     Faces(cmd::faces::FacesCommand),
     /// Run the album service (axum + SQLite) with the web page, classifier and faces.
     Serve(cmd::ServeArgs),
+    /// Make a video montage of photos: title card, pans to the faces, crossfades, music.
+    Montage(cmd::MontageArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
     #[command(subcommand)]
     Bench(cmd::BenchCommand),
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Dataset(command) => cmd::run_dataset(command),
         Command::Serve(args) => cmd::run_serve(args),
+        Command::Montage(args) => cmd::run_montage(args),
         Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),
         Command::Train(args) => cmd::run_train(args),

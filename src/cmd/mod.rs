@@ -7,6 +7,7 @@ mod eval;
 pub mod faces;
 mod gallery;
 mod models;
+mod montage;
 mod report;
 mod serve;
 mod split;
@@ -19,6 +20,7 @@ use clap::Subcommand;
 
 pub use eval::{EvalArgs, run as run_eval};
 pub use models::{ModelsArgs, run as run_models};
+pub use montage::{MontageArgs, run as run_montage};
 pub use report::{ReportArgs, run as run_report};
 pub use serve::{ServeArgs, run as run_serve};
 pub use sweep::{SweepCommand, run as run_sweep};
