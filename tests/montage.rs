@@ -71,3 +71,90 @@ fn a_folder_without_photos_is_a_clear_error_and_writes_nothing() {
     assert!(stderr.contains("no photos"), "{stderr}");
     assert!(!out.exists());
 }
+
+/// A real photo's JPEG bytes with an EXIF DateTimeOriginal block added.
+fn with_date(jpeg: &[u8], taken: &str) -> Vec<u8> {
+    use exif::experimental::Writer;
+    use exif::{Field, In, Tag, Value};
+    let field = Field {
+        tag: Tag::DateTimeOriginal,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![taken.as_bytes().to_vec()]),
+    };
+    let mut writer = Writer::new();
+    writer.push_field(&field);
+    let mut tiff = std::io::Cursor::new(Vec::new());
+    writer.write(&mut tiff, false).unwrap();
+    let payload = [b"Exif\0\0".as_slice(), tiff.get_ref()].concat();
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// Photos over three days, the second day the busiest and holding one photo twice (the
+/// same shot saved again an hour later): `--auto` finds the three days as events, takes
+/// the second, and never picks both copies.
+#[test]
+fn the_automatic_choice_finds_the_days_and_skips_the_near_duplicate() {
+    let temp = tempfile::tempdir().unwrap();
+    let photos = temp.path().join("holiday");
+    std::fs::create_dir_all(&photos).unwrap();
+    let plan = [
+        ("2024:06:03", vec![9, 12, 15]),
+        ("2024:06:04", vec![8, 10, 12, 14, 16]),
+        ("2024:06:05", vec![10, 11]),
+    ];
+    let classes = ["people", "landscape", "vehicles", "animals", "buildings"];
+    let mut n = 0;
+    for (day, hours) in &plan {
+        for &hour in hours {
+            let source = std::fs::read(five_class_photo(classes[n % 5], n % 10)).unwrap();
+            let name = format!("{n:02}.jpg");
+            std::fs::write(
+                photos.join(&name),
+                with_date(&source, &format!("{day} {hour:02}:00:00")),
+            )
+            .unwrap();
+            n += 1;
+        }
+    }
+    // the 4th of June's 10 o'clock photo (file 04), saved again at 11
+    let copy = std::fs::read(photos.join("04.jpg")).unwrap();
+    let original = String::from_utf8_lossy(&copy).into_owned();
+    assert!(original.contains("2024:06:04 10:00:00"));
+    let source = std::fs::read(five_class_photo(classes[4 % 5], 4)).unwrap();
+    std::fs::write(
+        photos.join("dup.jpg"),
+        with_date(&source, "2024:06:04 11:00:00"),
+    )
+    .unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_album"))
+        .args(["montage", "--auto", "--dry-run", "--no-faces", "--photos"])
+        .arg(&photos)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 events in 11 photos"), "{stdout}");
+    assert!(
+        stdout.contains("chosen from the largest event (6 photos"),
+        "{stdout}"
+    );
+    let chosen: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("chosen"))
+        .skip(1)
+        .collect();
+    assert_eq!(chosen.len(), 5, "{stdout}");
+    assert!(chosen.iter().all(|l| l.contains("2024-06-04")), "{stdout}");
+    let copies = chosen
+        .iter()
+        .filter(|l| l.contains("04.jpg") || l.contains("dup.jpg"))
+        .count();
+    assert_eq!(copies, 1, "{stdout}");
+}

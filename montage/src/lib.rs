@@ -16,6 +16,9 @@
 //!                               H.264 + AAC, +faststart, written whole or not at all
 //! ```
 //!
+//! [`select`] chooses the photos when the user names none: events by time and place,
+//! near-duplicates dropped, faces of named people first, spread over the event.
+//!
 //! The service (`album-serving`) and `album montage` both call [`render::render`].
 
 pub mod error;
@@ -24,6 +27,7 @@ pub mod graph;
 pub mod kenburns;
 pub mod probe;
 pub mod render;
+pub mod select;
 
 pub use error::{Error, Result};
 pub use render::{MontagePhoto, MontageSpec, Orientation, Rendered, Resolution, render};

@@ -2,11 +2,20 @@
 //! service, by the same renderer the service uses (`album_montage::render`). Photos are
 //! turned upright by their EXIF orientation, put in the order they were taken (EXIF
 //! date, else file name), and each pan ends on the photo's faces when the face models
-//! are there (data/weights, from scripts/setup.sh).
+//! are there (data/weights, from scripts/setup.sh). With `--auto` the photos are chosen
+//! as a "memories" montage would choose them (`album_montage::select`): the folder is
+//! cut into events by time and place, the largest event is taken, near-duplicates are
+//! dropped (the crawler's pHash + thumbnail test) and the photos are spread over the
+//! event, as many as `--length` holds; `--dry-run` prints the events and the choice.
 
 use std::path::{Path, PathBuf};
 
+use album_dataset::phash::{
+    NEAR_DUPLICATE_MAX_DISTANCE, NEAR_DUPLICATE_MIN_CORRELATION, Thumbnail, distance, fingerprint,
+    thumbnail_correlation,
+};
 use album_montage::frame::PixelBox;
+use album_montage::select::{Candidate, Length, best_event, choose, events};
 use album_montage::{MontagePhoto, MontageSpec, Orientation, Resolution, render};
 use album_serving::media::{apply_orientation, read_meta};
 use anyhow::{Context, bail};
@@ -47,8 +56,25 @@ pub struct MontageArgs {
     /// Do not look for faces: every pan goes to the photo's centre.
     #[arg(long)]
     no_faces: bool,
+    /// Choose the photos: the largest event (by time and place), near-duplicates
+    /// dropped, spread over the event, as many as --length holds.
+    #[arg(long)]
+    auto: bool,
+    /// With --auto: about 30 s, 1 min or 2 min.
+    #[arg(long, value_enum, default_value = "short")]
+    length: LengthArg,
+    /// Print the events and the photos chosen, and render nothing.
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     faces: ModelArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LengthArg {
+    Short,
+    Medium,
+    Long,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -67,9 +93,115 @@ enum ResolutionArg {
 
 /// A photo read from disk, upright, with when it was taken.
 struct Loaded {
+    taken_at: Option<String>,
+    gps: Option<(f64, f64)>,
+    image: image::DynamicImage,
+}
+
+/// What the montage knows of a photo once it has looked at it (the pixels are read
+/// again for the photos chosen).
+struct LookedAt {
     path: PathBuf,
     taken_at: Option<String>,
-    image: image::DynamicImage,
+    gps: Option<(f64, f64)>,
+    faces: Vec<PixelBox>,
+    hash: u64,
+    thumbnail: Thumbnail,
+}
+
+fn look_at_all(
+    files: &[PathBuf],
+    mut pipeline: Option<&mut album_faces::pipeline::FacePipeline>,
+) -> anyhow::Result<Vec<LookedAt>> {
+    let bar = album_dataset::progress::bar(files.len() as u64, "photos");
+    bar.set_message("reading");
+    let mut looked_at = Vec::with_capacity(files.len());
+    for path in files {
+        let photo = load(path)?;
+        let faces = match pipeline.as_deref_mut() {
+            Some(pipeline) => face_boxes(pipeline, path, &photo.image),
+            None => Vec::new(),
+        };
+        let (hash, thumbnail) = fingerprint(&photo.image);
+        looked_at.push(LookedAt {
+            path: path.clone(),
+            taken_at: photo.taken_at,
+            gps: photo.gps,
+            faces,
+            hash,
+            thumbnail,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(looked_at)
+}
+
+/// The "memories" choice, printed: the events found and the photos picked.
+fn choose_automatically(photos: &[LookedAt], args: &MontageArgs) -> Vec<usize> {
+    let candidates: Vec<Candidate> = photos
+        .iter()
+        .map(|p| Candidate {
+            taken_at: p.taken_at.as_deref().and_then(seconds_of),
+            place: p.gps,
+            faces: p.faces.len(),
+            named_faces: 0, // outside the service no one has named anybody
+        })
+        .collect();
+    let found = events(&candidates);
+    println!("{} events in {} photos:", found.len(), photos.len());
+    for (n, event) in found.iter().enumerate() {
+        let first = photos[event.photos[0]].taken_at.as_deref().unwrap_or("?");
+        let last = photos[*event.photos.last().unwrap_or(&0)]
+            .taken_at
+            .as_deref()
+            .unwrap_or("?");
+        println!(
+            "  event {}: {first} – {last}, {} photos",
+            n + 1,
+            event.photos.len()
+        );
+    }
+    let Some(event) = best_event(&found) else {
+        return Vec::new();
+    };
+    let length = match args.length {
+        LengthArg::Short => Length::Short,
+        LengthArg::Medium => Length::Medium,
+        LengthArg::Long => Length::Long,
+    };
+    let count = length.photos(
+        args.seconds_per_photo,
+        MontageSpec::new("", Vec::new()).title_seconds,
+    );
+    let same = |a: usize, b: usize| {
+        distance(photos[a].hash, photos[b].hash) <= NEAR_DUPLICATE_MAX_DISTANCE
+            && thumbnail_correlation(&photos[a].thumbnail, &photos[b].thumbnail)
+                >= NEAR_DUPLICATE_MIN_CORRELATION
+    };
+    let chosen = choose(&candidates, &event.photos, count, &same);
+    println!(
+        "chosen from the largest event ({} photos, at most {count} for a {:.0} s montage):",
+        event.photos.len(),
+        length.seconds()
+    );
+    for &i in &chosen {
+        println!(
+            "  {}  {}  {} face(s)",
+            photos[i].taken_at.as_deref().unwrap_or("?"),
+            photos[i].path.display(),
+            photos[i].faces.len()
+        );
+    }
+    chosen
+}
+
+/// "YYYY-MM-DDTHH:MM:SS" (EXIF's local time) as seconds since 1970 (as if UTC: only
+/// differences matter).
+fn seconds_of(taken_at: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(taken_at, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
 }
 
 pub fn run(args: MontageArgs) -> anyhow::Result<()> {
@@ -79,22 +211,6 @@ pub fn run(args: MontageArgs) -> anyhow::Result<()> {
             "no photos found in --photos".into()
         ));
     }
-    let bar = album_dataset::progress::bar(files.len() as u64, "photos");
-    bar.set_message("reading");
-    let mut loaded = Vec::with_capacity(files.len());
-    for path in files {
-        loaded.push(load(&path)?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    // in the order they were taken; photos without a date after, by name
-    loaded.sort_by(|a, b| {
-        (a.taken_at.is_none(), &a.taken_at, &a.path).cmp(&(
-            b.taken_at.is_none(),
-            &b.taken_at,
-            &b.path,
-        ))
-    });
     let mut pipeline = if args.no_faces {
         None
     } else {
@@ -106,20 +222,43 @@ pub fn run(args: MontageArgs) -> anyhow::Result<()> {
             }
         }
     };
-    let subtitle = date_range(&loaded);
+    let looked_at = look_at_all(&files, pipeline.as_mut())?;
+    let order: Vec<usize> = if args.auto {
+        choose_automatically(&looked_at, &args)
+    } else {
+        // in the order they were taken; photos without a date after, by name
+        let mut all: Vec<usize> = (0..looked_at.len()).collect();
+        all.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                (
+                    looked_at[i].taken_at.is_none(),
+                    looked_at[i].taken_at.clone(),
+                    &looked_at[i].path,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        all
+    };
+    if args.dry_run {
+        return Ok(());
+    }
+    if order.is_empty() {
+        bail!(album_dataset::Error::InvalidArgument(
+            "--auto found no event: the photos carry no EXIF date".into()
+        ));
+    }
+    let chosen: Vec<&LookedAt> = order.iter().map(|&i| &looked_at[i]).collect();
+    let subtitle = date_range(&chosen);
     let title = args
         .title
         .clone()
         .unwrap_or_else(|| default_title(&args.photos));
-    let mut photos = Vec::with_capacity(loaded.len());
-    for photo in loaded {
-        let faces = match &mut pipeline {
-            Some(pipeline) => face_boxes(pipeline, &photo),
-            None => Vec::new(),
-        };
+    let mut photos = Vec::with_capacity(chosen.len());
+    for photo in &chosen {
         photos.push(MontagePhoto {
-            image: photo.image,
-            faces,
+            image: load(&photo.path)?.image,
+            faces: photo.faces.clone(),
         });
     }
     let count = photos.len();
@@ -200,15 +339,19 @@ fn load(path: &Path) -> anyhow::Result<Loaded> {
         .and_then(|r| r.decode().context("decoding"))
         .map_err(|e| album_dataset::Error::InvalidArgument(format!("{}: {e:#}", path.display())))?;
     Ok(Loaded {
-        path: path.to_owned(),
         taken_at: meta.taken_at,
+        gps: meta.gps,
         image: apply_orientation(image, meta.orientation),
     })
 }
 
 /// Every face box the pipeline finds (none if it cannot look at the photo).
-fn face_boxes(pipeline: &mut album_faces::pipeline::FacePipeline, photo: &Loaded) -> Vec<PixelBox> {
-    match pipeline.faces_in(&photo.image.to_rgb8()) {
+fn face_boxes(
+    pipeline: &mut album_faces::pipeline::FacePipeline,
+    path: &Path,
+    image: &image::DynamicImage,
+) -> Vec<PixelBox> {
+    match pipeline.faces_in(&image.to_rgb8()) {
         Ok(faces) => faces
             .iter()
             .map(|f| {
@@ -222,14 +365,14 @@ fn face_boxes(pipeline: &mut album_faces::pipeline::FacePipeline, photo: &Loaded
             })
             .collect(),
         Err(e) => {
-            eprintln!("{}: no faces looked for ({e})", photo.path.display());
+            eprintln!("{}: no faces looked for ({e})", path.display());
             Vec::new()
         }
     }
 }
 
 /// "3 Jun 2024 – 5 Jun 2024" from the photos' EXIF dates ("" when none has one).
-fn date_range(photos: &[Loaded]) -> String {
+fn date_range(photos: &[&LookedAt]) -> String {
     let days: Vec<chrono::NaiveDate> = photos
         .iter()
         .filter_map(|p| p.taken_at.as_deref())
