@@ -158,3 +158,26 @@ fn the_automatic_choice_finds_the_days_and_skips_the_near_duplicate() {
         .count();
     assert_eq!(copies, 1, "{stdout}");
 }
+
+#[test]
+fn the_rendering_benchmark_prints_both_resolutions() {
+    let temp = tempfile::tempdir().unwrap();
+    let json = temp.path().join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_album"))
+        .args(["bench", "montage", "--count", "2", "--rounds", "1", "--seconds-per-photo", "1"])
+        .arg("--json")
+        .arg(&json)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("| 720p |") && stdout.contains("| 1080p |"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for row in report["rows"].as_array().unwrap() {
+        assert_eq!(row["video_seconds"], 4.5);
+        assert!(row["rates"][0].as_f64().unwrap() > 0.0);
+    }
+}

@@ -41,6 +41,7 @@ pub mod faces;
 pub mod infer;
 pub mod ingest;
 pub mod load;
+pub mod montage;
 pub mod people;
 pub mod train;
 

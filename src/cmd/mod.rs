@@ -64,6 +64,8 @@ pub enum BenchCommand {
     Contain(bench::contain::ContainBenchArgs),
     /// A folder of category sub-folders uploaded to the album: per-category smart-album accuracy.
     Classify(bench::classify::ClassifyBenchArgs),
+    /// Montage rendering speed: seconds of 720p and 1080p video per second of wall time.
+    Montage(bench::montage::MontageBenchArgs),
 }
 
 pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
@@ -92,6 +94,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::People(args) => bench::people::run(args),
         BenchCommand::Contain(args) => bench::contain::run(args),
         BenchCommand::Classify(args) => bench::classify::run(args),
+        BenchCommand::Montage(args) => bench::montage::run(args),
     }
 }
 
