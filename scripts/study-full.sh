@@ -36,7 +36,7 @@ export PATH="$PWD/.venv/bin:$PATH" LIBTORCH_USE_PYTORCH=1 LIBTORCH_BYPASS_VERSIO
 torch_lib=$(.venv/bin/python -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cargo build --release --locked --features tch --bin album
-album=target/release/album
+album="${CARGO_TARGET_DIR:-target}/release/album"
 mkdir -p "$OUT/runs"
 
 # Trains a config into $OUT/runs/<name>, or continues it, then evaluates the best
