@@ -164,7 +164,16 @@ fn the_rendering_benchmark_prints_both_resolutions() {
     let temp = tempfile::tempdir().unwrap();
     let json = temp.path().join("bench.json");
     let output = Command::new(env!("CARGO_BIN_EXE_album"))
-        .args(["bench", "montage", "--count", "2", "--rounds", "1", "--seconds-per-photo", "1"])
+        .args([
+            "bench",
+            "montage",
+            "--count",
+            "2",
+            "--rounds",
+            "1",
+            "--seconds-per-photo",
+            "1",
+        ])
         .arg("--json")
         .arg(&json)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -173,7 +182,10 @@ fn the_rendering_benchmark_prints_both_resolutions() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("| 720p |") && stdout.contains("| 1080p |"), "{stdout}");
+    assert!(
+        stdout.contains("| 720p |") && stdout.contains("| 1080p |"),
+        "{stdout}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for row in report["rows"].as_array().unwrap() {
