@@ -108,10 +108,19 @@ fn is_spread_pick(rank: usize, size: usize, wanted: usize) -> bool {
     i < wanted && i * size < (rank + 1) * wanted
 }
 
+/// What the photos of a split are, independent of where they are stored and of the order
+/// the manifest lists them in: the sorted (content sha256, class) pairs, each field
+/// length-prefixed. Two machines that crawled the same photos into different folders get
+/// the same hash; relabelling or swapping a single photo changes it.
 fn records_hash(records: &[ManifestRecord]) -> String {
+    let mut pairs: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r.sha256.as_str(), r.class.as_str()))
+        .collect();
+    pairs.sort_unstable();
     let mut hasher = Sha256::new();
-    for record in records {
-        for field in [&record.path, &record.class, &record.sha256] {
+    for (sha256, class) in pairs {
+        for field in [sha256, class] {
             hasher.update((field.len() as u64).to_le_bytes());
             hasher.update(field.as_bytes());
         }
@@ -250,6 +259,28 @@ mod tests {
             kept.iter()
                 .all(|r| ["catsdogs", "inria"].contains(&source_of(r)))
         );
+    }
+
+    /// The bug: the split hash covered each photo's stored path (`../crawl/gallery/...`)
+    /// and the manifest's order, so two machines with the same photos recorded different
+    /// data hashes for identical runs.
+    #[test]
+    fn the_data_hash_ignores_where_photos_are_stored_and_their_order() {
+        let mut records: Vec<ManifestRecord> = (0..4)
+            .map(|n| {
+                let mut r = record(["animals", "people"][n % 2], "src", n);
+                r.sha256 = format!("{n:064x}");
+                r
+            })
+            .collect();
+        let here = records_hash(&records);
+        records.reverse();
+        for r in &mut records {
+            r.path = format!("elsewhere/{}", r.path);
+        }
+        assert_eq!(records_hash(&records), here);
+        records[0].class = "vehicles".into();
+        assert_ne!(records_hash(&records), here, "a relabelled photo changes the hash");
     }
 
     fn record(class: &str, source: &str, n: usize) -> ManifestRecord {
