@@ -30,4 +30,6 @@ pub mod render;
 pub mod select;
 
 pub use error::{Error, Result};
-pub use render::{MontagePhoto, MontageSpec, Orientation, Rendered, Resolution, render};
+pub use render::{
+    LoadPixels, MontagePhoto, MontageSpec, Orientation, Pixels, Rendered, Resolution, render,
+};

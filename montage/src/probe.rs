@@ -21,29 +21,7 @@ pub struct VideoFacts {
 
 /// Runs `ffprobe` on `video`.
 pub fn probe(video: &Path) -> Result<VideoFacts> {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
-        .arg(video)
-        .output()
-        .map_err(|source| Error::MissingTool {
-            program: "ffprobe",
-            source,
-        })?;
-    if !output.status.success() {
-        return Err(Error::Encoder {
-            status: output.status.to_string(),
-            log: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
-    }
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| Error::Invalid(format!("ffprobe's answer: {e}")))?;
+    let json = ffprobe(video)?;
     let streams = json["streams"].as_array().cloned().unwrap_or_default();
     let video_stream = streams
         .iter()
@@ -55,16 +33,68 @@ pub fn probe(video: &Path) -> Result<VideoFacts> {
         None => rate.parse().unwrap_or(0.0),
     };
     Ok(VideoFacts {
-        duration: json["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0),
+        duration: duration_of(&json),
         width: video_stream["width"].as_u64().unwrap_or(0) as u32,
         height: video_stream["height"].as_u64().unwrap_or(0) as u32,
         fps,
         codec: video_stream["codec_name"].as_str().unwrap_or("").to_owned(),
         has_audio: streams.iter().any(|s| s["codec_type"] == "audio"),
     })
+}
+
+/// The length in seconds of a music file: it must hold an audio stream ffmpeg decodes
+/// (MP3, AAC, Ogg, FLAC, WAV ...) and last at least a tenth of a second. How the service
+/// checks an upload before it keeps it.
+pub fn audio_seconds(file: &Path) -> Result<f64> {
+    let json = ffprobe(file).map_err(|e| match e {
+        Error::Encoder { .. } => Error::Invalid("not an audio file ffmpeg can read".into()),
+        other => other,
+    })?;
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    if !streams.iter().any(|s| s["codec_type"] == "audio") {
+        return Err(Error::Invalid("the file has no sound to play".into()));
+    }
+    let seconds = duration_of(&json);
+    if seconds.is_nan() || seconds < 0.1 {
+        return Err(Error::Invalid(format!(
+            "the sound lasts {seconds:.2} s; music needs at least 0.1 s"
+        )));
+    }
+    Ok(seconds)
+}
+
+fn duration_of(json: &serde_json::Value) -> f64 {
+    json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// `ffprobe`'s JSON about a file's container and streams.
+fn ffprobe(file: &Path) -> Result<serde_json::Value> {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .arg(file)
+        .output()
+        .map_err(|source| Error::MissingTool {
+            program: "ffprobe",
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(Error::Encoder {
+            status: output.status.to_string(),
+            log: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| Error::Invalid(format!("ffprobe's answer: {e}")))
 }
 
 /// The frame shown at `seconds`, decoded by ffmpeg.

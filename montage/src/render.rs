@@ -63,8 +63,55 @@ impl Resolution {
 /// One photo of a montage: upright (EXIF orientation already applied), any size, with
 /// the boxes of its faces in its own pixels (none: the pan goes to the centre).
 pub struct MontagePhoto {
-    pub image: DynamicImage,
+    pub image: Pixels,
     pub faces: Vec<PixelBox>,
+}
+
+/// A deferred photo's decoder: the upright pixels, or why not.
+pub type LoadPixels = Box<dyn Fn() -> std::result::Result<DynamicImage, String> + Send + Sync>;
+
+/// A photo's pixels: already decoded, or decoded when its turn comes and dropped right
+/// after it has been prepared, so a 300-photo montage in the service never holds every
+/// photo in memory at once.
+pub enum Pixels {
+    Decoded(DynamicImage),
+    /// `size` is the upright size the photo's face boxes are given in; the boxes are
+    /// scaled to whatever `load` returns (a smaller preview, say).
+    Deferred {
+        size: (u32, u32),
+        load: LoadPixels,
+    },
+}
+
+impl From<DynamicImage> for Pixels {
+    fn from(image: DynamicImage) -> Self {
+        Pixels::Decoded(image)
+    }
+}
+
+impl MontagePhoto {
+    /// The pixels to prepare and the face boxes in those pixels.
+    fn pixels(&self, index: usize) -> Result<(std::borrow::Cow<'_, DynamicImage>, Vec<PixelBox>)> {
+        match &self.image {
+            Pixels::Decoded(image) => Ok((std::borrow::Cow::Borrowed(image), self.faces.clone())),
+            Pixels::Deferred { size, load } => {
+                let image = load().map_err(|reason| Error::Photo { index, reason })?;
+                let sx = f64::from(image.width()) / f64::from(size.0.max(1));
+                let sy = f64::from(image.height()) / f64::from(size.1.max(1));
+                let faces = self
+                    .faces
+                    .iter()
+                    .map(|b| PixelBox {
+                        left: b.left * sx,
+                        top: b.top * sy,
+                        width: b.width * sx,
+                        height: b.height * sy,
+                    })
+                    .collect();
+                Ok((std::borrow::Cow::Owned(image), faces))
+            }
+        }
+    }
 }
 
 /// What to render.
@@ -104,19 +151,29 @@ impl MontageSpec {
     }
 
     pub fn timeline(&self) -> Timeline {
+        self.timeline_for(self.photos.len())
+    }
+
+    /// The timeline these settings give `photos` photos.
+    pub fn timeline_for(&self, photos: usize) -> Timeline {
         Timeline {
             title: self.title_seconds,
             per_photo: self.seconds_per_photo,
             crossfade: self.crossfade,
-            photos: self.photos.len(),
+            photos,
             fps: self.fps,
         }
     }
 
     /// Refuses what cannot make a sensible video, with the reason.
     pub fn validate(&self) -> Result<()> {
+        self.validate_for(self.photos.len())
+    }
+
+    /// [`MontageSpec::validate`] for `n` photos, before any is loaded (the service
+    /// checks a request with it before queueing the render).
+    pub fn validate_for(&self, n: usize) -> Result<()> {
         let invalid = |m: String| Err(Error::Invalid(m));
-        let n = self.photos.len();
         if n == 0 {
             return invalid("a montage needs at least one photo".into());
         }
@@ -145,7 +202,7 @@ impl MontageSpec {
         if !(10..=60).contains(&self.fps) {
             return invalid(format!("{} frames per second: choose 10 to 60", self.fps));
         }
-        let seconds = self.timeline().duration();
+        let seconds = self.timeline_for(n).duration();
         if seconds > MAX_SECONDS {
             return invalid(format!(
                 "the montage would last {seconds:.0} s; the limit is {MAX_SECONDS:.0} s"
@@ -249,8 +306,9 @@ fn prepare_photos(
     let mut inputs = Vec::with_capacity(spec.photos.len());
     let mut pans = Vec::with_capacity(spec.photos.len());
     for (index, photo) in spec.photos.iter().enumerate() {
-        let faces = PixelBox::around(&photo.faces);
-        let prepared = cover_crop(&photo.image, faces, w, h).map_err(|e| Error::Photo {
+        let (image, faces) = photo.pixels(index)?;
+        let faces = PixelBox::around(&faces);
+        let prepared = cover_crop(&image, faces, w, h).map_err(|e| Error::Photo {
             index,
             reason: e.to_string(),
         })?;
@@ -362,10 +420,51 @@ mod tests {
     fn photos(n: usize) -> Vec<MontagePhoto> {
         (0..n)
             .map(|_| MontagePhoto {
-                image: DynamicImage::new_rgb8(4, 4),
+                image: DynamicImage::new_rgb8(4, 4).into(),
                 faces: Vec::new(),
             })
             .collect()
+    }
+
+    /// The service gives face boxes in the original's pixels and decodes a smaller
+    /// preview when the photo's turn comes: the boxes follow the pixels.
+    #[test]
+    fn a_deferred_photos_faces_are_scaled_to_the_pixels_it_loads() {
+        let photo = MontagePhoto {
+            image: Pixels::Deferred {
+                size: (4000, 2000),
+                load: Box::new(|| Ok(DynamicImage::new_rgb8(1000, 500))),
+            },
+            faces: vec![PixelBox {
+                left: 2000.0,
+                top: 400.0,
+                width: 400.0,
+                height: 600.0,
+            }],
+        };
+        let (image, faces) = photo.pixels(0).unwrap();
+        assert_eq!((image.width(), image.height()), (1000, 500));
+        assert_eq!(
+            faces,
+            vec![PixelBox {
+                left: 500.0,
+                top: 100.0,
+                width: 100.0,
+                height: 150.0
+            }]
+        );
+        let broken = MontagePhoto {
+            image: Pixels::Deferred {
+                size: (10, 10),
+                load: Box::new(|| Err("the blob is gone".into())),
+            },
+            faces: Vec::new(),
+        };
+        let error = broken.pixels(7).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            error.contains("photo 7") && error.contains("blob is gone"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -156,6 +156,32 @@ fn in_time_order(candidates: &[Candidate], mut photos: Vec<usize>) -> Vec<usize>
     photos
 }
 
+/// A taken-at time as the album stores it ("YYYY-MM-DDTHH:MM:SS", EXIF's local time)
+/// in seconds since 1970, read as if UTC: only differences matter to events.
+pub fn seconds_of(taken_at: &str) -> Option<i64> {
+    chrono::NaiveDateTime::parse_from_str(taken_at, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp())
+}
+
+/// The title card's second line: "3 May 2024", or "3 May 2024 – 5 May 2024" when the
+/// taken-at times span several days; empty when none is known.
+pub fn date_range<'a>(taken_at: impl IntoIterator<Item = &'a str>) -> String {
+    let days: Vec<chrono::NaiveDate> = taken_at
+        .into_iter()
+        .filter_map(|t| chrono::NaiveDate::parse_from_str(t.get(..10)?, "%Y-%m-%d").ok())
+        .collect();
+    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
+        return String::new();
+    };
+    let day = |d: &chrono::NaiveDate| d.format("%-d %b %Y").to_string();
+    if first == last {
+        day(first)
+    } else {
+        format!("{} – {}", day(first), day(last))
+    }
+}
+
 /// Great-circle distance (haversine, mean Earth radius).
 pub fn km_between(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (la1, lo1, la2, lo2) = (
@@ -172,6 +198,21 @@ pub fn km_between(a: (f64, f64), b: (f64, f64)) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_title_cards_dates_say_the_days_spanned() {
+        assert_eq!(
+            date_range(["2024-05-03T09:00:00", "2024-05-03T18:00:00"]),
+            "3 May 2024"
+        );
+        assert_eq!(
+            date_range(["2024-05-05T09:00:00", "not a date", "2024-05-03T18:00:00"]),
+            "3 May 2024 – 5 May 2024"
+        );
+        assert_eq!(date_range([]), "");
+        assert_eq!(seconds_of("1970-01-01T00:01:40"), Some(100));
+        assert_eq!(seconds_of("2024:05:03 09:00:00"), None);
+    }
 
     const HOUR: i64 = 3600;
     const DAY: i64 = 24 * HOUR;

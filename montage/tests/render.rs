@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use album_montage::frame::{PixelBox, cover_crop};
 use album_montage::probe::{frame_at, likeness, probe};
-use album_montage::{MontagePhoto, MontageSpec, Orientation, render};
+use album_montage::{MontagePhoto, MontageSpec, Orientation, Pixels, render};
 use image::DynamicImage;
 
 fn shared(path: &str) -> PathBuf {
@@ -19,7 +19,9 @@ fn shared(path: &str) -> PathBuf {
 
 fn photo(path: &Path) -> MontagePhoto {
     MontagePhoto {
-        image: image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        image: image::open(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .into(),
         faces: Vec::new(),
     }
 }
@@ -54,7 +56,10 @@ fn each_photo_is_on_screen_in_its_slot_and_the_video_is_what_was_asked() {
     let references: Vec<image::RgbImage> = photos
         .iter()
         .map(|p| {
-            cover_crop(&p.image, PixelBox::around(&p.faces), 320, 180)
+            let Pixels::Decoded(image) = &p.image else {
+                panic!("the test photos are decoded")
+            };
+            cover_crop(image, PixelBox::around(&p.faces), 320, 180)
                 .unwrap()
                 .image
         })
@@ -129,17 +134,21 @@ fn each_photo_is_on_screen_in_its_slot_and_the_video_is_what_was_asked() {
 fn odd_photos_render_in_portrait() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faces/fixtures");
     let tiny = MontagePhoto {
-        image: DynamicImage::new_rgb8(1, 1),
+        image: DynamicImage::new_rgb8(1, 1).into(),
         faces: Vec::new(),
     };
     let huge = MontagePhoto {
         image: DynamicImage::ImageRgb8(image::RgbImage::from_fn(12_000, 8_000, |x, y| {
             image::Rgb([(x / 47) as u8, (y / 31) as u8, 128])
-        })),
+        }))
+        .into(),
         faces: Vec::new(),
     };
     let grey = photo(&fixtures.join("grey-Adrien_Brody_0003.jpg"));
-    assert_eq!(grey.image.color(), image::ColorType::L8);
+    assert!(
+        matches!(&grey.image, Pixels::Decoded(i) if i.color() == image::ColorType::L8),
+        "the fixture is grey-scale"
+    );
     let cmyk = photo(&fixtures.join("cmyk-Adrien_Brody_0003.jpg"));
     let mut spec = MontageSpec::new("Odd ones", vec![tiny, huge, grey, cmyk]);
     spec.orientation = Orientation::Portrait;
@@ -163,7 +172,7 @@ fn a_failed_encode_leaves_no_video_behind() {
     let mut spec = MontageSpec::new(
         "t",
         vec![MontagePhoto {
-            image: DynamicImage::new_rgb8(8, 8),
+            image: DynamicImage::new_rgb8(8, 8).into(),
             faces: Vec::new(),
         }],
     );

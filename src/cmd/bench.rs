@@ -31,6 +31,7 @@ use std::time::Instant;
 use album_dataset::data::{
     DecodedImages, ImageBatcher, ImageDataset, PreprocessConfig, read_dimensions, with_threads,
 };
+pub(super) use album_dataset::gallery::listing::is_photo_path as is_photo;
 use album_dataset::manifest::{Manifest, ManifestRecord};
 use anyhow::{Context, bail};
 use burn::tensor::Device;
@@ -162,13 +163,6 @@ pub(super) fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("listing {}", dir.display()))?;
     entries.sort();
     Ok(entries)
-}
-
-pub(super) fn is_photo(path: &Path) -> bool {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    matches!(extension.as_deref(), Some("jpg" | "jpeg" | "png" | "webp"))
 }
 
 /// `count` rows spread evenly over the manifest, so every class is represented.

@@ -10,12 +10,15 @@
 
 use std::path::{Path, PathBuf};
 
+use album_dataset::gallery::listing::is_photo_path as is_photo;
 use album_dataset::phash::{
     NEAR_DUPLICATE_MAX_DISTANCE, NEAR_DUPLICATE_MIN_CORRELATION, Thumbnail, distance, fingerprint,
     thumbnail_correlation,
 };
 use album_montage::frame::PixelBox;
-use album_montage::select::{Candidate, Length, best_event, choose, events};
+use album_montage::select::{
+    Candidate, Length, best_event, choose, date_range, events, seconds_of,
+};
 use album_montage::{MontagePhoto, MontageSpec, Orientation, Resolution, render};
 use album_serving::media::{apply_orientation, read_meta};
 use anyhow::{Context, bail};
@@ -196,14 +199,6 @@ fn choose_automatically(photos: &[LookedAt], args: &MontageArgs) -> Vec<usize> {
     chosen
 }
 
-/// "YYYY-MM-DDTHH:MM:SS" (EXIF's local time) as seconds since 1970 (as if UTC: only
-/// differences matter).
-fn seconds_of(taken_at: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(taken_at, "%Y-%m-%dT%H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp())
-}
-
 pub fn run(args: MontageArgs) -> anyhow::Result<()> {
     let files = photo_files(&args.photos)?;
     if files.is_empty() {
@@ -249,7 +244,7 @@ pub fn run(args: MontageArgs) -> anyhow::Result<()> {
         ));
     }
     let chosen: Vec<&LookedAt> = order.iter().map(|&i| &looked_at[i]).collect();
-    let subtitle = date_range(&chosen);
+    let subtitle = date_range_of(&chosen);
     let title = args
         .title
         .clone()
@@ -257,7 +252,7 @@ pub fn run(args: MontageArgs) -> anyhow::Result<()> {
     let mut photos = Vec::with_capacity(chosen.len());
     for photo in &chosen {
         photos.push(MontagePhoto {
-            image: load(&photo.path)?.image,
+            image: load(&photo.path)?.image.into(),
             faces: photo.faces.clone(),
         });
     }
@@ -320,16 +315,6 @@ fn photo_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn is_photo(path: &Path) -> bool {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    matches!(
-        extension.as_deref(),
-        Some("jpg" | "jpeg" | "png" | "gif" | "webp" | "bmp" | "tif" | "tiff")
-    )
-}
-
 fn load(path: &Path) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let meta = read_meta(&bytes);
@@ -372,21 +357,8 @@ fn face_boxes(
 }
 
 /// "3 Jun 2024 – 5 Jun 2024" from the photos' EXIF dates ("" when none has one).
-fn date_range(photos: &[&LookedAt]) -> String {
-    let days: Vec<chrono::NaiveDate> = photos
-        .iter()
-        .filter_map(|p| p.taken_at.as_deref())
-        .filter_map(|t| chrono::NaiveDate::parse_from_str(t.get(..10)?, "%Y-%m-%d").ok())
-        .collect();
-    let (Some(first), Some(last)) = (days.iter().min(), days.iter().max()) else {
-        return String::new();
-    };
-    let day = |d: &chrono::NaiveDate| d.format("%-d %b %Y").to_string();
-    if first == last {
-        day(first)
-    } else {
-        format!("{} – {}", day(first), day(last))
-    }
+fn date_range_of(photos: &[&LookedAt]) -> String {
+    date_range(photos.iter().filter_map(|p| p.taken_at.as_deref()))
 }
 
 fn default_title(inputs: &[PathBuf]) -> String {

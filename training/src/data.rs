@@ -280,7 +280,11 @@ mod tests {
         }
         assert_eq!(records_hash(&records), here);
         records[0].class = "vehicles".into();
-        assert_ne!(records_hash(&records), here, "a relabelled photo changes the hash");
+        assert_ne!(
+            records_hash(&records),
+            here,
+            "a relabelled photo changes the hash"
+        );
     }
 
     fn record(class: &str, source: &str, n: usize) -> ManifestRecord {

@@ -156,6 +156,14 @@ pub fn html_escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// Whether `path` names a photo by its extension (jpg, png, gif, webp, bmp, tiff, in any
+/// case) and is not hidden: what every command that takes a folder of photos lists.
+pub fn is_photo_path(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(is_photo_name)
+}
+
 fn is_photo_name(file: &str) -> bool {
     !file.starts_with('.')
         && extension_lowercase(file).is_some_and(|ext| PHOTO_EXTENSIONS.contains(&ext.as_str()))
@@ -185,6 +193,32 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `album montage` took GIF, BMP and TIFF files from a folder while the benchmarks
+    /// skipped them: both now ask this one function.
+    #[test]
+    fn a_photo_path_is_one_of_the_gallery_extensions_in_any_case_and_not_hidden() {
+        for photo in [
+            "a/IMG_0001.JPG",
+            "b.jpeg",
+            "c.png",
+            "d.Gif",
+            "e.webp",
+            "f.bmp",
+            "g.TIFF",
+        ] {
+            assert!(is_photo_path(Path::new(photo)), "{photo}");
+        }
+        for other in [
+            "notes.txt",
+            "a/.hidden.jpg",
+            "no-extension",
+            "clip.mp4",
+            "a/jpg",
+        ] {
+            assert!(!is_photo_path(Path::new(other)), "{other}");
+        }
+    }
 
     #[test]
     fn percent_encoding_round_trips_awkward_names() {

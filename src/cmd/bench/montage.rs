@@ -71,7 +71,7 @@ pub fn run(args: MontageBenchArgs) -> anyhow::Result<()> {
             let photos = images
                 .iter()
                 .map(|image| MontagePhoto {
-                    image: image.clone(),
+                    image: image.clone().into(),
                     faces: Vec::new(),
                 })
                 .collect();
