@@ -15,7 +15,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::auth::{self, CookiePolicy};
-use crate::api::{albums, gifs, people, photos, places, smart};
+use crate::api::{albums, gifs, montages, people, photos, places, smart};
 use crate::blobs::BlobStore;
 use crate::budget::MemoryBudget;
 use crate::config::ServeConfig;
@@ -27,6 +27,7 @@ use crate::service::albums::Albums;
 use crate::service::gifs::Gifs;
 use crate::service::jobs::JobSignal;
 use crate::service::jobs::Queue;
+use crate::service::montages::Montages;
 use crate::service::people::People;
 use crate::service::photos::Photos;
 use crate::service::places::Places;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub people: People,
     /// The GIF service (with its build slots).
     pub gifs: Gifs,
+    /// The video montage service (requests, and the render the jobs run).
+    pub montages: Montages,
 }
 
 impl AppState {
@@ -99,6 +102,7 @@ impl AppState {
             decoding,
             sign_in: Arc::new(SignInGuard::new(config.sign_in.clone())),
             people: People::new(photos.clone()),
+            montages: Montages::new(photos.clone()),
             photos,
             gifs,
             config,
@@ -174,6 +178,13 @@ impl FromRef<AppState> for Gifs {
     }
 }
 
+/// The montage service, as its handlers' state.
+impl FromRef<AppState> for Montages {
+    fn from_ref(state: &AppState) -> Montages {
+        state.montages.clone()
+    }
+}
+
 /// The smart-albums service, as its handlers' state.
 impl FromRef<AppState> for Smart {
     fn from_ref(state: &AppState) -> Smart {
@@ -242,6 +253,15 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/api/faces/{id}/thumbnail", get(people::face_thumbnail)),
         ("/api/places", get(places::list)),
         ("/api/gifs", post(gifs::create)),
+        ("/api/montages", get(montages::list).post(montages::create)),
+        ("/api/montages/{id}", get(montages::get)),
+        ("/api/montages/{id}/rebuild", post(montages::rebuild)),
+        (
+            "/api/music",
+            get(montages::music)
+                .post(montages::add_music)
+                .layer(upload_limit),
+        ),
         ("/api/jobs", get(api::jobs::progress)),
     ]
 }

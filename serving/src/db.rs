@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_face_thumbnails.sql"),
     include_str!("../migrations/0005_session_last_seen.sql"),
     include_str!("../migrations/0006_admin.sql"),
+    include_str!("../migrations/0007_montages.sql"),
 ];
 
 /// A connection taken from the pool; back in the pool when dropped.

@@ -188,6 +188,9 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
     if kind == JobKind::Cluster {
         return state.people.cluster_new_faces(job.user_id);
     }
+    if kind == JobKind::Montage {
+        return state.montages.render(job.id);
+    }
     let photo_id = job
         .photo_id
         .ok_or_else(|| Error::internal("job queue", "a photo job without a photo"))?;
@@ -222,7 +225,7 @@ fn run_job(state: &AppState, models: &mut Models, job: &Job) -> Result<()> {
                 None => Ok(()),
             }
         }
-        JobKind::Cluster => Ok(()),
+        JobKind::Cluster | JobKind::Montage => Ok(()),
     }
 }
 

@@ -2,7 +2,8 @@
 //! router on a real socket, the background workers with the real classifier and face
 //! models, a temp data folder), then runs `serving/web/tests/album.spec.mjs` under node:
 //! Playwright drives Chromium through sign-in, an upload of three LFW photos, People
-//! (waiting for the background face jobs), a rename, and a photo to the trash and back.
+//! (waiting for the background face jobs), a rename, a photo to the trash and back, and a
+//! video montage of the three photos, made in the background and played in the page.
 //!
 //! Needs Chromium and `serving/web/node_modules` (`scripts/setup-browser.sh` installs
 //! both); without them it fails, saying so, rather than passing without a browser.
@@ -17,8 +18,8 @@ use album_serving::jobs::Workers;
 use album_serving::{AppState, ServeConfig, app};
 use common::{default_bundle, face_weights, faces_dir, workspace};
 
-/// Longer than the script's own 240 s watchdog, so the script normally reports first.
-const NODE_DEADLINE: Duration = Duration::from_secs(300);
+/// Longer than the script's own 330 s watchdog, so the script normally reports first.
+const NODE_DEADLINE: Duration = Duration::from_secs(400);
 
 const SETUP: &str = "run scripts/setup-browser.sh (installs Chromium and serving/web/node_modules)";
 

@@ -300,17 +300,82 @@ function photoTile(photo) {
   return h('li', {},
     h('button', {
       type: 'button', class: 'tile', testid: 'photo-tile', 'data-photo-id': photo.id,
-      title: photo.name, onclick: () => attempt(() => openPhoto(photo.id)),
+      'data-kind': photo.kind, title: photo.name, onclick: () => attempt(() => openPhoto(photo.id)),
     },
     // loading=lazy: the browser fetches a thumbnail only when it scrolls near the screen.
     h('img', { src: thumbnailUrl(photo.id), alt: photo.name, loading: 'lazy', width: 160, height: 160 }),
+    photo.kind === 'video' ? h('span', { class: 'badge play', 'aria-label': 'video' }, '▶') : null,
     photo.favourite ? h('span', { class: 'badge', 'aria-label': 'favourite' }, '★') : null));
 }
 
 async function photoView(title, query, stale, extra = []) {
   const grid = photoGrid(query);
   await grid.load();
-  render(stale, h('h2', {}, title), ...extra, grid.element);
+  render(stale, h('h2', {}, title), h('div', { class: 'row' }, ...extra, ...montageControls(grid.element)),
+    montageStatus, grid.element);
+}
+
+// --- video montages ------------------------------------------------------------------------
+
+// One line under the view's title that follows the montage being made.
+const montageStatus = h('p', { class: 'montage-status', testid: 'montage-status', role: 'status', hidden: true });
+let montageTimer = null;
+
+// "Make a video" of the photos shown in the grid (not its videos), oldest first, as the
+// server's limit allows, with the music file chosen beside it, if any.
+function montageControls(gridElement) {
+  const music = h('input', { type: 'file', accept: 'audio/*', testid: 'montage-music' });
+  return [montageButton(gridElement, music), h('label', { class: 'music' }, 'Music ', music)];
+}
+
+// The chosen music file, uploaded (the server checks it has sound); its id, or none.
+async function uploadMusic(input) {
+  const file = input.files[0];
+  if (!file) return undefined;
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const response = await fetch('/api/music', { method: 'POST', body: form });
+  if (!response.ok) throw await errorOf(response.status, await response.text());
+  return (await response.json()).id;
+}
+
+function montageButton(gridElement, music) {
+  return h('button', {
+    type: 'button', testid: 'make-montage',
+    onclick: () => attempt(async () => {
+      const ids = [...gridElement.querySelectorAll('[data-testid=photo-tile]')]
+        .filter((tile) => tile.dataset.kind !== 'video')
+        .map((tile) => Number(tile.dataset.photoId))
+        .reverse()
+        .slice(0, 300);
+      if (!ids.length) throw new Error('There are no photos here to make a video of.');
+      const title = $('[data-testid=view] h2')?.textContent?.replace(/^\w+: /, '') || 'Montage';
+      const musicId = await uploadMusic(music);
+      const montage = await api('POST', '/api/montages', { photo_ids: ids, title, music_id: musicId });
+      followMontage(montage.id);
+    }),
+  }, 'Make a video');
+}
+
+async function followMontage(id) {
+  clearTimeout(montageTimer);
+  const montage = await api('GET', `/api/montages/${id}`);
+  montageStatus.hidden = false;
+  montageStatus.dataset.state = montage.state;
+  if (montage.state === 'done' && montage.video_id) {
+    montageStatus.replaceChildren(`Video ready: ${montage.title} (${Math.round(montage.seconds)} s) `,
+      h('button', { type: 'button', testid: 'montage-play', onclick: () => attempt(() => openPhoto(montage.video_id)) },
+        'Play'));
+    return;
+  }
+  if (montage.state === 'failed') {
+    montageStatus.textContent = `The video could not be made: ${montage.error ?? 'unknown error'}`;
+    return;
+  }
+  const done = Math.round(100 * montage.progress);
+  montageStatus.textContent = `Making a video of ${plural(montage.photo_ids.length, 'photo')}: ` +
+    (montage.state === 'queued' ? 'waiting for its turn' : `${done} %`);
+  montageTimer = setTimeout(() => attempt(() => followMontage(id)), 1000);
 }
 
 // Cards for albums, categories, people and places: a cover, a title and a line of counts.
@@ -351,7 +416,7 @@ async function albumView(id, stale) {
     await api('DELETE', `/api/albums/${id}`);
     location.hash = '#albums';
   }));
-  await photoView(`Album: ${album.name}`, { album: id }, stale, [h('div', { class: 'row' }, remove)]);
+  await photoView(`Album: ${album.name}`, { album: id }, stale, [remove]);
 }
 
 // --- smart albums, people and places -------------------------------------------------------
@@ -478,9 +543,23 @@ async function openPhoto(id) {
 
 function fillPhoto(photo) {
   shown = photo;
+  const isVideo = photo.kind === 'video';
   const preview = $('[data-testid=photo-preview]');
+  preview.hidden = isVideo;
   preview.src = `/api/photos/${photo.id}/preview`;
   preview.alt = photo.name;
+  // A video plays in place, its poster frame shown until it starts.
+  const video = $('[data-testid=photo-video]');
+  video.hidden = !isVideo;
+  if (isVideo) {
+    video.poster = `/api/photos/${photo.id}/preview`;
+    if (!video.src.endsWith(`/api/photos/${photo.id}/original`)) video.src = `/api/photos/${photo.id}/original`;
+  } else if (video.getAttribute('src')) {
+    video.pause();
+    video.removeAttribute('src');
+    video.load();
+  }
+  $('[data-testid=category-form]').hidden = isVideo;
   $('[data-testid=photo-name]').textContent = photo.name;
   const favourite = $('[data-testid=photo-favourite]');
   favourite.setAttribute('aria-pressed', String(photo.favourite));
@@ -508,6 +587,12 @@ function fillPhoto(photo) {
 // Changes made in the dialog also change the grid behind it; redraw it on close.
 let dirty = false;
 dialog.addEventListener('close', () => {
+  const video = $('[data-testid=photo-video]');
+  if (video.getAttribute('src')) {
+    video.pause();
+    video.removeAttribute('src');
+    video.load();
+  }
   shown = null;
   if (dirty) refreshView();
   dirty = false;

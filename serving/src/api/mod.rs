@@ -6,6 +6,7 @@ pub mod albums;
 pub mod auth;
 pub mod gifs;
 pub mod jobs;
+pub mod montages;
 pub mod people;
 pub mod photos;
 pub mod places;

@@ -22,7 +22,7 @@ use crate::service::photos::{
 };
 use crate::zipstream;
 
-fn multipart_error(e: MultipartError) -> Error {
+pub(crate) fn multipart_error(e: MultipartError) -> Error {
     if is_body_timeout(&e) {
         Error::Timeout("the upload stalled: no data arrived for a while; send it again".into())
     } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -7,6 +7,7 @@
 pub mod albums;
 pub mod faces;
 pub mod jobs;
+pub mod montages;
 pub mod photos;
 pub mod places;
 pub mod smart;

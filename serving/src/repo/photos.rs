@@ -323,7 +323,8 @@ pub fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
              OR preview_sha256 = ?1)
-         OR EXISTS (SELECT 1 FROM faces WHERE thumbnail_sha256 = ?1)",
+         OR EXISTS (SELECT 1 FROM faces WHERE thumbnail_sha256 = ?1)
+         OR EXISTS (SELECT 1 FROM music WHERE sha256 = ?1)",
         [sha256],
         |r| r.get(0),
     )
@@ -403,6 +404,11 @@ pub fn every_blob_reference(
     // Face thumbnails, stored by the faces job, are blobs too (not orphans).
     let mut statement =
         c.prepare("SELECT thumbnail_sha256 FROM faces WHERE thumbnail_sha256 IS NOT NULL")?;
+    for sha256 in statement.query_map([], |r| r.get::<_, String>(0))? {
+        hashes.insert(sha256?);
+    }
+    // So are montage music files.
+    let mut statement = c.prepare("SELECT sha256 FROM music")?;
     for sha256 in statement.query_map([], |r| r.get::<_, String>(0))? {
         hashes.insert(sha256?);
     }

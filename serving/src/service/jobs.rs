@@ -22,14 +22,17 @@ pub enum JobKind {
     Classify,
     Faces,
     Cluster,
+    /// A video montage's render (no photo: the montage row names its job).
+    Montage,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Thumbnail,
         JobKind::Classify,
         JobKind::Faces,
         JobKind::Cluster,
+        JobKind::Montage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl JobKind {
             JobKind::Classify => "classify",
             JobKind::Faces => "faces",
             JobKind::Cluster => "cluster",
+            JobKind::Montage => "montage",
         }
     }
 

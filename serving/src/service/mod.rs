@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod albums;
 pub mod gifs;
 pub mod jobs;
+pub mod montages;
 pub mod people;
 pub mod photos;
 pub mod places;

@@ -209,7 +209,6 @@ pub fn multipart(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
 
 /// A real five-class photo with an EXIF block added: orientation, date, camera and GPS.
 pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
-    use exif::experimental::Writer;
     use exif::{Field, In, Rational, Tag, Value};
     let ascii = |tag, text: &str| Field {
         tag,
@@ -254,14 +253,29 @@ pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
         ascii(Tag::GPSLongitudeRef, if lon < 0.0 { "W" } else { "E" }),
         dms(Tag::GPSLongitude, lon),
     ];
-    let mut writer = Writer::new();
-    for field in &fields {
+    with_exif(&class_photos("landscape", 1)[0].1, &fields)
+}
+
+/// `jpeg` with an EXIF block saying it was taken at `taken` ("YYYY:MM:DD HH:MM:SS").
+pub fn taken_at(jpeg: &[u8], taken: &str) -> Vec<u8> {
+    use exif::{Field, In, Tag, Value};
+    let date = Field {
+        tag: Tag::DateTimeOriginal,
+        ifd_num: In::PRIMARY,
+        value: Value::Ascii(vec![taken.as_bytes().to_vec()]),
+    };
+    with_exif(jpeg, &[date])
+}
+
+/// `plain` (a JPEG without EXIF) with an APP1 block of `fields` after its SOI marker.
+fn with_exif(plain: &[u8], fields: &[exif::Field]) -> Vec<u8> {
+    let mut writer = exif::experimental::Writer::new();
+    for field in fields {
         writer.push_field(field);
     }
     let mut tiff = std::io::Cursor::new(Vec::new());
     writer.write(&mut tiff, false).unwrap();
     let payload = [b"Exif\0\0".as_slice(), tiff.get_ref()].concat();
-    let plain = &class_photos("landscape", 1)[0].1;
     let mut out = plain[..2].to_vec();
     out.extend_from_slice(&[0xFF, 0xE1]);
     out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());

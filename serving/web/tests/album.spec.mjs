@@ -4,7 +4,8 @@
 //
 // (serving/tests/browser.rs starts the service and runs this; `cargo test -p album-serving
 // --test browser`.) The story, in the issue's words: sign in, upload three photos, see them
-// in the grid, open People, rename a person, move a photo to the trash and restore it.
+// in the grid, open People, rename a person, move a photo to the trash and restore it;
+// then make a video of the three photos and see it play.
 // The three photos should show one person (a person needs three faces), so People has one.
 //
 // Exits 0 when every step passed; otherwise prints the failed step and why, saves a
@@ -27,7 +28,9 @@ mkdirSync(artifacts, { recursive: true });
 // Face detection and clustering run in the background, on 2 CPU cores in CI.
 const PEOPLE_TIMEOUT_MS = 90_000;
 const STEP_TIMEOUT_MS = 15_000;
-const WHOLE_RUN_MS = 240_000;
+// The montage renders in the background too, after the face jobs.
+const MONTAGE_TIMEOUT_MS = 90_000;
+const WHOLE_RUN_MS = 330_000;
 
 const started = Date.now();
 const log = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
@@ -202,6 +205,30 @@ async function run() {
   await gridShows(3);
   await page.locator(`[data-testid=photo-tile][data-photo-id="${photoId}"]`).waitFor();
   log(`photo ${photoId} restored; the grid shows 3 again`);
+
+  step = `making a video of the three photos (up to ${MONTAGE_TIMEOUT_MS / 1000} s) and playing it`;
+  await page.getByTestId('make-montage').click();
+  await page.getByTestId('montage-status').waitFor();
+  await appears(page.getByTestId('montage-play'), MONTAGE_TIMEOUT_MS);
+  log(`montage: ${await page.getByTestId('montage-status').textContent()}`);
+  await page.getByTestId('montage-play').click();
+  await dialog.waitFor();
+  await page.getByTestId('photo-video').waitFor();
+  const played = await page.evaluate(async () => {
+    const video = document.querySelector('[data-testid=photo-video]');
+    video.muted = true; // no autoplay policy stands in the way of a muted video
+    await video.play();
+    const start = performance.now();
+    while (video.currentTime < 0.5 && performance.now() - start < 10_000) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { time: video.currentTime, width: video.videoWidth, height: video.videoHeight,
+      duration: video.duration, error: video.error?.message ?? null };
+  });
+  if (played.time < 0.5 || played.width !== 1280 || played.height !== 720) {
+    throw new Error(`the video did not play: ${JSON.stringify(played)}`);
+  }
+  log(`the video plays: ${JSON.stringify(played)}`);
 
   if (problems.length) throw new Error(`the page reported ${problems.length} problem(s)`);
   clearTimeout(watchdog);
