@@ -310,15 +310,26 @@ impl CrawlSummary {
             .collect();
         hosts.sort();
         hosts.dedup();
-        let reasons: Vec<String> = failed
-            .iter()
-            .take(5)
-            .map(|(url, why)| format!("{url}: {why}"))
-            .collect();
+        // A dead host fails every seed the same way: say that once, not once per class.
+        let mut reasons: Vec<&str> = Vec::new();
+        for (_, why) in &failed {
+            if !reasons.contains(&why.as_str()) {
+                reasons.push(why);
+            }
+        }
+        let shown: Vec<&str> = reasons.iter().take(3).copied().collect();
+        let more = match reasons.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!("; and {n} other reason(s)"),
+        };
         Err(Error::Http {
             url: hosts.join(", "),
             // Error::Http already names the hosts in front of this message.
-            message: format!("nothing could be fetched: {}", reasons.join("; ")),
+            message: format!(
+                "nothing could be fetched ({} page(s) tried): {}{more}",
+                failed.len(),
+                shown.join("; ")
+            ),
         })
     }
 
@@ -409,15 +420,39 @@ impl CrawlSummary {
         write_aligned(out, &header, &rows);
     }
 
-    fn write_problems(&self, out: &mut String) {
+    /// Failed seeds, one line per distinct reason: a host that is down fails every
+    /// class's seed with the same error, which is then printed once.
+    fn write_failed_seeds(&self, out: &mut String) {
+        let mut by_reason: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
         for class in &self.classes {
             for (url, why) in &class.seeds_failed {
-                let _ = writeln!(
-                    out,
-                    "\n{}: seed {url} could not be fetched: {why}",
-                    class.name
-                );
+                let seed = (class.name.as_str(), url.as_str());
+                match by_reason.iter_mut().find(|(reason, _)| reason == why) {
+                    Some((_, seeds)) => seeds.push(seed),
+                    None => by_reason.push((why, vec![seed])),
+                }
             }
+        }
+        for (why, seeds) in by_reason {
+            let _ = match seeds.as_slice() {
+                [(class, url)] => {
+                    writeln!(out, "\n{class}: seed {url} could not be fetched: {why}")
+                }
+                _ => {
+                    let classes: Vec<&str> = seeds.iter().map(|(class, _)| *class).collect();
+                    writeln!(
+                        out,
+                        "\nthe seeds of {} could not be fetched: {why}",
+                        classes.join(", ")
+                    )
+                }
+            };
+        }
+    }
+
+    fn write_problems(&self, out: &mut String) {
+        self.write_failed_seeds(out);
+        for class in &self.classes {
             let other_failures = class.pages_failed.len() - class.seeds_failed.len();
             if other_failures > 0 {
                 let _ = writeln!(
@@ -608,6 +643,27 @@ mod tests {
         );
         assert_eq!(summary.images_processed(), 96);
         assert!(table.contains("48.0 images/s"), "{table}");
+    }
+
+    #[test]
+    fn a_dead_crawl_host_prints_its_error_once_not_once_per_class() {
+        let why = "host-unreachable: 127.0.0.1:9: tcp connect error: Connection refused";
+        let class = |name: &str| ClassSummary {
+            name: name.into(),
+            pages_failed: vec![(format!("http://127.0.0.1:9/{name}/1"), why.into())],
+            seeds_failed: vec![(format!("http://127.0.0.1:9/{name}/1"), why.into())],
+            ..Default::default()
+        };
+        let summary = CrawlSummary {
+            classes: ["animals", "buildings", "people"].map(class).to_vec(),
+            ..Default::default()
+        };
+        let table = summary.to_table();
+        assert_eq!(table.matches("Connection refused").count(), 1, "{table}");
+        assert!(table.contains("the seeds of animals, buildings, people could not be fetched"));
+        let err = summary.ensure_something_fetched().unwrap_err().to_string();
+        assert_eq!(err.matches("Connection refused").count(), 1, "{err}");
+        assert!(err.contains("3 page(s) tried"), "{err}");
     }
 
     #[test]
