@@ -7,6 +7,14 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong while computing or writing an evaluation report.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A name given on the command line (a split) that is not one of the accepted ones.
+    #[error("unknown {what} {name:?}: expected {expected}")]
+    Unknown {
+        what: &'static str,
+        name: String,
+        expected: &'static str,
+    },
+
     /// Predictions that cannot be evaluated as given (shapes, values, labels).
     #[error("invalid predictions: {0}")]
     Invalid(String),

@@ -44,9 +44,11 @@ impl FromStr for Split {
         match s {
             "val" => Ok(Split::Val),
             "test" => Ok(Split::Test),
-            other => Err(Error::Invalid(format!(
-                "split {other:?}: expected val or test"
-            ))),
+            other => Err(Error::Unknown {
+                what: "split",
+                name: other.to_owned(),
+                expected: "val or test",
+            }),
         }
     }
 }

@@ -30,7 +30,7 @@ use album_faces::detect::Detection;
 use album_faces::embedder::Descriptor;
 use album_faces::pipeline::{FacePipeline, StageTimes, decode_photo};
 use burn::tensor::Device;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
@@ -470,12 +470,8 @@ fn progress(len: u64, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg:>12} [{bar:40}] {pos}/{len} photos, {per_sec}, eta {eta}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    // the shared bar: at a terminal it redraws, in a log it writes a line a minute
+    let bar = album_dataset::progress::bar(len, "photos");
     bar.set_message("faces");
     bar
 }

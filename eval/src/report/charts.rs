@@ -48,7 +48,7 @@ fn points(runs: &[RunFigures], decision: &Decision, x: fn(&RunFigures) -> f64) -
             y: r.val_top1.value * 100.0,
             low: r.val_top1.low * 100.0,
             high: r.val_top1.high * 100.0,
-            label: r.name.clone(),
+            label: run_label(r),
             colour: colour(i),
             winner: i == decision.winner,
             over_budget: decision.over_budget.contains(&i),
@@ -80,6 +80,7 @@ pub(crate) fn draw_accuracy_vs_macs(
             .configure_mesh()
             .x_desc("multiply–accumulates per image (log scale)")
             .y_desc("validation top-1 (%)")
+            .y_label_formatter(&|v| plain_tick(*v))
             .x_label_formatter(&|v| decade_tick(*v))
             .light_line_style(WHITE)
             .label_style((FONT, 16))
@@ -121,6 +122,8 @@ pub(crate) fn draw_accuracy_vs_time(
                 "training time in {unit}, validation included (wall clock)"
             ))
             .y_desc("validation top-1 (%)")
+            .x_label_formatter(&|v| plain_tick(*v))
+            .y_label_formatter(&|v| plain_tick(*v))
             .light_line_style(WHITE)
             .label_style((FONT, 16))
             .draw()?;
@@ -169,7 +172,8 @@ where
     let labels: Vec<String> = points
         .iter()
         .map(|p| {
-            if p.winner {
+            // "(winner)" only where there was a choice
+            if p.winner && points.len() > 1 {
                 format!("{} (winner)", p.label)
             } else {
                 p.label.clone()
@@ -184,8 +188,9 @@ where
         .iter()
         .map(|label| chart.plotting_area().estimate_text_size(label, &style))
         .collect::<Result<Vec<_>, _>>()?;
-    let offsets = place_labels(&anchors, &sizes);
-    for ((p, label), dy) in points.iter().zip(labels).zip(offsets) {
+    let right_edge = chart.plotting_area().get_pixel_range().0.end + RIGHT_MARGIN_USED;
+    let spots = place_labels(&anchors, &sizes, right_edge);
+    for ((p, label), spot) in points.iter().zip(labels).zip(spots) {
         let marker = if p.over_budget {
             Circle::new((0, 0), 7, p.colour.stroke_width(2))
         } else {
@@ -197,7 +202,12 @@ where
             13,
             BLACK.mix(if p.winner { 1.0 } else { 0.0 }).stroke_width(3),
         );
-        let text = Text::new(label, (LABEL_GAP, dy), style.clone());
+        let text = if spot.left {
+            let style = text_style(16.0, BLACK, HPos::Right, VPos::Center);
+            Text::new(label, (-LABEL_GAP, spot.dy), style)
+        } else {
+            Text::new(label, (LABEL_GAP, spot.dy), style.clone())
+        };
         chart.draw_series(std::iter::once(
             EmptyElement::at((p.x, p.y)) + ring + marker + text,
         ))?;
@@ -208,10 +218,21 @@ where
 /// Pixels between a marker's centre and its label.
 const LABEL_GAP: i32 = 16;
 
-/// The vertical offset (pixels) of each label from its point: the first of 0, +20, −20,
-/// +40, −40, … at which the label's box, right of the point, overlaps no marker and no
-/// label placed before it (0 when none within ±200 px is free).
-fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)]) -> Vec<i32> {
+/// Pixels right of the plotting area that a label may still use (the chart's right margin).
+const RIGHT_MARGIN_USED: i32 = 36;
+
+/// Where a point's label goes: left or right of the marker, and moved up or down by `dy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LabelSpot {
+    left: bool,
+    dy: i32,
+}
+
+/// Each label's spot: right of its point, or left of it where it would run past
+/// `right_edge`; then the first vertical offset of 0, +20, −20, +40, −40, … at which the
+/// label's box overlaps no marker and no label placed before it (0 when none within
+/// ±200 px is free).
+fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)], right_edge: i32) -> Vec<LabelSpot> {
     type PixelBox = (i32, i32, i32, i32);
     let overlap = |a: &PixelBox, b: &PixelBox| a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
     let markers: Vec<PixelBox> = anchors
@@ -222,9 +243,14 @@ fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)]) -> Vec<i32> {
     let mut offsets = Vec::with_capacity(anchors.len());
     for (&(x, y), &(width, height)) in anchors.iter().zip(sizes) {
         let (width, height) = (width as i32, height as i32);
+        let left = x + LABEL_GAP + width > right_edge;
         let label_box = |dy: i32| {
             let top = y + dy - height / 2;
-            (x + LABEL_GAP, top, x + LABEL_GAP + width, top + height)
+            if left {
+                (x - LABEL_GAP - width, top, x - LABEL_GAP, top + height)
+            } else {
+                (x + LABEL_GAP, top, x + LABEL_GAP + width, top + height)
+            }
         };
         let free = |b: &PixelBox| !markers.iter().chain(&placed).any(|other| overlap(b, other));
         let dy = (0..=20)
@@ -238,7 +264,7 @@ fn place_labels(anchors: &[(i32, i32)], sizes: &[(u32, u32)]) -> Vec<i32> {
             .find(|&dy| free(&label_box(dy)))
             .unwrap_or(0);
         placed.push(label_box(dy));
-        offsets.push(dy);
+        offsets.push(LabelSpot { left, dy });
     }
     offsets
 }
@@ -317,6 +343,7 @@ fn accuracy_panel(area: &Area<'_>, runs: &[RunFigures], title: &str) -> DrawResu
         .x_desc("epoch")
         .y_desc("validation top-1 (%)")
         .x_label_formatter(&|v| whole_number(*v))
+        .y_label_formatter(&|v| whole_number(*v))
         .label_style((FONT, 16))
         .draw()?;
     for (i, run) in runs.iter().enumerate() {
@@ -329,7 +356,7 @@ fn accuracy_panel(area: &Area<'_>, runs: &[RunFigures], title: &str) -> DrawResu
             .collect();
         chart
             .draw_series(LineSeries::new(points.clone(), style))?
-            .label(run.name.clone())
+            .label(run_label(run))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
         chart.draw_series(
             points
@@ -348,25 +375,30 @@ fn accuracy_panel(area: &Area<'_>, runs: &[RunFigures], title: &str) -> DrawResu
 }
 
 fn loss_panel(area: &Area<'_>, runs: &[RunFigures]) -> DrawResult<()> {
-    let finite = |v: f64| v.is_finite().then_some(v);
-    let y_max = runs
+    // Positive values only: the axis is logarithmic, so that one run's first-epoch spike
+    // (GoogLeNet's validation loss can start in the thousands) does not flatten the rest.
+    let finite = |v: f64| (v.is_finite() && v > 0.0).then_some(v);
+    let losses = runs
         .iter()
         .flat_map(|r| r.curve.iter())
         .flat_map(|p| [finite(p.train_loss), finite(p.val_loss)])
-        .flatten()
-        .fold(0.1, f64::max)
-        * 1.05;
+        .flatten();
+    let (y_low, y_high) = loss_range(losses);
     let mut chart = ChartBuilder::on(area)
-        .caption("loss: validation solid, training dashed", (FONT, 20))
+        .caption(
+            "loss: validation solid, training dashed (log scale)",
+            (FONT, 20),
+        )
         .margin(20)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.5..epochs_axis(runs), 0.0..y_max)?;
+        .build_cartesian_2d(0.5..epochs_axis(runs), (y_low..y_high).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc("loss")
         .x_label_formatter(&|v| whole_number(*v))
+        .y_label_formatter(&|v| loss_tick(*v))
         .label_style((FONT, 16))
         .draw()?;
     for (i, run) in runs.iter().enumerate() {
@@ -419,6 +451,69 @@ fn text_style(size: f64, colour: RGBColor, h: HPos, v: VPos) -> TextStyle<'stati
 }
 
 /// An epoch axis labels whole epochs only.
+/// A run's name in legends and point labels: its model and width, with the run folder's
+/// name after it where that says something the model does not (an ablation, a sweep's
+/// "epochs-10").
+fn run_label(run: &RunFigures) -> String {
+    model_label(&run.model, run.width, &run.name)
+}
+
+fn model_label(model: &str, width: f32, run_name: &str) -> String {
+    let width = if (width - 1.0).abs() < 1e-6 {
+        String::new()
+    } else {
+        format!(" ×{width}")
+    };
+    if model.starts_with(run_name) {
+        format!("{model}{width}")
+    } else {
+        format!("{model}{width} ({run_name})")
+    }
+}
+
+/// The loss axis' range on a log scale: from the power of ten below the lowest loss
+/// (plotters places a log axis' ticks from the first power of ten in range, so a range
+/// starting at 0.17 would have no labelled tick under 1) to a little above the highest.
+fn loss_range(losses: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (low, high) = losses.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !low.is_finite() {
+        return (0.1, 10.0); // no loss to draw
+    }
+    let floor = 10f64.powf(low.log10().floor());
+    // Just under it: plotters finds its first tick as 10^ceil(log10(start)), and
+    // log10(0.1) computes as -0.999…, which would round up to 1.
+    (floor * 0.99, (high * 1.25).max(floor * 2.0))
+}
+
+/// A log loss axis' tick label: 1, 2 and 5 times a power of ten, written as plainly as
+/// possible ("0.2", "5", "2000"); the other ticks stay unlabelled.
+fn loss_tick(value: f64) -> String {
+    if !(value.is_finite() && value > 0.0) {
+        return String::new();
+    }
+    let power = value.log10().floor();
+    let mantissa = value / 10f64.powf(power);
+    if ![1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| (mantissa - m).abs() < 0.05)
+    {
+        return String::new();
+    }
+    let decimals = (-power).max(0.0) as usize;
+    format!("{value:.decimals$}")
+}
+
+/// A tick label with one decimal only where the tick needs it ("92", "92.5").
+fn plain_tick(value: f64) -> String {
+    let text = format!("{value:.1}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_owned(),
+        None => text,
+    }
+}
+
 fn whole_number(value: f64) -> String {
     if (value - value.round()).abs() < 1e-6 {
         format!("{value:.0}")
@@ -491,6 +586,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_first_epoch_loss_spike_does_not_flatten_the_loss_axis() {
+        // GoogLeNet's epoch-1 validation loss of ~2,800 beside losses near 0.3: on the
+        // log axis 0.3 and 0.6 still lie a tenth of the axis apart.
+        let (low, high) = loss_range([2800.0, 0.3, 0.6, 1.2].into_iter());
+        assert!(low < 0.3 && high > 2800.0);
+        assert!(
+            (0.098..0.1).contains(&low),
+            "{low}: under 0.1, so 0.2 and 0.5 get labels"
+        );
+        let share = (0.6f64.ln() - 0.3f64.ln()) / (high.ln() - low.ln());
+        assert!(share > 0.05, "{share}");
+        assert_eq!(loss_range(std::iter::empty()), (0.1, 10.0));
+    }
+
+    #[test]
+    fn legends_name_the_model_not_just_the_run_folder() {
+        assert_eq!(model_label("vgg16-bn", 0.25, "vgg16"), "vgg16-bn ×0.25");
+        assert_eq!(
+            model_label("se-resnext50", 1.0, "epochs-10"),
+            "se-resnext50 (epochs-10)"
+        );
+        assert_eq!(
+            model_label("se-resnext50", 0.25, "se-resnext50-no-se"),
+            "se-resnext50 ×0.25 (se-resnext50-no-se)"
+        );
+    }
+
+    #[test]
+    fn plain_ticks_drop_a_needless_decimal() {
+        assert_eq!(plain_tick(94.0), "94");
+        assert_eq!(plain_tick(92.5), "92.5");
+    }
+
+    #[test]
+    fn loss_ticks_label_one_two_and_five_plainly() {
+        assert_eq!(loss_tick(0.2), "0.2");
+        assert_eq!(loss_tick(0.05), "0.05");
+        assert_eq!(loss_tick(5.0), "5");
+        assert_eq!(loss_tick(2000.0), "2000");
+        assert_eq!(loss_tick(0.3), "");
+    }
+
+    #[test]
     fn ranges_hold_every_point_with_room_to_spare() {
         assert_eq!(log_range([2.07e7].into_iter()), (1e7, 1e8));
         assert_eq!(decade_tick(2e7), "20 M");
@@ -516,15 +654,31 @@ mod tests {
     }
 
     #[test]
+    fn a_label_that_would_be_clipped_at_the_right_edge_goes_left_of_its_point() {
+        let spots = place_labels(&[(900, 300), (200, 300)], &[(200, 18), (200, 18)], 980);
+        assert_eq!(spots[0], LabelSpot { left: true, dy: 0 });
+        assert_eq!(spots[1], LabelSpot { left: false, dy: 0 });
+    }
+
+    #[test]
     fn labels_move_off_markers_and_earlier_labels() {
         // two points 40 px apart on one row: the first label would cover the second marker
-        let offsets = place_labels(&[(100, 300), (140, 300)], &[(120, 18), (60, 18)]);
+        let dys = |spots: Vec<LabelSpot>| spots.iter().map(|s| s.dy).collect::<Vec<_>>();
+        let offsets = dys(place_labels(
+            &[(100, 300), (140, 300)],
+            &[(120, 18), (60, 18)],
+            1000,
+        ));
         assert_ne!(offsets[0], 0);
         assert_eq!(offsets[1], 0);
         // a lone point keeps its label level with it
-        assert_eq!(place_labels(&[(100, 300)], &[(80, 18)]), vec![0]);
+        assert_eq!(dys(place_labels(&[(100, 300)], &[(80, 18)], 1000)), vec![0]);
         // the same spot twice: the second label moves
-        let offsets = place_labels(&[(100, 300), (500, 300), (100, 300)], &[(80, 18); 3]);
+        let offsets = dys(place_labels(
+            &[(100, 300), (500, 300), (100, 300)],
+            &[(80, 18); 3],
+            1000,
+        ));
         assert_eq!(offsets[..2], [0, 0]);
         assert_ne!(offsets[2], 0);
         assert_eq!(whole_number(2.0), "2");
