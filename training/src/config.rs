@@ -194,6 +194,28 @@ pub struct OptimConfig {
     pub early_stop_patience: usize,
 }
 
+impl OptimConfig {
+    /// Sets the epoch count, as `album train --epochs` does. A warm-up that no longer
+    /// fits the shorter run keeps its share of it (1 of 10 epochs becomes 0.1 of 1), so a
+    /// quick try of any config trains instead of being refused; the returned note says so.
+    /// Step-schedule epochs are left as they are (a step past the end never fires).
+    pub fn set_epochs(&mut self, epochs: usize) -> Option<String> {
+        let before = self.epochs;
+        self.epochs = epochs;
+        if epochs == 0 || before == 0 || self.warmup_epochs < epochs as f64 {
+            return None;
+        }
+        let warmup = self.warmup_epochs * epochs as f64 / before as f64;
+        let note = format!(
+            "warm-up shortened from {} to {warmup:.3} epochs: it keeps its share of the \
+             {epochs}-epoch run",
+            self.warmup_epochs
+        );
+        self.warmup_epochs = warmup;
+        Some(note)
+    }
+}
+
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
@@ -362,6 +384,20 @@ impl TrainConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_one_epoch_try_of_a_config_with_a_one_epoch_warm_up_shortens_the_warm_up() {
+        let mut config = TrainConfig::parse("[train]\nepochs = 10\nwarmup_epochs = 1.0\n").unwrap();
+        let note = config.train.set_epochs(1);
+        assert!(note.unwrap().contains("warm-up shortened"));
+        assert!((config.train.warmup_epochs - 0.1).abs() < 1e-12);
+        config.validate().unwrap();
+
+        // A warm-up that still fits is left alone, and says nothing.
+        let mut config = TrainConfig::parse("[train]\nepochs = 15\nwarmup_epochs = 1.0\n").unwrap();
+        assert_eq!(config.train.set_epochs(3), None);
+        assert_eq!((config.train.epochs, config.train.warmup_epochs), (3, 1.0));
+    }
+
     #[test]
     fn batch_mixing_is_off_by_default_and_checked() {
         let plain = TrainConfig::parse("").unwrap();

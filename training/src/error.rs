@@ -7,6 +7,14 @@ pub enum Error {
     #[error("device {name:?}: {message}")]
     Device { name: String, message: String },
 
+    /// A name given on the command line (a checkpoint) that is not one of the accepted ones.
+    #[error("unknown {what} {name:?}: expected {expected}")]
+    Unknown {
+        what: &'static str,
+        name: String,
+        expected: &'static str,
+    },
+
     /// A training or model config that cannot be used as written.
     #[error("config: {0}")]
     Config(String),

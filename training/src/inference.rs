@@ -50,9 +50,11 @@ impl FromStr for CheckpointChoice {
             "best" => Ok(CheckpointChoice::Best),
             "last" => Ok(CheckpointChoice::Last),
             "ema" => Ok(CheckpointChoice::Ema),
-            other => Err(Error::Config(format!(
-                "checkpoint {other:?}: expected best, last or ema"
-            ))),
+            other => Err(Error::Unknown {
+                what: "checkpoint",
+                name: other.to_owned(),
+                expected: "best, last or ema",
+            }),
         }
     }
 }

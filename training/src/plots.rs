@@ -157,14 +157,32 @@ fn base_chart<'a, 'b>(
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+        // half an epoch of room after the last, so its marker is not cut in half
+        .build_cartesian_2d(0.0..x_max + 0.5, 0.0..y_max)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
         .y_desc(y_label)
+        .x_label_formatter(&|v| epoch_tick(*v))
+        .y_label_formatter(&|v| plain_number(*v))
         .label_style((FONT, 16))
         .draw()?;
     Ok(chart)
+}
+
+/// Epochs are counted from 1 and labelled only at whole numbers ("5", never "5.0" or "2.5").
+fn epoch_tick(value: f64) -> String {
+    if (value - value.round()).abs() < 1e-6 && value > 0.5 {
+        format!("{value:.0}")
+    } else {
+        String::new()
+    }
+}
+
+/// A number without trailing zeros: "100", "0.25", "1.5".
+fn plain_number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn series<DB: DrawingBackend>(
@@ -197,4 +215,19 @@ fn legend<'a, DB: DrawingBackend + 'a>(
         .label_font((FONT, 16))
         .position(position)
         .draw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_axes_say_5_not_5_point_0_and_no_half_epochs() {
+        assert_eq!(epoch_tick(5.0), "5");
+        assert_eq!(epoch_tick(2.5), "");
+        assert_eq!(epoch_tick(0.0), "");
+        assert_eq!(plain_number(100.0), "100");
+        assert_eq!(plain_number(0.25), "0.25");
+        assert_eq!(plain_number(1.5), "1.5");
+    }
 }

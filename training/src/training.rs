@@ -95,16 +95,36 @@ pub struct RunSummary {
 /// Trains a new run from `config`, or continues `options.resume`.
 pub fn train(config: TrainConfig, options: &RunOptions) -> Result<RunSummary> {
     let (config, run_dir, resuming) = prepare_run_dir(config, options)?;
+    let mut session = match start_session(config, &run_dir, resuming, options) {
+        Ok(session) => session,
+        Err(e) => {
+            if !resuming {
+                // Nothing was trained: a folder holding at most the run's header would
+                // only be mistaken for a run (and block the same --run-id next time).
+                let _ = std::fs::remove_dir_all(&run_dir);
+            }
+            return Err(e);
+        }
+    };
+    session.run(options)
+}
+
+/// Everything before the first step: the device, the data, the run's header files, the
+/// model and optimiser (or their checkpoint).
+fn start_session(
+    mut config: TrainConfig,
+    run_dir: &Path,
+    resuming: bool,
+    options: &RunOptions,
+) -> Result<Session> {
     let kind = config.train.device_kind()?;
     let device = configured_device(kind.device()?, config.train.precision)?;
     let data = RunData::load(&config.data)?;
-    let mut config = config;
     config.model.num_classes = data.class_names.len();
     if !resuming {
-        write_run_header(&run_dir, &config, &data, options)?;
+        write_run_header(run_dir, &config, &data, options)?;
     }
-    let mut session = Session::start(config, device, data, run_dir, resuming)?;
-    session.run(options)
+    Session::start(config, device, data, run_dir.to_path_buf(), resuming)
 }
 
 /// Creates a new run directory (refusing to reuse one) or checks the one to resume.
@@ -852,6 +872,24 @@ mod tests {
         let fc = inner.fc.as_ref().unwrap();
         assert!(ids.0.contains(&fc.bias.as_ref().unwrap().id));
         assert!(!ids.0.contains(&fc.weight.id));
+    }
+
+    #[test]
+    fn a_train_that_fails_before_its_first_step_leaves_no_run_folder() {
+        let out = tempfile::tempdir().unwrap();
+        let mut config = TrainConfig::default();
+        config.data.split_dir = out.path().join("no-such-split");
+        let options = RunOptions {
+            out_root: out.path().join("runs"),
+            run_id: Some("try".into()),
+            resume: None,
+            max_steps: Some(1),
+            progress: false,
+            command_line: Vec::new(),
+        };
+        let err = train(config, &options).err().unwrap();
+        assert!(err.to_string().contains("album dataset split"), "{err}");
+        assert!(!options.out_root.join("try").exists());
     }
 
     #[test]
