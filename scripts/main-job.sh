@@ -50,6 +50,7 @@ echo "== data pipeline benchmark (Rust vs PyTorch DataLoader; ratio needs script
 "$album" bench data --manifest "$DATA/split/train.parquet" --images 2000 --resize 64 --crop 56
 echo "== a small real experiment: SE-ResNeXt-50 (width 0.25, 56 px), 2 epochs on flex"
 "$album" train --config configs/cpu/se-resnext.toml --epochs 2 --out "$DATA/runs" \
-  --run-id "main-job-$(date -u +%Y%m%d-%H%M%S)" --quiet
+  --run-id "main-job-$(date -u +%Y%m%d-%H%M%S)"
 echo "== faces: detection, verification and clustering into people on the LFW sample"
-"$album" faces eval --faces "${SMART_ALBUM_FACES:-../shared/datasets/faces}" --out "$DATA/faces-eval" --quiet
+"$album" faces eval --faces "${SMART_ALBUM_FACES:-../shared/datasets/faces}" --out "$DATA/faces-eval"
+echo "== done. To see the album on demo photos: scripts/demo.sh (then open http://127.0.0.1:8080/)"

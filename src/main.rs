@@ -6,6 +6,8 @@
 //! 0 success, 1 the work failed, 2 bad usage or bad input (clap's own convention).
 
 mod cmd;
+#[cfg(test)]
+mod help_examples;
 
 use std::process::ExitCode;
 

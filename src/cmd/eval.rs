@@ -17,11 +17,17 @@ use anyhow::Context;
 /// The test split is read here and nowhere else: training and every comparison choose on
 /// the validation split.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  album eval --run experiments/cpu-se-resnext50
-  album eval --run experiments/cpu-se-resnext50 --split test
-  album eval --run experiments/cpu-vgg16 --checkpoint last --device tch-cpu
-  album eval --run experiments/study-full/loso/se-resnext50 --split test --sources inria,stanfordcars")]
+#[command(
+    after_help = "Checkpoints are not committed: evaluate a run trained on this machine.
+
+Examples:
+  album train --config configs/cpu/alexnet.toml --epochs 1 --run-id alexnet-try
+  album eval --run experiments/alexnet-try
+  album eval --run experiments/alexnet-try --split test
+  album eval --run experiments/alexnet-try --checkpoint last
+  album eval --run experiments/study-full/runs/se-resnext50-loso --split test \\
+      --sources inria,stanfordcars --device tch-cpu        (after scripts/study-full.sh)"
+)]
 pub struct EvalArgs {
     /// The run directory (what `album train` wrote).
     #[arg(long)]

@@ -31,9 +31,9 @@ pub fn run(command: FacesCommand) -> anyhow::Result<()> {
 /// Where the models come from, shared by every faces command.
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
-    /// Folder holding the two model files [default: $ALBUM_FACE_WEIGHTS or data/weights].
-    /// Fetch them with scripts/fetch-face-weights.sh.
-    #[arg(long)]
+    /// The face models' folder, holding the two model files [default: $ALBUM_FACE_WEIGHTS
+    /// or data/weights]. Fetch them with scripts/fetch-face-weights.sh.
+    #[arg(long = "face-models", alias = "weights", value_name = "DIR")]
     weights: Option<PathBuf>,
     /// Device: flex, tch-cpu, tch-cuda or tch-cuda:N.
     #[arg(long, default_value = "flex")]

@@ -14,7 +14,7 @@ pub struct ServeGalleryArgs {
     /// Folder whose sub-folders are the classes (e.g. ../shared/datasets/five-class).
     pub dir: PathBuf,
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8765")]
+    #[arg(long, default_value = "127.0.0.1:8765", value_parser = super::parse_listen_addr)]
     pub addr: SocketAddr,
     /// Photos per class page.
     #[arg(long, default_value_t = gallery::DEFAULT_PER_PAGE)]

@@ -16,6 +16,8 @@ mod train;
 
 use album_dataset::Error as DatasetError;
 use album_training::Error as TrainingError;
+use std::net::{SocketAddr, ToSocketAddrs};
+
 use clap::Subcommand;
 
 pub use eval::{EvalArgs, run as run_eval};
@@ -25,6 +27,45 @@ pub use report::{ReportArgs, run as run_report};
 pub use serve::{ServeArgs, run as run_serve};
 pub use sweep::{SweepCommand, run as run_sweep};
 pub use train::{TrainArgs, run as run_train};
+
+/// Reads a `--addr` value: an IP and port (`127.0.0.1:8080`, `[::1]:8080`) or a host name
+/// and port (`localhost:8080`), resolved now. For a name, an IPv4 address is preferred:
+/// `localhost` then serves the `http://127.0.0.1:…` a browser tries first.
+pub(crate) fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let resolved: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("expected HOST:PORT such as 127.0.0.1:8080 ({e})"))?
+        .collect();
+    resolved
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_listen_addr;
+
+    #[test]
+    fn listen_address_localhost_with_a_port_is_accepted() {
+        let addr = parse_listen_addr("localhost:8080").unwrap();
+        assert!(addr.ip().is_loopback());
+        assert_eq!(addr.port(), 8080);
+        assert_eq!(parse_listen_addr("127.0.0.1:0").unwrap().port(), 0);
+        assert_eq!(parse_listen_addr("[::1]:9").unwrap().port(), 9);
+    }
+
+    #[test]
+    fn listen_address_without_a_port_says_what_is_expected() {
+        let err = parse_listen_addr("localhost").unwrap_err();
+        assert!(err.contains("HOST:PORT"), "{err}");
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
@@ -103,6 +144,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<album_eval::Error>() {
         Some(
             album_eval::Error::Invalid(_)
+            | album_eval::Error::Unknown { .. }
             | album_eval::Error::Options(_)
             | album_eval::Error::Run(_),
         ) => return 2,
@@ -128,6 +170,7 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
 fn training_exit_code(error: &TrainingError) -> u8 {
     match error {
         TrainingError::Device { .. }
+        | TrainingError::Unknown { .. }
         | TrainingError::Config(_)
         | TrainingError::Resume(_)
         | TrainingError::Run(_) => 2,

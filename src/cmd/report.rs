@@ -49,10 +49,10 @@ same classes. Exit code 2 for runs or arguments that cannot be compared, 1 when 
 itself fails.
 
 Examples:
-  album report --runs experiments/cpu-se-resnext50 --out /tmp/report-try
-  album report --runs experiments/cpu-se-resnext50 experiments/cpu-vgg16 \\
-      --out experiments/report-cpu --title \"CPU models, 10 epochs\"
-  album report --runs experiments/a experiments/b --out /tmp/ab --budget-seconds 1800 --quiet"
+  album report --runs experiments/study-full/runs/googlenet experiments/study-full/runs/vgg16 \\
+      --out /tmp/report-try --title \"GoogLeNet and VGG16-BN\"
+  album report --runs experiments/study-full/runs/alexnet experiments/study-full/runs/vgg16 \\
+      --out /tmp/ab --budget-seconds 1800 --quiet"
 )]
 pub struct ReportArgs {
     /// The run directories to compare (what `album train` wrote), two or more usually.

@@ -26,13 +26,13 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "model")]
     pub no_model: bool,
     /// The face models' folder [default: $ALBUM_FACE_WEIGHTS or data/weights].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "face-models", alias = "faces", value_name = "DIR")]
     pub faces: Option<PathBuf>,
     /// Run without face detection (no people).
     #[arg(long, conflicts_with = "faces")]
     pub no_faces: bool,
     /// Address to listen on; port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = super::parse_listen_addr)]
     pub addr: SocketAddr,
     /// Background worker threads (thumbnails, classification, faces, clustering).
     #[arg(long, default_value_t = 2)]
@@ -130,7 +130,7 @@ the server fails.
 Examples:
   album serve
   album serve --data-dir /tmp/album --addr 127.0.0.1:0 --no-faces
-  album serve --model experiments/study-cpu/families/bundle --workers 1";
+  album serve --addr localhost:8080 --workers 1";
 
 fn config_of(args: &ServeArgs) -> ServeConfig {
     let face_weights = (!args.no_faces).then(|| {
@@ -165,6 +165,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
     bound_malloc_arenas();
     let config = config_of(&args);
+    check_models_exist(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Every database query and decode runs on a blocking thread; past this many
@@ -173,6 +174,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(config, args.addr))
+}
+
+/// Looks for the model bundle and the face models before anything is created: the
+/// defaults are relative to the repository root, and started elsewhere the service would
+/// otherwise fail after making its data folder, without saying which flag helps.
+fn check_models_exist(config: &ServeConfig) -> Result<(), album_serving::Error> {
+    let missing = |what: String, flags: &str| {
+        album_serving::Error::Setup(format!(
+            "{what} (default paths are relative to the repository root): {flags}"
+        ))
+    };
+    if let Some(bundle) = &config.model_bundle
+        && !bundle.join("bundle.json").is_file()
+    {
+        return Err(missing(
+            format!("no model bundle at {}", bundle.display()),
+            "pass --model DIR, or --no-model to run without categories",
+        ));
+    }
+    if let Some(dir) = &config.face_weights {
+        let files = [
+            album_faces::weights::RETINAFACE,
+            album_faces::weights::DLIB_RESNET,
+        ];
+        if let Some(file) = files.iter().find(|f| !f.path_in(dir).is_file()) {
+            return Err(missing(
+                format!("no face model {} in {}", file.file_name, dir.display()),
+                "run scripts/fetch-face-weights.sh, pass --face-models DIR, or --no-faces to \
+                 run without people",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Blocking threads at most: database queries, decodes, password checks.
@@ -303,5 +337,43 @@ mod tests {
         assert_eq!(config.busy_wait, Duration::from_secs(3));
         assert_eq!(config.gif_builds, 4);
         assert_eq!(config.request_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn serve_outside_the_repository_names_the_flags_and_creates_nothing() {
+        let here = tempfile::tempdir().unwrap();
+        let data = here.path().join("album-data");
+        let weights = here.path().join("weights");
+        let data_flag = data.to_str().unwrap();
+        let args = Command::parse_from(["album", "--data-dir", data_flag, "--model", "nowhere"]);
+        let err = check_models_exist(&config_of(&args.serve))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--model DIR, or --no-model"), "{err}");
+
+        let weights_flag = weights.to_str().unwrap();
+        let args = [
+            "album",
+            "--data-dir",
+            data_flag,
+            "--no-model",
+            "--face-models",
+            weights_flag,
+        ];
+        let err = check_models_exist(&config_of(&Command::parse_from(args).serve))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--face-models DIR, or --no-faces"), "{err}");
+        assert!(!data.exists());
+
+        let args = ["album", "--data-dir", data_flag, "--no-model", "--no-faces"];
+        check_models_exist(&config_of(&Command::parse_from(args).serve)).unwrap();
+    }
+
+    #[test]
+    fn old_flag_names_still_work() {
+        let args = Command::parse_from(["album", "--faces", "/w", "--addr", "localhost:0"]).serve;
+        assert_eq!(args.faces, Some(PathBuf::from("/w")));
+        assert!(args.addr.ip().is_loopback());
     }
 }

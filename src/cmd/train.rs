@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use album_training::config::TrainConfig;
+use album_training::device::DeviceKind;
 use album_training::training::{self, RunOptions};
 use anyhow::Context;
 
@@ -12,8 +13,8 @@ use anyhow::Context;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   album train --config configs/cpu/se-resnext.toml
-  album train --resume experiments/se-resnext50-20261124-101500
-  album train --config configs/cpu/vgg16.toml --epochs 1 --run-id vgg-try")]
+  album train --config configs/cpu/vgg16.toml --epochs 1 --run-id vgg-try
+  album train --resume experiments/vgg-try       (after a crash or Ctrl-C)")]
 pub struct TrainArgs {
     /// The training config (TOML). Not needed with --resume, which reuses the run's own.
     #[arg(long, required_unless_present = "resume")]
@@ -28,7 +29,7 @@ pub struct TrainArgs {
     #[arg(long)]
     run_id: Option<String>,
     /// Override the config's device: flex, tch-cpu, tch-cuda or tch-cuda:N.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_device_name)]
     device: Option<String>,
     /// Override the config's epoch count.
     #[arg(long)]
@@ -48,6 +49,14 @@ pub struct TrainArgs {
     kernels: String,
 }
 
+/// Checks a `--device` name here, so that a wrong one is blamed on the flag rather than
+/// on the config file it overrides.
+fn parse_device_name(name: &str) -> Result<String, String> {
+    name.parse::<DeviceKind>()
+        .map(|_| name.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     album_training::ops::set_kernels(args.kernels.parse()?);
     let config = match &args.config {
@@ -56,8 +65,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             if let Some(device) = &args.device {
                 config.train.device = device.clone();
             }
-            if let Some(epochs) = args.epochs {
-                config.train.epochs = epochs;
+            if let Some(epochs) = args.epochs
+                && let Some(note) = config.train.set_epochs(epochs)
+            {
+                eprintln!("note: {note}");
             }
             if let Some(seed) = args.seed {
                 config.train.seed = seed;

@@ -27,7 +27,7 @@ use super::{RunRecord, is_photo, locate, sorted_entries};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   album bench classify --photos ~/Pictures/sorted           # the default model bundle
-  album bench classify --photos held-out --model experiments/study-full/families/bundle
+  album bench classify --photos held-out --model experiments/default-model/bundle
   album bench classify --photos held-out --no-faces --json classify.json
 
 The folder's sub-folders must be named after the bundle's categories (animals, buildings,

@@ -22,9 +22,14 @@ use serde::{Deserialize, Serialize};
 /// validation split at each batch size and precision, with images/s and latency per
 /// batch, and how far each cell moves from float32 at the first batch size.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:
-  album bench infer --run experiments/cpu-se-resnext50
-  album bench infer --run experiments/cpu-se-resnext50 --precisions f32,bf16 --limit 1000")]
+#[command(
+    after_help = "Checkpoints are not committed: benchmark a run trained on this machine.
+
+Examples:
+  album train --config configs/cpu/alexnet.toml --epochs 1 --run-id alexnet-try
+  album bench infer --run experiments/alexnet-try
+  album bench infer --run experiments/alexnet-try --precisions f32,bf16 --limit 1000"
+)]
 pub struct InferBenchArgs {
     /// The run directory.
     #[arg(long)]

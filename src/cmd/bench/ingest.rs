@@ -69,13 +69,14 @@ pub struct IngestBenchArgs {
     warmup: usize,
     /// The classifier bundle, as `album serve --model` takes it.
     #[arg(
-        long,
+        long = "model",
+        alias = "bundle",
         value_name = "BUNDLE",
         default_value = "experiments/default-model/bundle"
     )]
     bundle: PathBuf,
     /// The face models' folder [default: $ALBUM_FACE_WEIGHTS or data/weights].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long = "face-models", alias = "faces-weights", value_name = "DIR")]
     faces_weights: Option<PathBuf>,
     /// Threads for the models' and images' parallel work [default: all cores].
     #[arg(long)]
@@ -132,7 +133,7 @@ fn album_config(args: &IngestBenchArgs) -> anyhow::Result<ServeConfig> {
     if !bundle.join("bundle.json").is_file() {
         bail!(
             "no model bundle at {} (the default ships in the repository as \
-             experiments/default-model/bundle; run from the repository or pass --bundle; \
+             experiments/default-model/bundle; run from the repository or pass --model; \
              scripts/setup.sh fetches only the face models)",
             bundle.display()
         );
@@ -153,7 +154,7 @@ fn album_config(args: &IngestBenchArgs) -> anyhow::Result<ServeConfig> {
     if let Some(path) = missing {
         bail!(
             "no face model at {}: run scripts/setup.sh (it fetches both into data/weights), \
-             or pass --faces-weights",
+             or pass --face-models",
             path.display()
         );
     }
