@@ -75,6 +75,13 @@ function h(tag, attributes = {}, ...children) {
 
 const thumbnailUrl = (id) => `/api/photos/${id}/thumbnail`;
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+// One way of writing a date and time everywhere on the page; a date that does not parse
+// is shown as it came.
+function dateTime(value) {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+}
 
 // ---------------------------------------------------------------------------------------
 // Signing in and out
@@ -103,6 +110,7 @@ function signedOut() {
   $('[data-testid=auth-view]').hidden = false;
   $('[data-testid=view]').replaceChildren();
   $('[data-testid=uploads]').replaceChildren();
+  $('[data-testid=upload-summary]')?.remove();
 }
 
 $('[data-testid=auth-form]').addEventListener('submit', (event) => {
@@ -131,10 +139,36 @@ $('[data-testid=sign-out]').addEventListener('click', () =>
 
 const uploadQueue = [];
 let uploading = false;
+// The files of the current batch, for the "N of M" line: how many, and how each ended.
+const batch = { total: 0, stored: 0, duplicate: 0, failed: 0 };
+
+// One line over the rows: "Uploading 3 of 10 · 2 stored", then "10 files: 9 stored, 1 refused".
+function showUploadSummary() {
+  const list = $('[data-testid=uploads]');
+  let line = $('[data-testid=upload-summary]');
+  if (!line) {
+    line = h('p', { class: 'upload-summary', testid: 'upload-summary', role: 'status' });
+    list.before(line);
+  }
+  const finished = batch.stored + batch.duplicate + batch.failed;
+  const parts = [
+    batch.stored && `${batch.stored} stored`,
+    batch.duplicate && `${batch.duplicate} already there`,
+    batch.failed && `${batch.failed} refused`,
+  ].filter(Boolean);
+  line.textContent = finished < batch.total
+    ? `Uploading ${finished + 1} of ${batch.total}` + (parts.length ? ` · ${parts.join(', ')}` : '')
+    : `${plural(batch.total, 'file')}: ${parts.join(', ')}`;
+  line.dataset.done = String(finished === batch.total);
+}
 
 function queueUploads(files) {
   // A new batch replaces the finished rows of the last one; failures stay until then.
-  if (!uploading) $('[data-testid=uploads]').replaceChildren();
+  if (!uploading) {
+    $('[data-testid=uploads]').replaceChildren();
+    Object.assign(batch, { total: 0, stored: 0, duplicate: 0, failed: 0 });
+  }
+  batch.total += files.length;
   for (const file of files) {
     const progress = h('progress', { max: 100, value: 0, 'aria-label': `Uploading ${file.name}` });
     const status = h('span', { class: 'status', testid: 'upload-status' }, 'waiting');
@@ -143,6 +177,7 @@ function queueUploads(files) {
     $('[data-testid=uploads]').append(row);
     uploadQueue.push({ file, row, progress, status });
   }
+  showUploadSummary();
   if (!uploading) drainUploads();
 }
 
@@ -150,11 +185,17 @@ function queueUploads(files) {
 // gives honest per-file progress.
 async function drainUploads() {
   uploading = true;
+  pollJobs(); // the header says "Uploading" now, not "All caught up"
   let stored = 0;
   while (uploadQueue.length) {
     if (await uploadOne(uploadQueue.shift())) stored += 1;
   }
   uploading = false;
+  // A batch that all went in needs no rows any more (the summary line stays); one with a
+  // refused file keeps its rows, so that the reasons can be read, until the next upload.
+  if (!batch.failed) {
+    setTimeout(() => { if (!uploading) $('[data-testid=uploads]').replaceChildren(); }, 5000);
+  }
   if (stored && me) {
     refreshView();
     pollJobs(); // new photos mean new background jobs: poll fast again now, not in 10 s
@@ -170,7 +211,11 @@ function uploadOne({ file, row, progress, status }, attempt = 0) {
     const finish = (state, text, ok) => {
       row.dataset.state = state;
       status.textContent = text;
-      progress.value = ok ? 100 : progress.value;
+      // a full bar would say "done" of a file that was refused
+      if (ok) progress.value = 100;
+      else progress.replaceWith(h('span')); // the grid keeps its columns
+      batch[state] += 1;
+      showUploadSummary();
       resolve(ok);
     };
     const xhr = new XMLHttpRequest();
@@ -538,8 +583,17 @@ async function openPhoto(id) {
     ...albums.map((a) => h('option', { value: a.id }, a.name)));
   $('[data-testid=album-form]').hidden = albums.length === 0;
   $('[data-testid=photo-album-remove]').hidden = current.view !== 'album';
-  if (!dialog.open) dialog.showModal();
+  if (!dialog.open) {
+    dialog.showModal();
+    // An entry of its own in the history, so that Back (a phone's above all) closes the
+    // viewer instead of leaving the view behind it.
+    history.pushState({ viewer: true }, '');
+  }
 }
+
+window.addEventListener('popstate', () => {
+  if (dialog.open) dialog.close();
+});
 
 function fillPhoto(photo) {
   shown = photo;
@@ -573,8 +627,9 @@ function fillPhoto(photo) {
     ? `${photo.category} (${photo.category_manual ? 'corrected' : `${Math.round(100 * photo.confidence)}% sure`})`
     : 'not classified yet';
   const rows = [
-    ['Taken', photo.taken_at ?? 'unknown'],
-    ['Uploaded', new Date(photo.uploaded * 1000).toLocaleString()],
+    // EXIF times have no zone: read as local, they print as the camera wrote them
+    ['Taken', photo.taken_at ? dateTime(photo.taken_at) : 'unknown'],
+    ['Uploaded', dateTime(photo.uploaded * 1000)],
     ['Size', `${photo.width} × ${photo.height}, ${(photo.bytes / 1024).toFixed(0)} KiB ${photo.kind}`],
     ['Camera', camera || null],
     ['Place', photo.place ?? null],
@@ -596,6 +651,8 @@ dialog.addEventListener('close', () => {
   shown = null;
   if (dirty) refreshView();
   dirty = false;
+  // Closed by its button, Escape or an action: drop the viewer's history entry too.
+  if (history.state?.viewer) history.back();
 });
 
 $('[data-testid=photo-close]').addEventListener('click', () => dialog.close());
@@ -655,7 +712,8 @@ async function pollJobs() {
     const line = $('[data-testid=jobs]');
     line.hidden = false;
     line.dataset.pending = pending;
-    line.textContent = (pending ? `Working: ${plural(pending, 'job')} left` : 'All caught up') +
+    const idle = uploading ? 'Uploading photos' : 'All caught up';
+    line.textContent = (pending ? `Working: ${plural(pending, 'job')} left` : idle) +
       (failed.length ? ` · ${failed.length} failed` : '');
     const typing = document.activeElement?.matches('main input, main select');
     if (lastDone !== null && total.done !== lastDone && !typing && !dialog.open &&

@@ -151,6 +151,10 @@ async function run() {
   }
   const bars = await items.evaluateAll((rows) => rows.map((r) => r.querySelector('progress')?.value));
   if (bars.slice(0, 3).some((v) => v !== 100)) throw new Error(`progress bars: ${bars.join()}`);
+  // a refused file shows no (full) progress bar, and one line sums the batch up
+  if (bars[3] !== undefined) throw new Error(`the refused file still has a progress bar: ${bars[3]}`);
+  const summary = await page.getByTestId('upload-summary').textContent();
+  if (summary !== '4 files: 3 stored, 1 refused') throw new Error(`upload summary: ${summary}`);
   log(`uploads: ${states.join(', ')}; refused with "${refused}"`);
 
   step = 'seeing the three photos in the grid';
@@ -188,6 +192,19 @@ async function run() {
     const img = document.querySelector('[data-testid=photo-preview]');
     return img.complete && img.naturalWidth > 0;
   });
+  // A small original is shown at its own size, not blown up to fill the viewer.
+  const shownAt = await page.evaluate(() => {
+    const img = document.querySelector('[data-testid=photo-preview]');
+    return { drawn: img.getBoundingClientRect().width, natural: img.naturalWidth };
+  });
+  if (shownAt.drawn > shownAt.natural + 1) throw new Error(`the preview is enlarged: ${JSON.stringify(shownAt)}`);
+  // The Back button closes the viewer (and leaves the page where it was).
+  await page.goBack();
+  await dialog.waitFor({ state: 'hidden' });
+  if (!page.url().endsWith('#photos')) throw new Error(`Back left the page at ${page.url()}`);
+  await tiles().first().click();
+  await dialog.waitFor();
+  log(`viewer: preview drawn ${shownAt.drawn} px wide for a ${shownAt.natural} px photo; Back closes it`);
   await page.getByTestId('photo-trash').click();
   await dialog.waitFor({ state: 'hidden' });
   await gridShows(2);
@@ -229,6 +246,40 @@ async function run() {
     throw new Error(`the video did not play: ${JSON.stringify(played)}`);
   }
   log(`the video plays: ${JSON.stringify(played)}`);
+
+  step = 'on a phone (390 × 844, touch): nothing wider than the screen, the viewer closes by touch and by Back';
+  const phone = await (await browser.newContext({
+    viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true,
+  })).newPage();
+  phone.on('pageerror', (error) => problems.push(`uncaught (phone): ${error.message}`));
+  await phone.goto(`${base}/#photos`);
+  await phone.getByTestId('auth-username').fill(username);
+  await phone.getByTestId('auth-password').fill(password);
+  await phone.getByTestId('sign-in').tap();
+  await phone.locator('[data-testid=photo-tile]').first().waitFor();
+  const wide = await phone.evaluate(() => {
+    const limit = document.documentElement.clientWidth;
+    const over = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getClientRects().length && e.getBoundingClientRect().right > limit + 1)
+      .map((e) => `${e.tagName.toLowerCase()}${e.dataset.testid ? `[${e.dataset.testid}]` : ''}`);
+    return { page: document.documentElement.scrollWidth, limit, over: over.slice(0, 5) };
+  });
+  if (wide.page > wide.limit || wide.over.length) throw new Error(`wider than the phone: ${JSON.stringify(wide)}`);
+  await phone.locator('[data-testid=photo-tile]').first().tap();
+  const phoneDialog = phone.getByTestId('photo-dialog');
+  await phoneDialog.waitFor();
+  const close = await phone.getByTestId('photo-close').boundingBox();
+  if (!close || close.x < 0 || close.x + close.width > 390) {
+    throw new Error(`the viewer's Close is off screen: ${JSON.stringify(close)}`);
+  }
+  await phone.getByTestId('photo-close').tap();
+  await phoneDialog.waitFor({ state: 'hidden' });
+  await phone.locator('[data-testid=photo-tile]').first().tap();
+  await phoneDialog.waitFor();
+  await phone.goBack();
+  await phoneDialog.waitFor({ state: 'hidden' });
+  await phone.screenshot({ path: join(artifacts, 'phone-grid.png') });
+  log(`phone: page ${wide.page} px wide on a ${wide.limit} px screen; Close tapped and Back both close the viewer`);
 
   if (problems.length) throw new Error(`the page reported ${problems.length} problem(s)`);
   clearTimeout(watchdog);
