@@ -68,6 +68,81 @@ async fn sign_up_sign_in_and_sign_out() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
+/// Every page of `query` (which ends in `&` or `?`), two photos at a time, following `next`.
+async fn all_pages(album: &TestAlbum, token: &str, query: &str) -> Vec<i64> {
+    let mut seen = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (status, page) = album
+            .json("GET", &format!("{query}limit=2{before}"), Some(token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        seen.extend(ids(&page));
+        match page["next"].as_i64() {
+            Some(next) => before = format!("&before={next}"),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_timeline_orders_by_date_taken_and_pages_without_gaps() {
+    let album = TestAlbum::plain();
+    let token = album.user("ann").await;
+    // Uploaded in id order 1..5; taken 2021, (no date: counts from its upload, today),
+    // 2019 twice in the same second (ties go by id, newest first), 2022.
+    let taken = [
+        Some("2021:08:15 12:00:00"),
+        None,
+        Some("2019:05:04 09:00:00"),
+        Some("2019:05:04 09:00:00"),
+        Some("2022:01:01 00:00:00"),
+    ];
+    let photos: Vec<(String, Vec<u8>)> = class_photos("landscape", 5)
+        .into_iter()
+        .zip(taken)
+        .map(|((name, jpeg), when)| match when {
+            Some(when) => (name, taken_at(&jpeg, when)),
+            None => (name, jpeg),
+        })
+        .collect();
+    let (status, report) = album.upload(&token, &photos).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+
+    assert_eq!(
+        all_pages(&album, &token, "/api/photos?order=taken&").await,
+        vec![2, 5, 1, 4, 3]
+    );
+    // The upload order stays the default, and says so when asked by name.
+    assert_eq!(
+        all_pages(&album, &token, "/api/photos?").await,
+        vec![5, 4, 3, 2, 1]
+    );
+    assert_eq!(
+        all_pages(&album, &token, "/api/photos?order=uploaded&").await,
+        vec![5, 4, 3, 2, 1]
+    );
+    // Filters combine with the order: one day's photos, newest taken first.
+    assert_eq!(
+        all_pages(
+            &album,
+            &token,
+            "/api/photos?order=taken&from=2019-05-04&to=2019-05-04&"
+        )
+        .await,
+        vec![4, 3]
+    );
+
+    let (status, body) = album
+        .json("GET", "/api/photos?order=sideways", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("\"taken\""),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn upload_list_renditions_and_duplicates() {
     let album = TestAlbum::plain();

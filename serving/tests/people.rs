@@ -61,6 +61,20 @@ async fn faces_become_people_and_corrections_hold() {
         (status, renamed["name"].as_str()),
         (StatusCode::OK, Some("Abdullah Gul"))
     );
+    // A photo's viewer names who is in it; the lone face (photo 8) is no one yet.
+    let in_photo = async |id: i64| {
+        let (status, photo) = album
+            .json("GET", &format!("/api/photos/{id}"), Some(&token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{photo}");
+        photo["people"].clone()
+    };
+    assert_eq!(
+        in_photo(1).await,
+        json!([{"id": gul, "name": "Abdullah Gul"}])
+    );
+    assert_eq!(in_photo(5).await, json!([{"id": vega, "name": null}]));
+    assert_eq!(in_photo(8).await, json!([]));
     let (status, cover) = album
         .get_bytes(
             &format!("/api/faces/{}/thumbnail", renamed["cover_face_id"]),
@@ -138,6 +152,7 @@ async fn faces_become_people_and_corrections_hold() {
         .await;
     let (_, people) = album.json("GET", "/api/people", Some(&token), None).await;
     assert!(people.as_array().unwrap().is_empty());
+    assert_eq!(in_photo(1).await, json!([]), "a hidden person is not named");
     let bob = album.user("bob").await;
     let (status, _) = album
         .json("GET", &format!("/api/people/{gul}"), Some(&bob), None)

@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::ingest;
 use crate::repo::photos::{PhotoFilter, PhotoInfo};
 use crate::service::photos::{
-    Arrived, PhotoChange, PhotoPage, Photos, Rendition, RenditionBytes, UploadReport, UploadStatus,
+    Arrived, PhotoChange, PhotoDetail, PhotoPage, Photos, Rendition, RenditionBytes, UploadReport,
+    UploadStatus,
 };
 use crate::zipstream;
 
@@ -123,13 +124,13 @@ pub async fn list(
     Ok(Json(photos.list(user.id, filter).await?))
 }
 
-/// `GET /api/photos/{id}`.
+/// `GET /api/photos/{id}`: the photo and the people in it.
 pub async fn get(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
-) -> Result<Json<PhotoInfo>> {
-    Ok(Json(photos.get(user.id, id).await?))
+) -> Result<Json<PhotoDetail>> {
+    Ok(Json(photos.detail(user.id, id).await?))
 }
 
 fn image_response(file: RenditionBytes, with_name: bool) -> Response {

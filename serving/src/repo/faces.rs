@@ -296,6 +296,34 @@ fn person_from_row(r: &Row<'_>) -> rusqlite::Result<Person> {
     })
 }
 
+/// Someone whose face is in a photo: the person's id and name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersonInPhoto {
+    pub id: i64,
+    pub name: Option<String>,
+}
+
+/// The people whose faces are in the photo, hidden ones left out, in the order they were
+/// made (each once, however many of their faces it holds).
+pub fn people_in_photo(
+    c: &Connection,
+    user_id: i64,
+    photo_id: i64,
+) -> rusqlite::Result<Vec<PersonInPhoto>> {
+    let mut statement = c.prepare_cached(
+        "SELECT DISTINCT pe.id, pe.name FROM faces f JOIN people pe ON pe.id = f.person_id
+         WHERE f.photo_id = ?1 AND f.user_id = ?2 AND pe.hidden = 0 ORDER BY pe.id",
+    )?;
+    statement
+        .query_map(params![photo_id, user_id], |r| {
+            Ok(PersonInPhoto {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })?
+        .collect()
+}
+
 /// The user's person `id`, if it is theirs.
 pub fn find_person(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Person>> {
     c.query_row(

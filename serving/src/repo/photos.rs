@@ -198,12 +198,23 @@ pub struct PhotoFilter {
     pub from: Option<String>,
     /// … and on or before this date.
     pub to: Option<String>,
+    /// `uploaded` (the default: newest upload first) or `taken` (the timeline: newest
+    /// date taken first, the upload time standing in for a photo without one); checked
+    /// by the caller.
+    pub order: Option<String>,
     /// List the trash instead of the album.
     #[serde(default)]
     pub trashed: bool,
 }
 
-/// Up to `rows` of the user's photos the filter picks, newest (highest id) first.
+/// When a photo was taken, as EXIF writes it (`YYYY-MM-DDTHH:MM:SS`), its upload time
+/// (UTC) in the same form for a photo without an EXIF date: the timeline's sort key.
+const TAKEN_KEY: &str =
+    "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.uploaded, 'unixepoch'))";
+
+/// Up to `rows` of the user's photos the filter picks: newest (highest id) first, or with
+/// `order=taken` newest taken first (ties by id). Either way the page after one starts
+/// below its last photo (`before`), so pages neither skip nor repeat a photo.
 pub fn filtered(
     c: &Connection,
     user_id: i64,
@@ -221,8 +232,22 @@ pub fn filtered(
         conditions.push(condition.to_owned());
         values.push(value);
     };
+    let by_taken = filter.order.as_deref() == Some("taken");
     if let Some(before) = filter.before {
-        add("p.id < ?", Box::new(before));
+        if by_taken {
+            // A row value compares key then id, as ORDER BY sorts them. A cursor photo
+            // deleted for good since has no row: the comparison is NULL, the page empty.
+            let cursor = TAKEN_KEY.replace("p.", "q.");
+            add(
+                &format!(
+                    "({TAKEN_KEY}, p.id) < (SELECT {cursor}, q.id FROM photos q
+                     WHERE q.id = ? AND q.user_id = p.user_id)"
+                ),
+                Box::new(before),
+            );
+        } else {
+            add("p.id < ?", Box::new(before));
+        }
     }
     if let Some(album) = filter.album {
         add(
@@ -246,15 +271,20 @@ pub fn filtered(
     if let Some(favourite) = filter.favourite {
         add("p.favourite = ?", Box::new(favourite));
     }
-    let day = "substr(COALESCE(p.taken_at, datetime(p.uploaded, 'unixepoch')), 1, 10)";
+    let day = format!("substr({TAKEN_KEY}, 1, 10)");
     if let Some(from) = &filter.from {
         add(&format!("{day} >= ?"), Box::new(from.clone()));
     }
     if let Some(to) = &filter.to {
         add(&format!("{day} <= ?"), Box::new(to.clone()));
     }
+    let order = if by_taken {
+        format!("{TAKEN_KEY} DESC, p.id DESC")
+    } else {
+        "p.id DESC".to_owned()
+    };
     let sql = format!(
-        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {} ORDER BY p.id DESC LIMIT {rows}",
+        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {} ORDER BY {order} LIMIT {rows}",
         conditions.join(" AND "),
     );
     let mut statement = c.prepare(&sql)?;

@@ -88,6 +88,15 @@ pub struct Arrived {
     pub bytes: Result<Vec<u8>>,
 }
 
+/// One photo as its viewer shows it: what a listing says of it, and who is in it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PhotoDetail {
+    #[serde(flatten)]
+    pub photo: PhotoInfo,
+    /// The people whose faces were found in it (hidden people left out).
+    pub people: Vec<faces::PersonInPhoto>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PhotoPage {
@@ -348,11 +357,19 @@ impl Photos {
         Ok(id)
     }
 
-    /// The newest first, `limit` at a time, keyset-paginated on the id.
+    /// The newest first (by upload, or by date taken with `order=taken`), `limit` at a
+    /// time, keyset-paginated: `next` is the last photo's id, passed back as `before`.
     pub async fn list(&self, user_id: i64, mut filter: PhotoFilter) -> Result<PhotoPage> {
         let limit = filter.limit.unwrap_or(100);
         if !(1..=500).contains(&limit) {
             return Err(Error::BadRequest("limit must be 1 to 500".into()));
+        }
+        if let Some(order) = filter.order.as_deref()
+            && !matches!(order, "uploaded" | "taken")
+        {
+            return Err(Error::BadRequest(format!(
+                "order must be \"uploaded\" or \"taken\", not {order:?}"
+            )));
         }
         filter.from = filter.from.as_deref().map(check_date).transpose()?;
         filter.to = filter.to.as_deref().map(check_date).transpose()?;
@@ -372,6 +389,17 @@ impl Photos {
 
     pub async fn get(&self, user_id: i64, id: i64) -> Result<PhotoInfo> {
         self.db.run(move |c| owned(c, user_id, id)).await
+    }
+
+    /// The photo with the people in it, for its viewer.
+    pub async fn detail(&self, user_id: i64, id: i64) -> Result<PhotoDetail> {
+        self.db
+            .run(move |c| {
+                let photo = owned(c, user_id, id)?;
+                let people = faces::people_in_photo(c, user_id, id)?;
+                Ok(PhotoDetail { photo, people })
+            })
+            .await
     }
 
     /// The rendition's bytes; a thumbnail or preview not made yet by its job is made now.
