@@ -1,9 +1,12 @@
 //! The web page in a real headless browser. This starts the whole service in-process (the
 //! router on a real socket, the background workers with the real classifier and face
 //! models, a temp data folder), then runs `serving/web/tests/album.spec.mjs` under node:
-//! Playwright drives Chromium through sign-in, an upload of three LFW photos, People
-//! (waiting for the background face jobs), a rename, a photo to the trash and back, and a
-//! video montage of the three photos, made in the background and played in the page.
+//! Playwright drives Chromium through sign-in, an upload of three LFW photos (dated by
+//! EXIF), the timeline's order and day headings, next/previous in the viewer, People
+//! (waiting for the background face jobs), a rename, a merge and a hidden person, search,
+//! a photo to the trash and back, a video montage of the three photos, made in the
+//! background and played in the page, a shift-click selection added to an album and
+//! trashed, and the page on a phone.
 //!
 //! Needs Chromium and `serving/web/node_modules` (`scripts/setup-browser.sh` installs
 //! both); without them it fails, saying so, rather than passing without a browser.
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use album_serving::jobs::Workers;
 use album_serving::{AppState, ServeConfig, app};
-use common::{default_bundle, face_weights, faces_dir, workspace};
+use common::{default_bundle, face_weights, faces_dir, taken_at, workspace};
 
 /// Longer than the script's own 330 s watchdog, so the script normally reports first.
 const NODE_DEADLINE: Duration = Duration::from_secs(400);
@@ -78,6 +81,22 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
     }
 
     let temp = tempfile::tempdir().unwrap();
+    // Dated by EXIF so that the timeline has an order to show: the second photo is the
+    // newest taken (2021), the first and third share a day (2019), the third later in it.
+    let dates = [
+        "2019:05:04 09:00:00",
+        "2021:08:15 12:00:00",
+        "2019:05:04 17:30:00",
+    ];
+    let photos: Vec<PathBuf> = photos
+        .iter()
+        .zip(dates)
+        .map(|(photo, date)| {
+            let dated = temp.path().join(photo.file_name().unwrap());
+            std::fs::write(&dated, taken_at(&std::fs::read(photo).unwrap(), date)).unwrap();
+            dated
+        })
+        .collect();
     let mut config = ServeConfig::new(temp.path().join("album"));
     config.model_bundle = Some(default_bundle());
     config.face_weights = Some(weights);

@@ -287,6 +287,8 @@ const views = {
   person: personView,
   places: placesView,
   place: placeView,
+  favourites: (_, stale) => photoView('Favourites', { favourite: true }, stale),
+  search: searchView,
   trash: trashView,
 };
 
@@ -296,6 +298,8 @@ function route() {
   // A single item's view lights up its section's link (an album → Albums).
   const section = { album: 'albums', category: 'categories', person: 'people', place: 'places' }[current.view] ??
     current.view;
+  clearSelection(); // a selection belongs to the view it was made in
+  shownGrid = null; // and the viewer's next page to the grid drawn next
   for (const link of document.querySelectorAll('nav a')) {
     if (link.getAttribute('href') === `#${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -318,34 +322,57 @@ function render(stale, ...children) {
 
 window.addEventListener('hashchange', () => {
   if (!me) return;
+  // A link followed from the viewer (a person in the photo) shows that view, not the photo.
+  if (dialog.open) dialog.close();
   showMessage('');
   route();
 });
 
+// The day a photo was taken, YYYY-MM-DD: its EXIF date, else its upload day (UTC), as the
+// server's timeline order counts it.
+const dayOf = (photo) => (photo.taken_at ?? new Date(photo.uploaded * 1000).toISOString()).slice(0, 10);
+
+// A heading across the grid where a new day starts: "Sun, Aug 15, 2021".
+function dayHeader(day) {
+  const date = new Date(`${day}T00:00:00`);
+  const text = Number.isNaN(date.getTime()) ? day
+    : date.toLocaleDateString(undefined, { weekday: 'short', year: 'numeric', month: 'short', day: 'numeric' });
+  return h('li', { class: 'day', testid: 'day-header', 'data-day': day }, h('h3', {}, text));
+}
+
 // The grid of one filtered photo list, 60 at a time, with "Load more" following `next`.
-function photoGrid(query, { path = '/api/photos', tile = photoTile } = {}) {
+// A timeline asks for the newest taken first and heads each day.
+function photoGrid(query, { path = '/api/photos', tile = photoTile, timeline = false } = {}) {
   const grid = h('ul', { class: 'grid', testid: 'photo-grid' });
   const more = h('button', { type: 'button', testid: 'load-more', hidden: true }, 'Load more');
   const empty = h('p', { class: 'empty', testid: 'grid-empty', hidden: true }, 'No photos here yet.');
   let next = null;
+  let lastDay = null;
   const load = async () => {
-    const params = new URLSearchParams({ limit: 60, ...query });
+    const params = new URLSearchParams({ limit: 60, ...query, ...(timeline ? { order: 'taken' } : {}) });
     if (next) params.set('before', next);
     const page = await api('GET', `${path}?${params}`);
-    grid.append(...page.photos.map((photo) => tile(photo)));
+    for (const photo of page.photos) {
+      if (timeline && dayOf(photo) !== lastDay) {
+        lastDay = dayOf(photo);
+        grid.append(dayHeader(lastDay));
+      }
+      grid.append(tile(photo));
+    }
     next = page.next ?? null;
     more.hidden = next === null;
     empty.hidden = grid.children.length > 0;
   };
   more.addEventListener('click', () => attempt(load));
-  return { element: h('div', {}, grid, empty, more), load };
+  return { element: h('div', {}, grid, empty, more), load, hasMore: () => next !== null };
 }
 
 function photoTile(photo) {
   return h('li', {},
     h('button', {
       type: 'button', class: 'tile', testid: 'photo-tile', 'data-photo-id': photo.id,
-      'data-kind': photo.kind, title: photo.name, onclick: () => attempt(() => openPhoto(photo.id)),
+      'data-kind': photo.kind, title: photo.name, 'data-selected': selection.has(photo.id),
+      onclick: (event) => tileClicked(event, photo.id),
     },
     // loading=lazy: the browser fetches a thumbnail only when it scrolls near the screen.
     h('img', { src: thumbnailUrl(photo.id), alt: photo.name, loading: 'lazy', width: 160, height: 160 }),
@@ -353,9 +380,93 @@ function photoTile(photo) {
     photo.favourite ? h('span', { class: 'badge', 'aria-label': 'favourite' }, '★') : null));
 }
 
+// --- selecting photos: shift- or ctrl-click, then act on all of them at once ---------------
+
+const selection = new Set();
+let anchor = null; // the last photo clicked into the selection: a shift-click's range starts here
+const selectionBar = $('[data-testid=selection-bar]');
+
+// A plain click opens the photo; with Shift or Ctrl/⌘, or while anything is selected, it
+// selects. Shift-click selects the whole range from the last photo clicked, as in a file
+// manager.
+function tileClicked(event, id) {
+  if (event.shiftKey && anchor !== null) {
+    const ids = gridIds();
+    const [from, to] = [ids.indexOf(anchor), ids.indexOf(id)].sort((a, b) => a - b);
+    if (from >= 0) ids.slice(from, to + 1).forEach((each) => selection.add(each));
+    else selection.add(id);
+  } else if (event.shiftKey || event.ctrlKey || event.metaKey || selection.size) {
+    if (selection.has(id)) selection.delete(id);
+    else selection.add(id);
+  } else {
+    attempt(() => openPhoto(id));
+    return;
+  }
+  anchor = id;
+  showSelection();
+}
+
+function clearSelection() {
+  selection.clear();
+  anchor = null;
+  showSelection();
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && selection.size && !dialog.open) clearSelection();
+});
+
+// Marks the selected tiles and shows the bar of what can be done with them.
+function showSelection() {
+  for (const tile of document.querySelectorAll('[data-testid=photo-tile]')) {
+    tile.toggleAttribute('data-selected', selection.has(Number(tile.dataset.photoId)));
+  }
+  selectionBar.hidden = selection.size === 0;
+  if (!selection.size) return;
+  $('[data-testid=selection-count]').textContent = `${plural(selection.size, 'photo')} selected`;
+  $('[data-testid=selection-download]').href = `/api/photos/zip?ids=${[...selection].join(',')}`;
+  const albums = $('[data-testid=selection-album]');
+  if (!albums.dataset.loaded) {
+    albums.dataset.loaded = 'yes';
+    attempt(async () => {
+      const list = await api('GET', '/api/albums');
+      albums.replaceChildren(h('option', { value: '' }, 'Add to album…'),
+        ...list.map((a) => h('option', { value: a.id }, a.name)));
+    });
+  }
+}
+
+$('[data-testid=selection-clear]').addEventListener('click', clearSelection);
+
+$('[data-testid=selection-add]').addEventListener('click', () => attempt(async () => {
+  const select = $('[data-testid=selection-album]');
+  if (!select.value) throw new Error('Choose the album to add the photos to.');
+  const count = selection.size;
+  await api('POST', `/api/albums/${select.value}/photos`, { photo_ids: [...selection] });
+  const name = select.selectedOptions[0].textContent;
+  clearSelection();
+  showMessage(`Added ${plural(count, 'photo')} to ${name}.`, 'notice');
+}));
+
+$('[data-testid=selection-trash]').addEventListener('click', () => attempt(async () => {
+  const ids = [...selection];
+  // One at a time: each is its own request, and one that fails leaves the rest as they were.
+  for (const id of ids) await api('DELETE', `/api/photos/${id}`);
+  clearSelection();
+  refreshView();
+  showMessage(`Moved ${plural(ids.length, 'photo')} to the trash.`, 'notice');
+}));
+
+// An album made since the bar last listed them shows up the next time it opens.
+window.addEventListener('hashchange', () => { delete $('[data-testid=selection-album]').dataset.loaded; });
+
+// The grid the viewer steps through with next/previous (the last photo view drawn).
+let shownGrid = null;
+
 async function photoView(title, query, stale, extra = []) {
-  const grid = photoGrid(query);
+  const grid = photoGrid(query, { timeline: true });
   await grid.load();
+  if (!stale()) shownGrid = grid;
   render(stale, h('h2', {}, title), h('div', { class: 'row' }, ...extra, ...montageControls(grid.element)),
     montageStatus, grid.element);
 }
@@ -481,16 +592,59 @@ async function categoriesView(_, stale) {
       : h('p', { class: 'empty' }, 'No photo is classified yet; that runs in the background after upload.'));
 }
 
+// What People shows: those in at least this many photos, and the hidden ones or not.
+const peopleShown = { minPhotos: 1, hidden: false };
+
 async function peopleView(_, stale) {
-  const people = await api('GET', '/api/people');
-  render(stale, h('h2', {}, 'People'),
-    people.length
-      ? h('ul', { class: 'cards', testid: 'people-list' }, people.map(personCard))
-      : h('p', { class: 'empty', testid: 'people-empty' },
-        'No people yet: faces are found in the background after upload.'));
+  const people = await api('GET', `/api/people${peopleShown.hidden ? '?hidden=true' : ''}`);
+  const listed = people.filter((person) => person.photos >= peopleShown.minPhotos);
+  const minimum = h('select', { testid: 'people-min', 'aria-label': 'In at least' },
+    [1, 2, 3, 5, 10].map((n) => h('option', { value: n, selected: n === peopleShown.minPhotos }, plural(n, 'photo'))));
+  minimum.addEventListener('change', () => {
+    peopleShown.minPhotos = Number(minimum.value);
+    refreshView();
+  });
+  const hidden = h('input', { type: 'checkbox', testid: 'people-show-hidden', checked: peopleShown.hidden });
+  hidden.addEventListener('change', () => {
+    peopleShown.hidden = hidden.checked;
+    refreshView();
+  });
+  const controls = h('div', { class: 'row' }, h('label', {}, 'In at least ', minimum),
+    h('label', {}, hidden, ' Show hidden people'));
+  render(stale, h('h2', {}, 'People'), controls,
+    listed.length
+      ? h('ul', { class: 'cards', testid: 'people-list' }, listed.map((person) => personCard(person, people)))
+      : h('p', { class: 'empty', testid: 'people-empty' }, people.length
+        ? 'Nobody here is in that many photos.'
+        : 'No people yet: faces are found in the background after upload.'));
 }
 
-function personCard(person) {
+const personName = (person) => person.name || `Unnamed person ${person.id}`;
+
+// Merging moves every face of this person to the one chosen; this one is gone after.
+function mergeForm(person, everyone) {
+  const others = everyone.filter((other) => other.id !== person.id);
+  if (!others.length) return null;
+  const into = h('select', { name: 'into', testid: 'person-merge-into', 'aria-label': 'Merge into' },
+    h('option', { value: '' }, 'Same person as…'),
+    others.map((other) => h('option', { value: other.id }, personName(other))));
+  const form = h('form', { class: 'row merge', testid: 'person-merge-form' },
+    into, h('button', { type: 'submit', testid: 'person-merge' }, 'Merge'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    attempt(async () => {
+      if (!into.value) throw new Error('Choose the person to merge with.');
+      const target = into.selectedOptions[0].textContent;
+      if (!confirm(`Merge ${personName(person)} into ${target}? Their faces all go to ${target}.`)) return;
+      await api('POST', `/api/people/${person.id}/merge`, { into: Number(into.value) });
+      showMessage(`Merged into ${target}.`, 'notice');
+      refreshView();
+    });
+  });
+  return form;
+}
+
+function personCard(person, everyone = []) {
   const input = h('input', {
     name: 'name', value: person.name ?? '', placeholder: 'Add a name', maxlength: 100,
     testid: 'person-name-input', 'aria-label': 'Name',
@@ -504,19 +658,36 @@ function personCard(person) {
       refreshView(); // a new ticket: any list fetched before the rename is dropped
     });
   });
+  // Hidden people leave People and search; their photos stay where they are.
+  const hide = h('button', { type: 'button', testid: 'person-hide' }, person.hidden ? 'Unhide' : 'Hide');
+  hide.addEventListener('click', () => attempt(async () => {
+    await api('PATCH', `/api/people/${person.id}`, { hidden: !person.hidden });
+    refreshView();
+  }));
   const item = card({
     testid: 'person-card', href: `#person/${person.id}`,
     title: person.name || 'Unnamed person',
     cover: person.cover_face_id && `/api/faces/${person.cover_face_id}/thumbnail`,
-    detail: plural(person.photos, 'photo'), children: [form],
+    detail: plural(person.photos, 'photo') + (person.hidden ? ' · hidden' : ''),
+    children: [form, mergeForm(person, everyone), hide],
   });
   item.dataset.personId = person.id;
+  item.toggleAttribute('data-hidden', person.hidden);
   return item;
 }
 
 async function personView(id, stale) {
   const person = await api('GET', `/api/people/${id}`);
   await photoView(person.name || 'Unnamed person', { person: id }, stale);
+}
+
+// "FR" → "France", in the reader's language; a code the browser does not know stays a code.
+function countryName(code) {
+  try {
+    return new Intl.DisplayNames(undefined, { type: 'region' }).of(code) ?? code;
+  } catch {
+    return code;
+  }
 }
 
 async function placesView(_, stale) {
@@ -526,14 +697,62 @@ async function placesView(_, stale) {
       ? h('ul', { class: 'cards', testid: 'place-list' }, places.map((p) => card({
         testid: 'place-card', href: `#place/${p.id}`, title: p.name,
         cover: thumbnailUrl(p.cover_photo_id),
-        detail: `${[p.admin1, p.country].filter(Boolean).join(', ')} · ${plural(p.photos, 'photo')}`,
+        detail: `${[p.admin1, p.country && countryName(p.country)].filter(Boolean).join(', ')} · ${plural(p.photos, 'photo')}`,
       })))
       : h('p', { class: 'empty' }, 'No places yet: they come from the GPS position in a photo\'s EXIF.'));
 }
 
 async function placeView(id, stale) {
   const place = (await api('GET', '/api/places')).find((p) => String(p.id) === String(id));
-  await photoView(place ? `${place.name}, ${place.country}` : 'Place', { place: id }, stale);
+  await photoView(place ? `${place.name}, ${countryName(place.country)}` : 'Place', { place: id }, stale);
+}
+
+// --- search --------------------------------------------------------------------------------
+
+$('[data-testid=search-form]').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = event.target.q.value.trim();
+  if (text) location.hash = `#search/${encodeURIComponent(text)}`;
+});
+
+// "2021", "2021-08" or "2021-08-15" as the first and last day it covers; else null.
+function dateRange(text) {
+  const match = /^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$/.exec(text);
+  if (!match) return null;
+  const [, year, month, day] = match;
+  if (day) return { from: text, to: text };
+  if (month) {
+    const last = new Date(Date.UTC(Number(year), Number(month), 0)).getUTCDate();
+    return { from: `${year}-${month}-01`, to: `${year}-${month}-${String(last).padStart(2, '0')}` };
+  }
+  return { from: `${year}-01-01`, to: `${year}-12-31` };
+}
+
+// What a search finds: people by name, categories, places (town, region or country) and a
+// date (a year, a month or a day), each with its photos.
+async function searchView(text, stale) {
+  const wanted = (text ?? '').toLowerCase();
+  const [people, categories, places] = await Promise.all(
+    [api('GET', '/api/people'), api('GET', '/api/categories'), api('GET', '/api/places')]);
+  const has = (value) => Boolean(value) && value.toLowerCase().includes(wanted);
+  const range = dateRange(wanted);
+  const matches = [
+    ...people.filter((p) => has(p.name)).map((p) => ({ kind: 'person', title: p.name, query: { person: p.id } })),
+    ...categories.filter((c) => has(c.name)).map((c) => ({ kind: 'category', title: c.name, query: { category: c.name } })),
+    ...places.filter((p) => has(p.name) || has(p.admin1) || has(countryName(p.country)))
+      .map((p) => ({ kind: 'place', title: `${p.name}, ${countryName(p.country)}`, query: { place: p.id } })),
+    ...(range ? [{ kind: 'date', title: text, query: range }] : []),
+  ].slice(0, 8);
+  const sections = [];
+  for (const match of matches) {
+    const grid = photoGrid(match.query, { timeline: true });
+    await grid.load();
+    sections.push(h('section', { class: 'result', testid: 'search-result', 'data-kind': match.kind },
+      h('h3', {}, `${match.title} · ${match.kind}`), grid.element));
+  }
+  render(stale, h('h2', {}, `Search: ${text}`), sections.length ? sections
+    : h('p', { class: 'empty', testid: 'search-empty' },
+      `Nothing matches "${text}". Search looks at people's names, categories, places and dates (2021, 2021-08).`));
 }
 
 // --- trash ---------------------------------------------------------------------------------
@@ -595,7 +814,70 @@ window.addEventListener('popstate', () => {
   if (dialog.open) dialog.close();
 });
 
+// --- next and previous: buttons, the arrow keys and a swipe, in the grid's order ---------
+
+// The ids of the photos in the view's grid, in the order shown.
+const gridIds = () => [...document.querySelectorAll('[data-testid=view] [data-testid=photo-tile]')]
+  .map((tile) => Number(tile.dataset.photoId));
+
+// Shows the photo `step` places on (+1) or back (-1) from the one shown; past the last
+// loaded photo the grid's next page is fetched first.
+async function stepPhoto(step) {
+  if (!shown) return;
+  let ids = gridIds();
+  let at = ids.indexOf(shown.id);
+  if (at < 0) return; // opened from elsewhere (a montage's Play): no grid order to follow
+  if (at + step >= ids.length && shownGrid?.hasMore()) {
+    await shownGrid.load();
+    ids = gridIds();
+    at = ids.indexOf(shown.id);
+  }
+  const id = ids[at + step];
+  if (id !== undefined) await openPhoto(id);
+}
+
+// The buttons are there only where a step can be taken.
+function showSteps() {
+  const ids = gridIds();
+  const at = shown ? ids.indexOf(shown.id) : -1;
+  $('[data-testid=photo-previous]').disabled = at <= 0;
+  $('[data-testid=photo-next]').disabled = at < 0 || (at === ids.length - 1 && !shownGrid?.hasMore());
+}
+
+$('[data-testid=photo-previous]').addEventListener('click', () => attempt(() => stepPhoto(-1)));
+$('[data-testid=photo-next]').addEventListener('click', () => attempt(() => stepPhoto(1)));
+
+// On the document, not the dialog: a step to the last photo disables the focused Next
+// button, and the keys that follow then come from the body.
+document.addEventListener('keydown', (event) => {
+  if (!dialog.open) return;
+  // Arrow keys belong to a field being typed in or a list being chosen from.
+  if (event.target.closest?.('input, select, textarea, video')) return;
+  const step = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
+  if (!step) return;
+  event.preventDefault();
+  attempt(() => stepPhoto(step));
+});
+
+// A horizontal swipe over the photo: to the left shows the next one.
+let touchStart = null;
+const photoArea = $('[data-testid=photo-preview]');
+photoArea.addEventListener('touchstart', (event) => {
+  const touch = event.changedTouches[0];
+  touchStart = { x: touch.clientX, y: touch.clientY };
+}, { passive: true });
+photoArea.addEventListener('touchend', (event) => {
+  if (!touchStart) return;
+  const touch = event.changedTouches[0];
+  const dx = touch.clientX - touchStart.x;
+  const dy = touch.clientY - touchStart.y;
+  touchStart = null;
+  if (Math.abs(dx) > 50 && Math.abs(dx) > 2 * Math.abs(dy)) attempt(() => stepPhoto(dx < 0 ? 1 : -1));
+});
+
 function fillPhoto(photo) {
+  // A change (favourite, category) answers with the photo alone: its people stay as read.
+  if (!photo.people && shown?.id === photo.id) photo.people = shown.people;
   shown = photo;
   const isVideo = photo.kind === 'video';
   const preview = $('[data-testid=photo-preview]');
@@ -633,10 +915,19 @@ function fillPhoto(photo) {
     ['Size', `${photo.width} × ${photo.height}, ${(photo.bytes / 1024).toFixed(0)} KiB ${photo.kind}`],
     ['Camera', camera || null],
     ['Place', photo.place ?? null],
+    ['People', photo.people?.length ? peopleLinks(photo.people) : null],
     ['Category', category],
   ].filter(([, value]) => value);
   $('[data-testid=photo-details]').replaceChildren(
     ...rows.flatMap(([term, value]) => [h('dt', {}, term), h('dd', {}, value)]));
+  showSteps();
+}
+
+// Who is in the photo, each a link to their photos (following one closes the viewer).
+function peopleLinks(people) {
+  const links = people.map((person) =>
+    h('a', { href: `#person/${person.id}`, testid: 'photo-person' }, person.name || 'Unnamed person'));
+  return h('span', { testid: 'photo-people' }, ...links.flatMap((link, i) => (i ? [', ', link] : [link])));
 }
 
 // Changes made in the dialog also change the grid behind it; redraw it on close.

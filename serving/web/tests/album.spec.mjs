@@ -3,10 +3,14 @@
 //   node serving/web/tests/album.spec.mjs BASE_URL PHOTO_1 PHOTO_2 PHOTO_3
 //
 // (serving/tests/browser.rs starts the service and runs this; `cargo test -p album-serving
-// --test browser`.) The story, in the issue's words: sign in, upload three photos, see them
-// in the grid, open People, rename a person, move a photo to the trash and restore it;
-// then make a video of the three photos and see it play.
-// The three photos should show one person (a person needs three faces), so People has one.
+// --test browser`.) The story: sign in, upload three photos, see them in the timeline under
+// their days, open People, rename a person, merge two people and hide one, search by name
+// and by category, step through photos in the viewer by keyboard, move a photo to the trash
+// and restore it, make a video of the three photos and see it play, select a range with
+// shift-click and add it to an album, then trash it; last, the same album on a phone.
+// The three photos should show one person (a person needs three faces), so People has one,
+// and carry EXIF dates: PHOTO_2 taken 2021-08-15, PHOTO_1 and PHOTO_3 on 2019-05-04 (PHOTO_3
+// later that day), so that the timeline reads PHOTO_2, PHOTO_3, PHOTO_1 under two headings.
 //
 // Exits 0 when every step passed; otherwise prints the failed step and why, saves a
 // screenshot (in $ALBUM_BROWSER_ARTIFACTS, else a new temp folder) and exits 1.
@@ -24,6 +28,11 @@ if (!base || photos.length !== 3) {
 }
 const artifacts = process.env.ALBUM_BROWSER_ARTIFACTS || mkdtempSync(join(tmpdir(), 'album-browser-'));
 mkdirSync(artifacts, { recursive: true });
+// A picture of each view as the run passes it; ALBUM_SCREENSHOTS=$PWD/docs/screenshots
+// (an absolute path: node runs in serving/web) refreshes the README's.
+const screenshots = process.env.ALBUM_SCREENSHOTS || artifacts;
+mkdirSync(screenshots, { recursive: true });
+const snap = (which, name) => which.screenshot({ path: join(screenshots, `${name}.png`) });
 
 // Face detection and clustering run in the background, on 2 CPU cores in CI.
 const PEOPLE_TIMEOUT_MS = 90_000;
@@ -161,6 +170,17 @@ async function run() {
   await gridShows(3);
   log('the grid shows 3 thumbnails');
 
+  step = 'reading the timeline: newest taken first, a heading where each day starts';
+  const [first, second, third] = photos.map((path) => basename(path));
+  const timeline = ['2021-08-15', second, '2019-05-04', third, first];
+  const shownOrder = await page.getByTestId('photo-grid').evaluate((grid) => [...grid.children]
+    .map((item) => item.dataset.day ?? item.querySelector('[data-testid=photo-tile]')?.title));
+  if (shownOrder.join() !== timeline.join()) {
+    throw new Error(`the timeline reads ${JSON.stringify(shownOrder)}, not ${JSON.stringify(timeline)}`);
+  }
+  log(`timeline: ${shownOrder.join(' · ')}`);
+  await snap(page, 'timeline');
+
   step = `opening People and waiting (up to ${PEOPLE_TIMEOUT_MS / 1000} s) for a person`;
   await page.getByTestId('nav-people').click();
   const card = page.getByTestId('person-card').first();
@@ -180,6 +200,74 @@ async function run() {
   }, personId);
   if (serverName !== newName) throw new Error(`the server has the name ${JSON.stringify(serverName)}`);
   log(`person ${personId} is now "${newName}", on the page and on the server`);
+
+  step = 'splitting two faces off into people of their own (through the API)';
+  const made = await page.evaluate(async (id) => {
+    const faces = await (await fetch(`/api/people/${id}/faces`)).json();
+    const people = [];
+    for (const face of faces.slice(0, 2)) {
+      const answer = await fetch(`/api/people/${id}/split`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ face_ids: [face.id] }),
+      });
+      people.push((await answer.json()).id);
+    }
+    return people;
+  }, personId);
+  if (made.length !== 2 || made.some((id) => !id)) throw new Error(`split made ${JSON.stringify(made)}`);
+  const cards = page.getByTestId('person-card');
+  const before = await cards.count();
+  const cardsAre = (n) => page.waitForFunction((count) =>
+    document.querySelectorAll('[data-testid=person-card]').length === count, n);
+  await page.reload();
+  await cardsAre(before + 2);
+  const cardOf = (id) => page.locator(`[data-testid=person-card][data-person-id="${id}"]`);
+
+  step = `merging person ${made[0]} into ${newName} in the page`;
+  page.once('dialog', (question) => question.accept());
+  await cardOf(made[0]).getByTestId('person-merge-into').selectOption({ label: newName });
+  await cardOf(made[0]).getByTestId('person-merge').click();
+  await cardsAre(before + 1);
+  const adaPhotos = await cardOf(personId).locator('.card-detail').textContent();
+  if (!adaPhotos.startsWith('2 photos')) throw new Error(`after the merge ${newName} shows "${adaPhotos}"`);
+
+  step = `hiding person ${made[1]}, then showing the hidden`;
+  await cardOf(made[1]).getByTestId('person-hide').click();
+  await cardsAre(before);
+  const hiddenOnServer = await page.evaluate(async () =>
+    (await (await fetch('/api/people?hidden=true')).json()).filter((p) => p.hidden).map((p) => p.id));
+  if (hiddenOnServer.join() !== String(made[1])) throw new Error(`hidden on the server: ${hiddenOnServer}`);
+  await page.getByTestId('people-show-hidden').check();
+  await page.locator(`[data-testid=person-card][data-person-id="${made[1]}"][data-hidden]`).waitFor();
+  if (await cards.count() !== before + 1) throw new Error(`with the hidden shown: ${await cards.count()} cards`);
+  await snap(page, 'people');
+  log(`People: ${made[0]} merged into ${newName} (now ${adaPhotos}), ${made[1]} hidden and shown on request`);
+
+  step = 'searching by a person\'s name and by a category';
+  const search = async (text) => {
+    await page.getByTestId('search-input').fill(text);
+    await page.getByTestId('search-input').press('Enter');
+    await page.locator('h2', { hasText: `Search: ${text}` }).waitFor();
+  };
+  const resultTiles = (kind) => page.locator(`[data-testid=search-result][data-kind=${kind}] [data-testid=photo-tile]`);
+  await search('lovelace');
+  await resultTiles('person').nth(1).waitFor();
+  if (await resultTiles('person').count() !== 2) throw new Error(`"lovelace" finds ${await resultTiles('person').count()} photos`);
+  const category = await page.evaluate(async () => {
+    for (let i = 0; i < 120; i += 1) {
+      const categories = await (await fetch('/api/categories')).json();
+      if (categories.length) return categories[0];
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    return null;
+  });
+  if (!category) throw new Error('no photo was classified within a minute');
+  await search(category.name);
+  await resultTiles('category').first().waitFor();
+  if (await resultTiles('category').count() !== category.photos) {
+    throw new Error(`"${category.name}" finds ${await resultTiles('category').count()} of its ${category.photos} photos`);
+  }
+  await snap(page, 'search');
+  log(`search: "lovelace" finds her 2 photos, "${category.name}" its ${category.photos}`);
 
   step = 'opening a photo and moving it to the trash';
   await page.getByTestId('nav-photos').click();
@@ -205,6 +293,34 @@ async function run() {
   await tiles().first().click();
   await dialog.waitFor();
   log(`viewer: preview drawn ${shownAt.drawn} px wide for a ${shownAt.natural} px photo; Back closes it`);
+  // Next and previous follow the grid: the arrow keys, and the buttons, which are off at the ends.
+  const viewerShows = (name) => page.getByTestId('photo-name').filter({ hasText: name }).waitFor();
+  const stepsOff = () => page.evaluate(() => ['previous', 'next']
+    .filter((which) => document.querySelector(`[data-testid=photo-${which}]`).disabled).join());
+  // Who is in each photo: the details name the people found in it (not the hidden one).
+  const peopleShown = () => page.evaluate(() =>
+    [...document.querySelectorAll('[data-testid=photo-person]')].map((a) => a.textContent));
+  const inPhotos = [];
+  await viewerShows(second);
+  inPhotos.push(...await peopleShown());
+  if (await stepsOff() !== 'previous') throw new Error(`at the first photo, off: ${await stepsOff()}`);
+  await page.keyboard.press('ArrowRight');
+  await viewerShows(third);
+  inPhotos.push(...await peopleShown());
+  await page.keyboard.press('ArrowRight');
+  await viewerShows(first);
+  inPhotos.push(...await peopleShown());
+  if (inPhotos.filter((name) => name === newName).length !== 2) {
+    throw new Error(`the viewer names ${JSON.stringify(inPhotos)}, ${newName} not in 2 photos`);
+  }
+  if (await stepsOff() !== 'next') throw new Error(`at the last photo, off: ${await stepsOff()}`);
+  await page.keyboard.press('ArrowRight'); // past the end: stays
+  await page.keyboard.press('ArrowLeft');
+  await viewerShows(third);
+  await page.getByTestId('photo-previous').click();
+  await viewerShows(second);
+  await snap(page, 'viewer');
+  log('viewer: the arrow keys and the buttons step through the timeline\'s order');
   await page.getByTestId('photo-trash').click();
   await dialog.waitFor({ state: 'hidden' });
   await gridShows(2);
@@ -247,6 +363,35 @@ async function run() {
   }
   log(`the video plays: ${JSON.stringify(played)}`);
 
+  step = 'selecting a range with shift-click, adding it to an album, then moving it to the trash';
+  const albumId = await page.evaluate(async () => (await (await fetch('/api/albums', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Trip' }),
+  })).json()).id);
+  await page.getByTestId('nav-albums').click();
+  await page.getByTestId('nav-photos').click();
+  await gridShows(4); // the three photos and the video
+  const selectRange = async () => {
+    await tiles().nth(1).click({ modifiers: ['Shift'] });
+    await tiles().nth(2).click({ modifiers: ['Shift'] });
+    const count = await page.getByTestId('selection-count').textContent();
+    if (count !== '2 photos selected') throw new Error(`the bar says "${count}"`);
+    return tiles().evaluateAll((all) => all.filter((t) => t.hasAttribute('data-selected')).map((t) => t.title));
+  };
+  const picked = await selectRange();
+  await snap(page, 'selection');
+  if (picked.join() !== [second, third].join()) throw new Error(`selected ${picked}`);
+  await page.getByTestId('selection-album').selectOption({ label: 'Trip' });
+  await page.getByTestId('selection-add').click();
+  await page.getByTestId('message').filter({ hasText: 'Added 2 photos to Trip.' }).waitFor();
+  const inAlbum = await page.evaluate(async (id) =>
+    (await (await fetch(`/api/photos?album=${id}`)).json()).photos.map((p) => p.name).sort(), albumId);
+  if (inAlbum.join() !== [...picked].sort().join()) throw new Error(`the album holds ${inAlbum}`);
+  await selectRange();
+  await page.getByTestId('selection-trash').click();
+  await page.getByTestId('message').filter({ hasText: 'Moved 2 photos to the trash.' }).waitFor();
+  await gridShows(2);
+  log(`selection: ${picked.join(' and ')} added to Trip (album ${albumId}) and moved to the trash`);
+
   step = 'on a phone (390 × 844, touch): nothing wider than the screen, the viewer closes by touch and by Back';
   const phone = await (await browser.newContext({
     viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true,
@@ -272,13 +417,23 @@ async function run() {
   if (!close || close.x < 0 || close.x + close.width > 390) {
     throw new Error(`the viewer's Close is off screen: ${JSON.stringify(close)}`);
   }
+  // A swipe to the left over the photo shows the next one.
+  const phoneNames = await phone.locator('[data-testid=photo-tile]').evaluateAll((all) => all.map((t) => t.title));
+  await phone.evaluate(() => {
+    const img = document.querySelector('[data-testid=photo-preview]');
+    const touch = (x) => new Touch({ identifier: 1, target: img, clientX: x, clientY: 200 });
+    img.dispatchEvent(new TouchEvent('touchstart', { changedTouches: [touch(300)], bubbles: true }));
+    img.dispatchEvent(new TouchEvent('touchend', { changedTouches: [touch(100)], bubbles: true }));
+  });
+  await phone.getByTestId('photo-name').filter({ hasText: phoneNames[1] }).waitFor();
+  await snap(phone, 'phone-viewer');
   await phone.getByTestId('photo-close').tap();
   await phoneDialog.waitFor({ state: 'hidden' });
   await phone.locator('[data-testid=photo-tile]').first().tap();
   await phoneDialog.waitFor();
   await phone.goBack();
   await phoneDialog.waitFor({ state: 'hidden' });
-  await phone.screenshot({ path: join(artifacts, 'phone-grid.png') });
+  await snap(phone, 'phone-timeline');
   log(`phone: page ${wide.page} px wide on a ${wide.limit} px screen; Close tapped and Back both close the viewer`);
 
   if (problems.length) throw new Error(`the page reported ${problems.length} problem(s)`);
