@@ -750,9 +750,11 @@ async function searchView(text, stale) {
     sections.push(h('section', { class: 'result', testid: 'search-result', 'data-kind': match.kind },
       h('h3', {}, `${match.title} · ${match.kind}`), grid.element));
   }
-  render(stale, h('h2', {}, `Search: ${text}`), sections.length ? sections
-    : h('p', { class: 'empty', testid: 'search-empty' },
+  if (!sections.length) {
+    sections.push(h('p', { class: 'empty', testid: 'search-empty' },
       `Nothing matches "${text}". Search looks at people's names, categories, places and dates (2021, 2021-08).`));
+  }
+  render(stale, h('h2', {}, `Search: ${text}`), ...sections);
 }
 
 // --- trash ---------------------------------------------------------------------------------
@@ -851,8 +853,10 @@ $('[data-testid=photo-next]').addEventListener('click', () => attempt(() => step
 // button, and the keys that follow then come from the body.
 document.addEventListener('keydown', (event) => {
   if (!dialog.open) return;
-  // Arrow keys belong to a field being typed in or a list being chosen from.
-  if (event.target.closest?.('input, select, textarea, video')) return;
+  // Arrow keys belong to a field being typed in, a list being chosen from and a video
+  // being watched (they seek); a hidden video can still hold the focus the dialog gave it.
+  const target = event.target;
+  if (target.closest?.('input, select, textarea') || (target.tagName === 'VIDEO' && !target.hidden)) return;
   const step = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
   if (!step) return;
   event.preventDefault();

@@ -367,6 +367,8 @@ async function run() {
   const albumId = await page.evaluate(async () => (await (await fetch('/api/albums', {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Trip' }),
   })).json()).id);
+  await page.getByTestId('photo-close').click(); // the video's viewer
+  await dialog.waitFor({ state: 'hidden' });
   await page.getByTestId('nav-albums').click();
   await page.getByTestId('nav-photos').click();
   await gridShows(4); // the three photos and the video
