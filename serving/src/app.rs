@@ -205,6 +205,7 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/", get(web::index)),
         ("/app.js", get(web::script)),
         ("/style.css", get(web::style)),
+        ("/basemap.json", get(web::basemap)),
         ("/api/health", get(web::health)),
         ("/api/users", post(auth::register)),
         ("/api/sessions", post(auth::sign_in).delete(auth::sign_out)),

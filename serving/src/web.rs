@@ -11,6 +11,8 @@ use crate::error::Error;
 const INDEX: &str = include_str!("../web/index.html");
 const SCRIPT: &str = include_str!("../web/app.js");
 const STYLE: &str = include_str!("../web/style.css");
+/// The world's land for the map of Places (vendored; see web/vendor/README.md).
+const BASEMAP: &str = include_str!("../web/vendor/land-110m.json");
 
 fn asset(body: &'static str, mime: &'static str) -> Response {
     let mut response = body.into_response();
@@ -45,6 +47,11 @@ pub async fn script() -> Response {
 /// `GET /style.css`.
 pub async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
+}
+
+/// `GET /basemap.json`: the land the map of Places is drawn on (TopoJSON).
+pub async fn basemap() -> Response {
+    asset(BASEMAP, "application/json")
 }
 
 #[derive(Debug, Serialize)]

@@ -615,6 +615,12 @@ async fn exif_is_read_turned_upright_and_placed() {
     assert!(photo["place"].as_str().unwrap().contains("FR"), "{photo}");
     let (_, places) = album.json("GET", "/api/places", Some(&token), None).await;
     assert_eq!(places[0]["country"], "FR");
+    // The map's marker stands where the photo was taken.
+    assert!(
+        (places[0]["latitude"].as_f64().unwrap() - 48.8566).abs() < 1e-3
+            && (places[0]["longitude"].as_f64().unwrap() - 2.3522).abs() < 1e-3,
+        "{places}"
+    );
     let place = places[0]["id"].as_i64().unwrap();
     let (_, page) = album
         .json(

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use album_serving::jobs::Workers;
 use album_serving::{AppState, ServeConfig, app};
-use common::{default_bundle, face_weights, faces_dir, taken_at, workspace};
+use common::{default_bundle, face_weights, faces_dir, taken_at, taken_at_in, workspace};
 
 /// Longer than the script's own 330 s watchdog, so the script normally reports first.
 const NODE_DEADLINE: Duration = Duration::from_secs(400);
@@ -83,6 +83,7 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
     let temp = tempfile::tempdir().unwrap();
     // Dated by EXIF so that the timeline has an order to show: the second photo is the
     // newest taken (2021), the first and third share a day (2019), the third later in it.
+    // The first was taken in Paris too (48.8566 N, 2.3522 E): a place on the map.
     let dates = [
         "2019:05:04 09:00:00",
         "2021:08:15 12:00:00",
@@ -91,9 +92,16 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
     let photos: Vec<PathBuf> = photos
         .iter()
         .zip(dates)
-        .map(|(photo, date)| {
+        .enumerate()
+        .map(|(i, (photo, date))| {
+            let jpeg = std::fs::read(photo).unwrap();
             let dated = temp.path().join(photo.file_name().unwrap());
-            std::fs::write(&dated, taken_at(&std::fs::read(photo).unwrap(), date)).unwrap();
+            let bytes = if i == 0 {
+                taken_at_in(&jpeg, date, 48.8566, 2.3522)
+            } else {
+                taken_at(&jpeg, date)
+            };
+            std::fs::write(&dated, bytes).unwrap();
             dated
         })
         .collect();

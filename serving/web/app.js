@@ -317,7 +317,7 @@ function refreshView() {
 // Renders into the view only if no newer render has started since.
 function render(stale, ...children) {
   if (stale()) return;
-  $('[data-testid=view]').replaceChildren(...children);
+  $('[data-testid=view]').replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 }
 
 window.addEventListener('hashchange', () => {
@@ -690,9 +690,70 @@ function countryName(code) {
   }
 }
 
+// --- the map: the world's land (vendored, sent by the server) with a marker per place -----
+
+const SVG = 'http://www.w3.org/2000/svg';
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (key === 'testid') element.dataset.testid = value;
+    else element.setAttribute(key, value);
+  }
+  element.append(...children);
+  return element;
+}
+
+// The land's outline as one SVG path in degrees (x = longitude + 180, y = 90 - latitude:
+// the equirectangular projection, so the viewBox is 360 × 180). TopoJSON keeps shared
+// borders once, as quantised, delta-coded arcs; a ring lists its arcs (~i: arc i reversed).
+function landPath(topology) {
+  const [sx, sy] = topology.transform.scale;
+  const [tx, ty] = topology.transform.translate;
+  const arcs = topology.arcs.map((arc) => {
+    let x = 0;
+    let y = 0;
+    return arc.map(([dx, dy]) => {
+      x += dx;
+      y += dy;
+      return [x * sx + tx + 180, 90 - (y * sy + ty)];
+    });
+  });
+  const ring = (indices) => indices.flatMap((index, i) => {
+    const points = index < 0 ? [...arcs[~index]].reverse() : arcs[index];
+    return i ? points.slice(1) : points; // each arc starts where the last one ended
+  });
+  const polygons = (geometry) => (geometry.type === 'Polygon' ? [geometry.arcs]
+    : geometry.type === 'MultiPolygon' ? geometry.arcs
+      : (geometry.geometries ?? []).flatMap(polygons));
+  // A ring that crosses the antimeridian jumps from one edge of the map to the other:
+  // lift the pen there instead of drawing a line across the world.
+  const draw = (points) => points.map(([x, y], i) => {
+    const jump = i === 0 || Math.abs(x - points[i - 1][0]) > 180;
+    return `${jump ? 'M' : 'L'}${x.toFixed(2)},${y.toFixed(2)}`;
+  }).join('');
+  return polygons(Object.values(topology.objects)[0])
+    .flatMap((rings) => rings.map((r) => `${draw(ring(r))}Z`))
+    .join('');
+}
+
+let basemap = null; // the land's path, fetched once
+async function placesMap(places) {
+  basemap ??= landPath(await api('GET', '/basemap.json'));
+  const markers = places.filter((p) => p.latitude != null && p.longitude != null).map((place) =>
+    svg('a', { href: `#place/${place.id}` },
+      svg('circle', {
+        class: 'marker', testid: 'map-marker', 'data-place-id': place.id, r: 2.2,
+        cx: (place.longitude + 180).toFixed(3), cy: (90 - place.latitude).toFixed(3),
+      }, svg('title', {}, `${place.name}, ${countryName(place.country)}: ${plural(place.photos, 'photo')}`))));
+  return svg('svg', { class: 'map', testid: 'places-map', viewBox: '0 0 360 180', role: 'img',
+    'aria-label': `A map of ${plural(markers.length, 'place')}` },
+  svg('rect', { class: 'sea', width: 360, height: 180 }), svg('path', { class: 'land', d: basemap }), ...markers);
+}
+
 async function placesView(_, stale) {
   const places = await api('GET', '/api/places');
   render(stale, h('h2', {}, 'Places'),
+    places.length ? await placesMap(places) : null,
     places.length
       ? h('ul', { class: 'cards', testid: 'place-list' }, places.map((p) => card({
         testid: 'place-card', href: `#place/${p.id}`, title: p.name,

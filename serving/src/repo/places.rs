@@ -15,6 +15,9 @@ pub struct PlaceInfo {
     pub photos: i64,
     /// The newest photo there, for a cover.
     pub cover_photo_id: i64,
+    /// Where its photos were taken, on average (degrees): the place's marker on a map.
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
 }
 
 /// The user's row for `place`, made on first use.
@@ -38,7 +41,8 @@ pub fn find_or_insert(
 /// The user's places with photos not in the trash, most photos first.
 pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<PlaceInfo>> {
     let mut statement = c.prepare_cached(
-        "SELECT pl.id, pl.name, pl.admin1, pl.country, COUNT(*), MAX(p.id)
+        "SELECT pl.id, pl.name, pl.admin1, pl.country, COUNT(*), MAX(p.id),
+                AVG(p.latitude), AVG(p.longitude)
          FROM photos p JOIN places pl ON pl.id = p.place_id
          WHERE p.user_id = ?1 AND p.trashed IS NULL
          GROUP BY pl.id ORDER BY COUNT(*) DESC, pl.name",
@@ -52,6 +56,8 @@ pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<PlaceInfo>> {
                 country: r.get(3)?,
                 photos: r.get(4)?,
                 cover_photo_id: r.get(5)?,
+                latitude: r.get(6)?,
+                longitude: r.get(7)?,
             })
         })?
         .collect()

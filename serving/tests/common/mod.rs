@@ -207,14 +207,18 @@ pub fn multipart(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={BOUNDARY}"), body)
 }
 
-/// A real five-class photo with an EXIF block added: orientation, date, camera and GPS.
-pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
-    use exif::{Field, In, Rational, Tag, Value};
-    let ascii = |tag, text: &str| Field {
+/// An EXIF ASCII field.
+fn ascii(tag: exif::Tag, text: &str) -> exif::Field {
+    exif::Field {
         tag,
-        ifd_num: In::PRIMARY,
-        value: Value::Ascii(vec![text.as_bytes().to_vec()]),
-    };
+        ifd_num: exif::In::PRIMARY,
+        value: exif::Value::Ascii(vec![text.as_bytes().to_vec()]),
+    }
+}
+
+/// The four EXIF fields of a GPS position (degrees, minutes, seconds and N/S, E/W).
+fn gps_fields(lat: f64, lon: f64) -> [exif::Field; 4] {
+    use exif::{Field, In, Rational, Tag, Value};
     let dms = |tag, degrees: f64| {
         let d = degrees.abs();
         let whole = d.floor();
@@ -239,7 +243,18 @@ pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
             ]),
         }
     };
-    let fields = [
+    [
+        ascii(Tag::GPSLatitudeRef, if lat < 0.0 { "S" } else { "N" }),
+        dms(Tag::GPSLatitude, lat),
+        ascii(Tag::GPSLongitudeRef, if lon < 0.0 { "W" } else { "E" }),
+        dms(Tag::GPSLongitude, lon),
+    ]
+}
+
+/// A real five-class photo with an EXIF block added: orientation, date, camera and GPS.
+pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
+    use exif::{Field, In, Tag, Value};
+    let mut fields = vec![
         ascii(Tag::Make, "Canon"),
         ascii(Tag::Model, "EOS 5D"),
         Field {
@@ -248,12 +263,17 @@ pub fn photo_with_exif(lat: f64, lon: f64, orientation: u16) -> Vec<u8> {
             value: Value::Short(vec![orientation]),
         },
         ascii(Tag::DateTimeOriginal, "2023:06:01 18:45:09"),
-        ascii(Tag::GPSLatitudeRef, if lat < 0.0 { "S" } else { "N" }),
-        dms(Tag::GPSLatitude, lat),
-        ascii(Tag::GPSLongitudeRef, if lon < 0.0 { "W" } else { "E" }),
-        dms(Tag::GPSLongitude, lon),
     ];
+    fields.extend(gps_fields(lat, lon));
     with_exif(&class_photos("landscape", 1)[0].1, &fields)
+}
+
+/// `jpeg` with an EXIF block saying it was taken at `taken` ("YYYY:MM:DD HH:MM:SS") at
+/// (lat, lon).
+pub fn taken_at_in(jpeg: &[u8], taken: &str, lat: f64, lon: f64) -> Vec<u8> {
+    let mut fields = vec![ascii(exif::Tag::DateTimeOriginal, taken)];
+    fields.extend(gps_fields(lat, lon));
+    with_exif(jpeg, &fields)
 }
 
 /// `jpeg` with an EXIF block saying it was taken at `taken` ("YYYY:MM:DD HH:MM:SS").

@@ -10,7 +10,8 @@
 // shift-click and add it to an album, then trash it; last, the same album on a phone.
 // The three photos should show one person (a person needs three faces), so People has one,
 // and carry EXIF dates: PHOTO_2 taken 2021-08-15, PHOTO_1 and PHOTO_3 on 2019-05-04 (PHOTO_3
-// later that day), so that the timeline reads PHOTO_2, PHOTO_3, PHOTO_1 under two headings.
+// later that day), so that the timeline reads PHOTO_2, PHOTO_3, PHOTO_1 under two headings;
+// PHOTO_1 has a GPS position in Paris (48.8566 N, 2.3522 E), a marker on the map.
 //
 // Exits 0 when every step passed; otherwise prints the failed step and why, saves a
 // screenshot (in $ALBUM_BROWSER_ARTIFACTS, else a new temp folder) and exits 1.
@@ -268,6 +269,22 @@ async function run() {
   }
   await snap(page, 'search');
   log(`search: "lovelace" finds her 2 photos, "${category.name}" its ${category.photos}`);
+
+  step = 'seeing the Paris photo as a marker on the map of Places';
+  await page.getByTestId('nav-places').click();
+  const marker = page.getByTestId('map-marker');
+  await appears(marker.first());
+  const spot = await marker.evaluateAll((all) => all.map((m) => [Number(m.getAttribute('cx')), Number(m.getAttribute('cy'))]));
+  // The map is in degrees: x = longitude + 180, y = 90 - latitude.
+  if (spot.length !== 1 || Math.abs(spot[0][0] - 182.3522) > 0.01 || Math.abs(spot[0][1] - 41.1434) > 0.01) {
+    throw new Error(`the map's markers stand at ${JSON.stringify(spot)}, not at Paris (182.3522, 41.1434)`);
+  }
+  const land = await page.locator('[data-testid=places-map] path.land').getAttribute('d');
+  if (!land || land.length < 10_000) throw new Error(`the land is ${land?.length ?? 0} characters of path`);
+  const placeCard = await page.getByTestId('place-card').first().textContent();
+  if (!placeCard.includes('France')) throw new Error(`the place card reads "${placeCard}"`);
+  await snap(page, 'places');
+  log(`Places: one marker at ${spot[0].join(', ')} on ${land.length} characters of land; the card reads "${placeCard}"`);
 
   step = 'opening a photo and moving it to the trash';
   await page.getByTestId('nav-photos').click();
