@@ -217,6 +217,7 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
             get(photos::list).post(photos::upload).layer(upload_limit),
         ),
         ("/api/photos/zip", get(photos::zip)),
+        ("/api/photos/months", get(photos::months)),
         (
             "/api/photos/{id}",
             get(photos::get).patch(photos::patch).delete(photos::trash),

@@ -133,6 +133,34 @@ async fn the_timeline_orders_by_date_taken_and_pages_without_gaps() {
         vec![4, 3]
     );
 
+    // The scrubber's months: by date taken, newest first; the undated photo in this month.
+    let (status, months) = album
+        .json("GET", "/api/photos/months", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{months}");
+    let this_month = chrono::Utc::now().format("%Y-%m").to_string();
+    assert_eq!(
+        months,
+        json!([
+            {"month": this_month, "photos": 1},
+            {"month": "2022-01", "photos": 1},
+            {"month": "2021-08", "photos": 1},
+            {"month": "2019-05", "photos": 2},
+        ])
+    );
+    let (_, months) = album
+        .json(
+            "GET",
+            "/api/photos/months?to=2021-12-31",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        months,
+        json!([{"month": "2021-08", "photos": 1}, {"month": "2019-05", "photos": 2}])
+    );
+
     let (status, body) = album
         .json("GET", "/api/photos?order=sideways", Some(&token), None)
         .await;

@@ -300,6 +300,7 @@ function route() {
     current.view;
   clearSelection(); // a selection belongs to the view it was made in
   shownGrid = null; // and the viewer's next page to the grid drawn next
+  scrubbedTo = null;
   for (const link of document.querySelectorAll('nav a')) {
     if (link.getAttribute('href') === `#${section}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -463,12 +464,44 @@ window.addEventListener('hashchange', () => { delete $('[data-testid=selection-a
 // The grid the viewer steps through with next/previous (the last photo view drawn).
 let shownGrid = null;
 
+// The timeline's scrubber: the last day of the month the grid starts at, or null for the
+// newest. A new view starts at the newest again (route() clears it).
+let scrubbedTo = null;
+const MONTH_NAMES = [...Array(12).keys()].map((m) =>
+  new Date(Date.UTC(2000, m, 1)).toLocaleDateString(undefined, { month: 'short', timeZone: 'UTC' }));
+
+function lastDayOf(month) {
+  const [year, m] = month.split('-').map(Number);
+  return `${month}-${String(new Date(Date.UTC(year, m, 0)).getUTCDate()).padStart(2, '0')}`;
+}
+
+// A button per month that has photos, under its year; one click starts the grid there.
+function scrubber(months) {
+  if (months.length < 2) return null;
+  const years = new Map();
+  for (const { month, photos } of months) {
+    const year = month.slice(0, 4);
+    if (!years.has(year)) years.set(year, []);
+    const current = scrubbedTo !== null && lastDayOf(month) === scrubbedTo;
+    years.get(year).push(h('button', {
+      type: 'button', class: 'month', testid: 'scrubber-month', 'data-month': month,
+      'aria-current': current ? 'true' : null, title: plural(photos, 'photo'),
+      onclick: () => { scrubbedTo = lastDayOf(month); refreshView(); },
+    }, MONTH_NAMES[Number(month.slice(5, 7)) - 1]));
+  }
+  return h('nav', { class: 'scrubber', testid: 'scrubber', 'aria-label': 'Jump to a month' },
+    scrubbedTo && h('button', {
+      type: 'button', testid: 'scrubber-newest', onclick: () => { scrubbedTo = null; refreshView(); },
+    }, '↑ Newest'),
+    [...years].map(([year, buttons]) => h('div', { class: 'year' }, h('span', {}, year), ...buttons)));
+}
+
 async function photoView(title, query, stale, extra = []) {
-  const grid = photoGrid(query, { timeline: true });
-  await grid.load();
+  const grid = photoGrid({ ...query, ...(scrubbedTo ? { to: scrubbedTo } : {}) }, { timeline: true });
+  const [months] = await Promise.all([api('GET', `/api/photos/months?${new URLSearchParams(query)}`), grid.load()]);
   if (!stale()) shownGrid = grid;
   render(stale, h('h2', {}, title), h('div', { class: 'row' }, ...extra, ...montageControls(grid.element)),
-    montageStatus, grid.element);
+    montageStatus, h('div', { class: 'timeline' }, grid.element, scrubber(months)));
 }
 
 // --- video montages ------------------------------------------------------------------------

@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::ingest;
 use crate::repo::photos::{PhotoFilter, PhotoInfo};
 use crate::service::photos::{
-    Arrived, PhotoChange, PhotoDetail, PhotoPage, Photos, Rendition, RenditionBytes, UploadReport,
-    UploadStatus,
+    Arrived, MonthCount, PhotoChange, PhotoDetail, PhotoPage, Photos, Rendition, RenditionBytes,
+    UploadReport, UploadStatus,
 };
 use crate::zipstream;
 
@@ -122,6 +122,15 @@ pub async fn list(
     Query(filter): Query<PhotoFilter>,
 ) -> Result<Json<PhotoPage>> {
     Ok(Json(photos.list(user.id, filter).await?))
+}
+
+/// `GET /api/photos/months`: the months the listing's photos were taken in, with counts.
+pub async fn months(
+    State(photos): State<Photos>,
+    user: CurrentUser,
+    Query(filter): Query<PhotoFilter>,
+) -> Result<Json<Vec<MonthCount>>> {
+    Ok(Json(photos.months(user.id, filter).await?))
 }
 
 /// `GET /api/photos/{id}`: the photo and the people in it.

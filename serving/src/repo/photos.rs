@@ -212,15 +212,9 @@ pub struct PhotoFilter {
 const TAKEN_KEY: &str =
     "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.uploaded, 'unixepoch'))";
 
-/// Up to `rows` of the user's photos the filter picks: newest (highest id) first, or with
-/// `order=taken` newest taken first (ties by id). Either way the page after one starts
-/// below its last photo (`before`), so pages neither skip nor repeat a photo.
-pub fn filtered(
-    c: &Connection,
-    user_id: i64,
-    filter: &PhotoFilter,
-    rows: i64,
-) -> rusqlite::Result<Vec<PhotoInfo>> {
+/// The WHERE clause of the user's photos the filter picks (the `before` cursor included),
+/// and its values in order.
+fn conditions(user_id: i64, filter: &PhotoFilter) -> (String, Vec<Box<dyn ToSql>>) {
     let trash = if filter.trashed {
         "p.trashed IS NOT NULL"
     } else {
@@ -232,9 +226,8 @@ pub fn filtered(
         conditions.push(condition.to_owned());
         values.push(value);
     };
-    let by_taken = filter.order.as_deref() == Some("taken");
     if let Some(before) = filter.before {
-        if by_taken {
+        if by_taken(filter) {
             // A row value compares key then id, as ORDER BY sorts them. A cursor photo
             // deleted for good since has no row: the comparison is NULL, the page empty.
             let cursor = TAKEN_KEY.replace("p.", "q.");
@@ -278,18 +271,54 @@ pub fn filtered(
     if let Some(to) = &filter.to {
         add(&format!("{day} <= ?"), Box::new(to.clone()));
     }
-    let order = if by_taken {
+    (conditions.join(" AND "), values)
+}
+
+fn by_taken(filter: &PhotoFilter) -> bool {
+    filter.order.as_deref() == Some("taken")
+}
+
+/// Up to `rows` of the user's photos the filter picks: newest (highest id) first, or with
+/// `order=taken` newest taken first (ties by id). Either way the page after one starts
+/// below its last photo (`before`), so pages neither skip nor repeat a photo.
+pub fn filtered(
+    c: &Connection,
+    user_id: i64,
+    filter: &PhotoFilter,
+    rows: i64,
+) -> rusqlite::Result<Vec<PhotoInfo>> {
+    let (conditions, values) = conditions(user_id, filter);
+    let order = if by_taken(filter) {
         format!("{TAKEN_KEY} DESC, p.id DESC")
     } else {
         "p.id DESC".to_owned()
     };
     let sql = format!(
-        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {} ORDER BY {order} LIMIT {rows}",
-        conditions.join(" AND "),
+        "SELECT {PHOTO_COLUMNS} FROM photos p WHERE {conditions} ORDER BY {order} LIMIT {rows}"
     );
     let mut statement = c.prepare(&sql)?;
     statement
         .query_map(params_from_iter(values.iter()), photo_from_row)?
+        .collect()
+}
+
+/// How many photos the filter picks in each month they were taken (`YYYY-MM`, by the
+/// timeline's key), newest month first: the timeline's scrubber.
+pub fn months(
+    c: &Connection,
+    user_id: i64,
+    filter: &PhotoFilter,
+) -> rusqlite::Result<Vec<(String, i64)>> {
+    let (conditions, values) = conditions(user_id, filter);
+    let sql = format!(
+        "SELECT substr({TAKEN_KEY}, 1, 7) AS month, COUNT(*) FROM photos p WHERE {conditions}
+         GROUP BY month ORDER BY month DESC"
+    );
+    let mut statement = c.prepare(&sql)?;
+    statement
+        .query_map(params_from_iter(values.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect()
 }
 

@@ -97,6 +97,13 @@ pub struct PhotoDetail {
     pub people: Vec<faces::PersonInPhoto>,
 }
 
+/// How many photos were taken in one month (`YYYY-MM`): a step of the timeline's scrubber.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MonthCount {
+    pub month: String,
+    pub photos: i64,
+}
+
 /// One page of a listing.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PhotoPage {
@@ -383,6 +390,22 @@ impl Photos {
                     None
                 };
                 Ok(PhotoPage { photos, next })
+            })
+            .await
+    }
+
+    /// The months the filter's photos were taken in, newest first, with their counts (a
+    /// `before` cursor is ignored: the scrubber spans the whole timeline).
+    pub async fn months(&self, user_id: i64, mut filter: PhotoFilter) -> Result<Vec<MonthCount>> {
+        filter.from = filter.from.as_deref().map(check_date).transpose()?;
+        filter.to = filter.to.as_deref().map(check_date).transpose()?;
+        filter.before = None;
+        self.db
+            .run(move |c| {
+                Ok(repo::months(c, user_id, &filter)?
+                    .into_iter()
+                    .map(|(month, photos)| MonthCount { month, photos })
+                    .collect())
             })
             .await
     }

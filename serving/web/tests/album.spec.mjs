@@ -182,6 +182,18 @@ async function run() {
   log(`timeline: ${shownOrder.join(' · ')}`);
   await snap(page, 'timeline');
 
+  step = 'jumping to May 2019 with the scrubber, then back to the newest';
+  const scrubMonths = await page.getByTestId('scrubber-month').evaluateAll((all) => all.map((b) => b.dataset.month));
+  if (scrubMonths.join() !== '2021-08,2019-05') throw new Error(`the scrubber offers ${scrubMonths}`);
+  await page.locator('[data-testid=scrubber-month][data-month="2019-05"]').click();
+  await page.getByTestId('scrubber-newest').waitFor();
+  const fromMay = await page.getByTestId('photo-grid').evaluate((grid) => [...grid.children]
+    .map((item) => item.dataset.day ?? item.querySelector('[data-testid=photo-tile]')?.title));
+  if (fromMay.join() !== ['2019-05-04', third, first].join()) throw new Error(`from May 2019 the grid reads ${fromMay}`);
+  await page.getByTestId('scrubber-newest').click();
+  await gridShows(3);
+  log(`scrubber: ${scrubMonths.join(', ')}; May 2019 shows ${fromMay.join(' · ')}; Newest shows all 3 again`);
+
   step = `opening People and waiting (up to ${PEOPLE_TIMEOUT_MS / 1000} s) for a person`;
   await page.getByTestId('nav-people').click();
   const card = page.getByTestId('person-card').first();
