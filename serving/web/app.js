@@ -341,10 +341,11 @@ function dayHeader(day) {
   return h('li', { class: 'day', testid: 'day-header', 'data-day': day }, h('h3', {}, text));
 }
 
-// The grid of one filtered photo list, 60 at a time, with "Load more" following `next`.
+// The grid of one filtered photo list, 60 at a time: the next page loads as the end of the
+// grid scrolls near the screen ("Load more" stays as the button to press without scrolling).
 // A timeline asks for the newest taken first and heads each day.
 function photoGrid(query, { path = '/api/photos', tile = photoTile, timeline = false } = {}) {
-  const grid = h('ul', { class: 'grid', testid: 'photo-grid' });
+  const grid = h('ul', { class: tile === photoTile ? 'grid justified' : 'grid', testid: 'photo-grid' });
   const more = h('button', { type: 'button', testid: 'load-more', hidden: true }, 'Load more');
   const empty = h('p', { class: 'empty', testid: 'grid-empty', hidden: true }, 'No photos here yet.');
   let next = null;
@@ -364,12 +365,34 @@ function photoGrid(query, { path = '/api/photos', tile = photoTile, timeline = f
     more.hidden = next === null;
     empty.hidden = grid.children.length > 0;
   };
-  more.addEventListener('click', () => attempt(load));
+  // One page at a time, then again while the end is still near the screen (a tall window
+  // can show more than one page; the observer only reports a change of visibility).
+  let loading = false;
+  const loadWhileNear = async () => {
+    if (loading) return;
+    loading = true;
+    try {
+      do await load();
+      while (next !== null && more.isConnected && more.getBoundingClientRect().top < innerHeight + NEAR_PX);
+    } finally {
+      loading = false;
+    }
+  };
+  more.addEventListener('click', () => attempt(loadWhileNear));
+  new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) attempt(loadWhileNear);
+  }, { rootMargin: `${NEAR_PX}px` }).observe(more);
   return { element: h('div', {}, grid, empty, more), load, hasMore: () => next !== null };
 }
 
+// How close to the screen the end of a grid comes before its next page loads.
+const NEAR_PX = 600;
+
+// A tile as wide as its photo's shape at the row's height: rows of whole photos, justified
+// (style.css's .justified), instead of square crops.
 function photoTile(photo) {
-  return h('li', {},
+  const ratio = photo.width > 0 && photo.height > 0 ? Math.min(Math.max(photo.width / photo.height, 0.4), 3) : 1;
+  const item = h('li', {},
     h('button', {
       type: 'button', class: 'tile', testid: 'photo-tile', 'data-photo-id': photo.id,
       'data-kind': photo.kind, title: photo.name, 'data-selected': selection.has(photo.id),
@@ -379,6 +402,9 @@ function photoTile(photo) {
     h('img', { src: thumbnailUrl(photo.id), alt: photo.name, loading: 'lazy', width: 160, height: 160 }),
     photo.kind === 'video' ? h('span', { class: 'badge play', 'aria-label': 'video' }, '▶') : null,
     photo.favourite ? h('span', { class: 'badge', 'aria-label': 'favourite' }, '★') : null));
+  // through the CSSOM: the page's Content-Security-Policy refuses style attributes
+  item.style.setProperty('--ratio', ratio.toFixed(3));
+  return item;
 }
 
 // --- selecting photos: shift- or ctrl-click, then act on all of them at once ---------------
@@ -458,6 +484,24 @@ $('[data-testid=selection-trash]').addEventListener('click', () => attempt(async
   showMessage(`Moved ${plural(ids.length, 'photo')} to the trash.`, 'notice');
 }));
 
+// The selected photos in the order the grid shows them (a selection is a set; the frames of a
+// GIF or a video follow the page, oldest first, as a story is told).
+function selectedInGridOrder() {
+  return [...document.querySelectorAll('[data-testid=photo-tile]')]
+    .map((tile) => Number(tile.dataset.photoId))
+    .filter((id) => selection.has(id))
+    .reverse();
+}
+
+$('[data-testid=selection-gif]').addEventListener('click', () => attempt(async () => {
+  const ids = selectedInGridOrder();
+  if (ids.length < 2) throw new Error('Select at least two photos to make a GIF.');
+  const gif = await api('POST', '/api/gifs', { photo_ids: ids.slice(0, 100) });
+  clearSelection();
+  refreshView();
+  showMessage(`Made a GIF of ${plural(Math.min(ids.length, 100), 'photo')}: ${gif.name}.`, 'notice');
+}));
+
 // An album made since the bar last listed them shows up the next time it opens.
 window.addEventListener('hashchange', () => { delete $('[data-testid=selection-album]').dataset.loaded; });
 
@@ -510,8 +554,8 @@ async function photoView(title, query, stale, extra = []) {
 const montageStatus = h('p', { class: 'montage-status', testid: 'montage-status', role: 'status', hidden: true });
 let montageTimer = null;
 
-// "Make a video" of the photos shown in the grid (not its videos), oldest first, as the
-// server's limit allows, with the music file chosen beside it, if any.
+// "Make a video" of the selected photos, or of all the photos shown in the grid (not its
+// videos), oldest first, as the server's limit allows, with the music file chosen beside it.
 function montageControls(gridElement) {
   const music = h('input', { type: 'file', accept: 'audio/*', testid: 'montage-music' });
   return [montageButton(gridElement, music), h('label', { class: 'music' }, 'Music ', music)];
@@ -534,6 +578,7 @@ function montageButton(gridElement, music) {
     onclick: () => attempt(async () => {
       const ids = [...gridElement.querySelectorAll('[data-testid=photo-tile]')]
         .filter((tile) => tile.dataset.kind !== 'video')
+        .filter((tile) => !selection.size || selection.has(Number(tile.dataset.photoId)))
         .map((tile) => Number(tile.dataset.photoId))
         .reverse()
         .slice(0, 300);
@@ -541,6 +586,7 @@ function montageButton(gridElement, music) {
       const title = $('[data-testid=view] h2')?.textContent?.replace(/^\w+: /, '') || 'Montage';
       const musicId = await uploadMusic(music);
       const montage = await api('POST', '/api/montages', { photo_ids: ids, title, music_id: musicId });
+      clearSelection();
       followMontage(montage.id);
     }),
   }, 'Make a video');

@@ -392,7 +392,7 @@ async function run() {
   }
   log(`the video plays: ${JSON.stringify(played)}`);
 
-  step = 'selecting a range with shift-click, adding it to an album, then moving it to the trash';
+  step = 'selecting a range with shift-click, adding it to an album, making a GIF of it, then moving it to the trash';
   const albumId = await page.evaluate(async () => (await (await fetch('/api/albums', {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Trip' }),
   })).json()).id);
@@ -401,9 +401,11 @@ async function run() {
   await page.getByTestId('nav-albums').click();
   await page.getByTestId('nav-photos').click();
   await gridShows(4); // the three photos and the video
+  // by name: the GIF made below comes first in the timeline and moves the others along
+  const tileNamed = (name) => page.locator(`[data-testid=photo-tile][title="${name}"]`);
   const selectRange = async () => {
-    await tiles().nth(1).click({ modifiers: ['Shift'] });
-    await tiles().nth(2).click({ modifiers: ['Shift'] });
+    await tileNamed(second).click({ modifiers: ['Shift'] });
+    await tileNamed(third).click({ modifiers: ['Shift'] });
     const count = await page.getByTestId('selection-count').textContent();
     if (count !== '2 photos selected') throw new Error(`the bar says "${count}"`);
     return tiles().evaluateAll((all) => all.filter((t) => t.hasAttribute('data-selected')).map((t) => t.title));
@@ -418,10 +420,18 @@ async function run() {
     (await (await fetch(`/api/photos?album=${id}`)).json()).photos.map((p) => p.name).sort(), albumId);
   if (inAlbum.join() !== [...picked].sort().join()) throw new Error(`the album holds ${inAlbum}`);
   await selectRange();
+  await page.getByTestId('selection-gif').click();
+  await page.getByTestId('message').filter({ hasText: 'Made a GIF of 2 photos' }).waitFor();
+  await gridShows(5);
+  const gif = await page.evaluate(async () =>
+    (await (await fetch('/api/photos')).json()).photos.find((p) => p.kind === 'gif'));
+  if (!gif) throw new Error('no GIF in the listing after "Make a GIF"');
+  await selectRange();
   await page.getByTestId('selection-trash').click();
   await page.getByTestId('message').filter({ hasText: 'Moved 2 photos to the trash.' }).waitFor();
-  await gridShows(2);
-  log(`selection: ${picked.join(' and ')} added to Trip (album ${albumId}) and moved to the trash`);
+  await gridShows(3);
+  log(`selection: ${picked.join(' and ')} added to Trip (album ${albumId}), made into ${gif.name}, ` +
+    'and moved to the trash');
 
   step = 'on a phone (390 × 844, touch): nothing wider than the screen, the viewer closes by touch and by Back';
   const phone = await (await browser.newContext({
