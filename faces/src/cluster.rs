@@ -379,6 +379,36 @@ fn shuffle(order: &mut [usize], state: &mut u64) {
     }
 }
 
+/// The similarity from which two people are offered as perhaps the same ("Same person?"):
+/// a descriptor distance of 0.7, a little looser than dlib's same-person 0.6, so that a
+/// person the grouping split in two (a new haircut, a profile) is found, while strangers,
+/// mostly 0.8 and more apart, are not.
+pub const SUGGESTION_SIMILARITY: f32 = 0.65;
+
+/// Groups that may be the same person as `mine`: each group's best similarity to any of
+/// `mine`'s faces (single linkage: one close pair is enough to ask), those at `floor` or
+/// more, most similar first, at most `limit`. A group with no faces is never offered.
+pub fn similar_groups<P: Copy>(
+    mine: &[Descriptor],
+    groups: &[(P, Vec<Descriptor>)],
+    floor: f32,
+    limit: usize,
+) -> Vec<(P, f32)> {
+    let mut found: Vec<(P, f32)> = groups
+        .iter()
+        .filter_map(|(group, faces)| {
+            let best = faces
+                .iter()
+                .flat_map(|face| mine.iter().map(move |m| similarity(m, face)))
+                .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))?;
+            (best >= floor).then_some((*group, best))
+        })
+        .collect();
+    found.sort_by(|a, b| b.1.total_cmp(&a.1));
+    found.truncate(limit);
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +419,25 @@ mod tests {
         let mut d = [0.0; DESCRIPTOR_LEN];
         d[axis] = offset;
         d
+    }
+
+    #[test]
+    fn similar_groups_are_ranked_by_their_closest_face_and_cut_at_the_floor() {
+        let mine = [at(0, 0.0), at(1, 1.0)];
+        let groups = vec![
+            ("far", vec![at(2, 2.0)]),                  // d ≥ 2 from both: 0 %
+            ("near", vec![at(3, 3.0), at(0, 0.4)]),     // one face 0.4 away: 80 %
+            ("nearer", vec![at(1, 1.2)]),               // 0.2 away: 90 %
+            ("edge", vec![at(0, 0.68)]),                // 0.68 away: 66 %, over the floor
+            ("under", vec![at(0, 0.72)]),               // 0.72 away: 64 %, under it
+            ("nobody", vec![]),
+        ];
+        let found = similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, 10);
+        let names: Vec<_> = found.iter().map(|(g, _)| *g).collect();
+        assert_eq!(names, ["nearer", "near", "edge"]);
+        assert!((found[0].1 - 0.9).abs() < 1e-6);
+        assert_eq!(similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, 1).len(), 1);
+        assert!(similar_groups(&[], &groups, 0.0, 10).is_empty());
     }
 
     #[test]

@@ -250,6 +250,7 @@ pub fn routes(config: &ServeConfig) -> Vec<(&'static str, MethodRouter<AppState>
         ("/api/people/{id}", get(people::get).patch(people::patch)),
         ("/api/people/{id}/faces", get(people::faces)),
         ("/api/people/{id}/merge", post(people::merge)),
+        ("/api/people/{id}/similar", get(people::similar)),
         ("/api/people/{id}/split", post(people::split)),
         ("/api/faces/{id}/person", put(people::move_face)),
         ("/api/faces/{id}/thumbnail", get(people::face_thumbnail)),

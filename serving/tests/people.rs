@@ -104,6 +104,20 @@ async fn faces_become_people_and_corrections_hold() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(split["faces"], 1);
+    // "Same person?": the face split off is offered Abdullah Gul, not Amelia Vega; she
+    // is offered no one (the split-off face and Gul are strangers to her).
+    let similar = async |id: i64| {
+        let (status, list) = album
+            .json("GET", &format!("/api/people/{id}/similar"), Some(&token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        list.as_array().unwrap().clone()
+    };
+    let offered = similar(split["id"].as_i64().unwrap()).await;
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert_eq!(offered[0]["person"]["id"].as_i64(), Some(gul));
+    assert!(offered[0]["similarity"].as_f64().unwrap() >= 0.65);
+    assert_eq!(similar(vega).await, Vec::<Value>::new());
     let (_, moved) = album
         .json(
             "PUT",

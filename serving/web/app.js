@@ -540,12 +540,12 @@ function scrubber(months) {
     [...years].map(([year, buttons]) => h('div', { class: 'year' }, h('span', {}, year), ...buttons)));
 }
 
-async function photoView(title, query, stale, extra = []) {
+async function photoView(title, query, stale, extra = [], lead = null) {
   const grid = photoGrid({ ...query, ...(scrubbedTo ? { to: scrubbedTo } : {}) }, { timeline: true });
   const [months] = await Promise.all([api('GET', `/api/photos/months?${new URLSearchParams(query)}`), grid.load()]);
   if (!stale()) shownGrid = grid;
   render(stale, h('h2', {}, title), h('div', { class: 'row' }, ...extra, ...montageControls(grid.element)),
-    montageStatus, h('div', { class: 'timeline' }, grid.element, scrubber(months)));
+    lead, montageStatus, h('div', { class: 'timeline' }, grid.element, scrubber(months)));
 }
 
 // --- video montages ------------------------------------------------------------------------
@@ -756,8 +756,40 @@ function personCard(person, everyone = []) {
 }
 
 async function personView(id, stale) {
-  const person = await api('GET', `/api/people/${id}`);
-  await photoView(person.name || 'Unnamed person', { person: id }, stale);
+  const [person, similar] = await Promise.all([
+    api('GET', `/api/people/${id}`), api('GET', `/api/people/${id}/similar`)]);
+  await photoView(person.name || 'Unnamed person', { person: id }, stale, [], samePerson(person, similar));
+}
+
+// "Same person?": people whose faces come close to this person's (the server's suggestions,
+// most alike first), each with its face, how alike, and Yes (merge it into this person) or
+// No (it goes from the list until the page is next opened).
+function samePerson(person, similar) {
+  if (!similar.length) return null;
+  const list = h('ul', { class: 'cards suggestions' });
+  const section = h('section', { class: 'same-person', testid: 'same-person' },
+    h('h3', {}, `Same person as ${personName(person)}?`), list);
+  for (const { person: other, similarity } of similar) {
+    const yes = h('button', { type: 'button', testid: 'same-person-yes' }, 'Yes, merge');
+    const no = h('button', { type: 'button', testid: 'same-person-no' }, 'No');
+    const item = card({
+      testid: 'same-person-card', href: `#person/${other.id}`, title: personName(other),
+      cover: other.cover_face_id && `/api/faces/${other.cover_face_id}/thumbnail`,
+      detail: `${Math.round(100 * similarity)} % alike · ${plural(other.photos, 'photo')}`,
+      children: [h('div', { class: 'row' }, yes, no)],
+    });
+    yes.addEventListener('click', () => attempt(async () => {
+      await api('POST', `/api/people/${other.id}/merge`, { into: person.id });
+      showMessage(`${personName(other)} merged into ${personName(person)}.`, 'notice');
+      refreshView();
+    }));
+    no.addEventListener('click', () => {
+      item.remove();
+      if (!list.children.length) section.remove();
+    });
+    list.append(item);
+  }
+  return section;
 }
 
 // "FR" → "France", in the reader's language; a code the browser does not know stays a code.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::CurrentUser;
 use crate::error::Result;
 use crate::repo::faces::{FaceInfo, Person};
-use crate::service::people::{People, PersonChange};
+use crate::service::people::{People, PersonChange, Suggestion};
 
 #[derive(Debug, Deserialize, Default)]
 pub struct PeopleQuery {
@@ -87,6 +87,15 @@ pub async fn faces(
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<FaceInfo>>> {
     Ok(Json(people.faces(user.id, id).await?))
+}
+
+/// `GET /api/people/{id}/similar`: people who may be the same person ("Same person?").
+pub async fn similar(
+    State(people): State<People>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Suggestion>>> {
+    Ok(Json(people.similar(user.id, id).await?))
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use album_faces::cluster::{DensityRule, Joins};
+use album_faces::cluster::{DensityRule, Joins, SUGGESTION_SIMILARITY, similar_groups};
 use album_faces::embedder::Descriptor;
 use album_faces::pipeline::FacePipeline;
 use rusqlite::Connection;
@@ -50,6 +50,17 @@ pub struct PersonChange {
     pub hidden: Option<bool>,
     pub cover_face_id: Option<i64>,
 }
+
+/// Someone who may be the same person as another ("Same person?"), and how alike their
+/// closest faces are (0–1, `album_faces::cluster::similarity`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Suggestion {
+    pub person: Person,
+    pub similarity: f32,
+}
+
+/// The most suggestions offered for one person.
+const SUGGESTIONS: usize = 5;
 
 /// The people service. It reads photos through [`Photos`] (a face thumbnail made late
 /// is cut from the upright original) and stores blobs with its lock.
@@ -280,6 +291,48 @@ impl People {
                 person(c, user_id, id)
             })
             .await
+    }
+
+    /// People who may be the same as person `id`: the visible people whose closest face
+    /// to one of `id`'s is at least [`SUGGESTION_SIMILARITY`] alike, most alike first. The
+    /// faces are read first and compared without holding a connection.
+    pub async fn similar(&self, user_id: i64, id: i64) -> Result<Vec<Suggestion>> {
+        let (mine, others) = self
+            .photos
+            .db
+            .run(move |c| {
+                person(c, user_id, id)?;
+                let mut faces_of: BTreeMap<i64, Vec<Descriptor>> = BTreeMap::new();
+                for face in repo::for_grouping(c, user_id, None)? {
+                    if let Some(person) = face.person_id {
+                        faces_of.entry(person).or_default().push(face.descriptor);
+                    }
+                }
+                let mine = faces_of.remove(&id).unwrap_or_default();
+                let others: Vec<(Person, Vec<Descriptor>)> = repo::list_people(c, user_id, false)?
+                    .into_iter()
+                    .filter(|p| p.id != id && p.faces > 0)
+                    .filter_map(|p| Some((faces_of.remove(&p.id)?, p)))
+                    .map(|(faces, p)| (p, faces))
+                    .collect();
+                Ok((mine, others))
+            })
+            .await?;
+        Ok(tokio::task::spawn_blocking(move || {
+            let groups: Vec<(usize, Vec<Descriptor>)> = others
+                .iter()
+                .enumerate()
+                .map(|(index, (_, faces))| (index, faces.clone()))
+                .collect();
+            similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, SUGGESTIONS)
+                .into_iter()
+                .map(|(index, similarity)| Suggestion {
+                    person: others[index].0.clone(),
+                    similarity,
+                })
+                .collect()
+        })
+        .await?)
     }
 
     /// Every face of person `id` goes to `into`; `id` is removed.

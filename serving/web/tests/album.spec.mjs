@@ -235,6 +235,21 @@ async function run() {
   await cardsAre(before + 2);
   const cardOf = (id) => page.locator(`[data-testid=person-card][data-person-id="${id}"]`);
 
+  step = `"Same person?" on ${newName}'s page offers the two split off`;
+  await page.goto(`${base}/#person/${personId}`);
+  const offers = page.getByTestId('same-person-card');
+  await offers.nth(1).waitFor();
+  const offered = await offers.evaluateAll((all) => all.map((c) => c.querySelector('a').getAttribute('href')));
+  if (offered.sort().join() !== made.map((id) => `#person/${id}`).sort().join()) {
+    throw new Error(`"Same person?" offers ${offered}`);
+  }
+  await snap(page, 'same-person');
+  await offers.first().getByTestId('same-person-no').click();
+  if (await offers.count() !== 1) throw new Error('"No" did not take the suggestion away');
+  log(`"Same person?" on ${newName}'s page offered ${offered.join(' and ')}; "No" took one away`);
+  await page.getByTestId('nav-people').click();
+  await cardsAre(before + 2);
+
   step = `merging person ${made[0]} into ${newName} in the page`;
   page.once('dialog', (question) => question.accept());
   await cardOf(made[0]).getByTestId('person-merge-into').selectOption({ label: newName });
