@@ -22,6 +22,7 @@ use crate::config::ServeConfig;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::Decoding;
+use crate::repo::smart::PeopleByFaces;
 use crate::service::accounts::Accounts;
 use crate::service::albums::Albums;
 use crate::service::gifs::Gifs;
@@ -82,6 +83,7 @@ impl AppState {
             max_pixels: config.max_pixels,
             request_wait: config.busy_wait,
         };
+        let people_by_faces = people_by_faces(&config, class_names.as_deref());
         let config = Arc::new(config);
         let jobs = Arc::new(JobSignal::default());
         let photos = Photos {
@@ -90,6 +92,7 @@ impl AppState {
             decoding: decoding.clone(),
             config: config.clone(),
             jobs: jobs.clone(),
+            people_by_faces,
         };
         let gifs = Gifs {
             photos: photos.clone(),
@@ -110,6 +113,24 @@ impl AppState {
             class_names,
         })
     }
+}
+
+/// The faces' say in the "people" smart album: only with face models, a positive share
+/// and a bundle that has a "people" class (a bundle of other categories keeps its own).
+fn people_by_faces(
+    config: &ServeConfig,
+    class_names: Option<&Vec<String>>,
+) -> Option<Arc<PeopleByFaces>> {
+    const PEOPLE: &str = "people";
+    let has_people = class_names.is_some_and(|names| names.iter().any(|n| n == PEOPLE));
+    (config.face_weights.is_some() && config.people_face_share > 0.0 && has_people).then(|| {
+        Arc::new(PeopleByFaces {
+            category: PEOPLE.to_owned(),
+            min_share: config.people_face_share,
+            min_score: config.people_face_min_score,
+            min_probability: config.people_min_probability,
+        })
+    })
 }
 
 /// The accounts service, as its handlers' state and the sign-in extractor's.
@@ -193,6 +214,7 @@ impl FromRef<AppState> for Smart {
             blobs: state.blobs.clone(),
             decoding: state.decoding.clone(),
             class_names: state.class_names.clone(),
+            people_by_faces: state.photos.people_by_faces.clone(),
         }
     }
 }

@@ -16,6 +16,20 @@ pub struct ServeConfig {
     pub model_bundle: Option<PathBuf>,
     /// The face models' folder (`scripts/fetch-face-weights.sh`); `None` skips faces.
     pub face_weights: Option<PathBuf>,
+    /// A photo with a detected face whose shorter side is at least this share of the
+    /// photo's shorter side goes to the bundle's "people" smart album, whatever the
+    /// classifier says (see `repo::smart::PeopleByFaces`); 0 leaves it to the classifier.
+    /// The default, 1/16, counts a person whose full height is at least about half the
+    /// photo's (a face is about an eighth of a standing person): a group or a portrait,
+    /// not a passer-by.
+    pub people_face_share: f64,
+    /// The lowest detection score of such a face (the detector keeps faces from 0.8).
+    pub people_face_min_score: f64,
+    /// The lowest probability the classifier gives "people" for such a face to count: its
+    /// second opinion, which keeps the faces of cats and dogs (the detector finds them too)
+    /// out. The three settings were chosen on the validation split, as it is and enlarged
+    /// 6× (experiments/people-by-faces/).
+    pub people_min_probability: f64,
     /// Largest single file accepted.
     pub max_file_bytes: usize,
     /// Largest upload request (all files and form overhead together).
@@ -78,6 +92,9 @@ impl ServeConfig {
             data_dir: data_dir.into(),
             model_bundle: None,
             face_weights: None,
+            people_face_share: 1.0 / 16.0,
+            people_face_min_score: 0.95,
+            people_min_probability: 0.1,
             max_file_bytes: 50 << 20,
             max_request_bytes: 200 << 20,
             max_files_per_request: 100,

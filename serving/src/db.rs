@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_session_last_seen.sql"),
     include_str!("../migrations/0006_admin.sql"),
     include_str!("../migrations/0007_montages.sql"),
+    include_str!("../migrations/0008_model_probabilities.sql"),
 ];
 
 /// A connection taken from the pool; back in the pool when dropped.

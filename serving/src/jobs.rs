@@ -260,7 +260,24 @@ pub fn classify_photo(
         .get(best)
         .cloned()
         .ok_or_else(|| Error::internal("classify", "class index out of range"))?;
+    let probabilities: serde_json::Map<String, serde_json::Value> = classifier
+        .class_names()
+        .iter()
+        .zip(row)
+        .map(|(name, p)| (name.clone(), serde_json::Value::from(f64::from(*p))))
+        .collect();
+    let probabilities_json = serde_json::Value::Object(probabilities).to_string();
+    let answer = crate::repo::smart::ModelAnswer {
+        category: &category,
+        confidence: f64::from(confidence),
+        probabilities_json: &probabilities_json,
+    };
     let c = state.db.connection()?;
-    crate::repo::smart::set_model_category(&c, photo_id, &category, f64::from(confidence))?;
+    crate::repo::smart::set_model_category(
+        &c,
+        photo_id,
+        &answer,
+        state.photos.people_by_faces.as_deref(),
+    )?;
     Ok(())
 }

@@ -212,3 +212,105 @@ async fn face_thumbnails_are_stored_once_not_cut_from_the_original_per_request()
     assert_eq!(status, StatusCode::OK);
     assert_eq!(album.blob_files(), 0);
 }
+
+/// A landscape at 1000×750 with an LFW photo pasted in at `side` px (its face is about
+/// 45 % of that): a family photo as the classifier, trained on curated photos, meets it.
+fn landscape_with_face(side: Option<u32>) -> (String, Vec<u8>) {
+    let (_, scenery) = class_photos("landscape", 1).remove(0);
+    let mut canvas = image::load_from_memory(&scenery)
+        .unwrap()
+        .resize_exact(1000, 750, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    if let Some(side) = side {
+        let (_, portrait) = files_in(&faces_dir().join("Amelia_Vega"), 1).remove(0);
+        let portrait = image::load_from_memory(&portrait)
+            .unwrap()
+            .resize_exact(side, side, image::imageops::FilterType::Triangle)
+            .to_rgb8();
+        image::imageops::overlay(&mut canvas, &portrait, 600, 200);
+    }
+    let mut jpeg = Vec::new();
+    image::DynamicImage::ImageRgb8(canvas)
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    let name = side.map_or("scenery.jpg".to_owned(), |s| format!("face-{s}.jpg"));
+    (name, jpeg)
+}
+
+/// The categories of photos 1, 2, 3 once the jobs have run.
+async fn categories_of(album: &TestAlbum, token: &str) -> Vec<Value> {
+    let mut categories = Vec::new();
+    for id in 1..=3 {
+        let (_, photo) = album
+            .json("GET", &format!("/api/photos/{id}"), Some(token), None)
+            .await;
+        categories.push(photo["category"].clone());
+    }
+    categories
+}
+
+#[tokio::test]
+async fn a_large_clear_face_puts_a_photo_in_people_through_the_real_models() {
+    // big: face ~135 px of 750 (18 %); small: ~40 px (5 %), under the default 1/16
+    let photos = [
+        landscape_with_face(Some(300)),
+        landscape_with_face(Some(90)),
+        landscape_with_face(None),
+    ];
+    // The classifier's second opinion is off here (repo::smart's tests pin it): this
+    // test is about the real face models' part.
+    let configure = |share: f64| {
+        move |c: &mut album_serving::ServeConfig| {
+            c.model_bundle = Some(default_bundle());
+            c.face_weights = Some(face_weights());
+            c.people_face_share = share;
+            c.people_min_probability = 0.0;
+        }
+    };
+
+    // The classifier alone: none of the three is "people" to it.
+    let classifier_only = TestAlbum::new(configure(0.0));
+    let token = classifier_only.user("ann").await;
+    classifier_only.upload(&token, &photos).await;
+    classifier_only.drain();
+    let by_classifier = categories_of(&classifier_only, &token).await;
+    assert!(
+        by_classifier.iter().all(|c| c.is_string() && c != "people"),
+        "{by_classifier:?}"
+    );
+    assert_eq!(classifier_only.count("faces"), 2, "both faces are found");
+
+    // With faces' say: the large face decides, the small one and the scenery do not.
+    let album = TestAlbum::new(configure(1.0 / 16.0));
+    let token = album.user("ann").await;
+    album.upload(&token, &photos).await;
+    album.drain();
+    let categories = categories_of(&album, &token).await;
+    assert_eq!(
+        categories,
+        vec![
+            json!("people"),
+            by_classifier[1].clone(),
+            by_classifier[2].clone()
+        ]
+    );
+    let (_, photo) = album.json("GET", "/api/photos/1", Some(&token), None).await;
+    let confidence = photo["confidence"].as_f64().unwrap();
+    assert!(confidence >= 0.95, "the face's detection score: {photo}");
+
+    // A correction still wins, and dropping it goes back to the faces' verdict.
+    let correct = async |category: Value| {
+        album
+            .json(
+                "PUT",
+                "/api/photos/1/category",
+                Some(&token),
+                Some(json!({ "category": category })),
+            )
+            .await
+            .1["category"]
+            .clone()
+    };
+    assert_eq!(correct(json!("buildings")).await, "buildings");
+    assert_eq!(correct(Value::Null).await, "people");
+}

@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// Run without face detection (no people).
     #[arg(long, conflicts_with = "faces")]
     pub no_faces: bool,
+    /// A photo with a face at least this share of its shorter side goes to "people",
+    /// whatever the classifier says (1/16: a group or a portrait, not a passer-by); 0 leaves
+    /// "people" to the classifier.
+    #[arg(long, value_name = "SHARE", default_value_t = 1.0 / 16.0, value_parser = parse_share)]
+    pub people_face_share: f64,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080", value_parser = super::parse_listen_addr)]
     pub addr: SocketAddr,
@@ -132,6 +137,14 @@ Examples:
   album serve --data-dir /tmp/album --addr 127.0.0.1:0 --no-faces
   album serve --addr localhost:8080 --workers 1";
 
+/// A share of a side: a number in 0..=1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("expected a share of the photo's side, 0 to 1 (0.0625 is 1/16), got {text:?}")),
+    }
+}
+
 fn config_of(args: &ServeArgs) -> ServeConfig {
     let face_weights = (!args.no_faces).then(|| {
         args.faces
@@ -141,6 +154,7 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
     ServeConfig {
         model_bundle: (!args.no_model).then(|| args.model.clone()),
         face_weights,
+        people_face_share: args.people_face_share,
         max_file_bytes: args.max_file_mib << 20,
         max_request_bytes: args.max_request_mib << 20,
         max_pixels: args.max_megapixels * 1_000_000,

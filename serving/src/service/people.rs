@@ -124,6 +124,11 @@ impl People {
                     },
                 )?;
             }
+            crate::repo::smart::settle_category(
+                &transaction,
+                photo_id,
+                self.photos.people_by_faces.as_deref(),
+            )?;
             if !faces.is_empty() {
                 jobs::enqueue(
                     &transaction,

@@ -25,6 +25,7 @@ use crate::ingest::{self, Decoded, Decoding, Inspected, Patience};
 use crate::media;
 use crate::repo::faces;
 use crate::repo::photos::{self as repo, PhotoFilter, PhotoInfo};
+use crate::repo::smart::PeopleByFaces;
 use crate::service::jobs::{self, JobKind, JobSignal};
 use crate::service::places;
 use crate::zipstream::{self, ZipOut};
@@ -148,6 +149,9 @@ pub struct Photos {
     pub(crate) config: Arc<ServeConfig>,
     /// Woken when a stored photo has queued work.
     pub(crate) jobs: Arc<JobSignal>,
+    /// When faces decide the "people" smart album (a bundle with that class, the face
+    /// models and a positive `people_face_share`).
+    pub(crate) people_by_faces: Option<Arc<PeopleByFaces>>,
 }
 
 impl Photos {

@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ingest::{self, Decoding, Patience};
 use crate::repo::photos::{self, PhotoInfo};
-use crate::repo::smart::{self as repo, Category, CorrectedPhoto, Correction};
+use crate::repo::smart::{self as repo, Category, CorrectedPhoto, Correction, PeopleByFaces};
 use crate::zipstream::{self, ZipOut};
 
 /// The smart-albums service.
@@ -27,6 +27,8 @@ pub struct Smart {
     pub(crate) decoding: Decoding,
     /// The classifier's class names, when a bundle is configured.
     pub(crate) class_names: Option<Arc<Vec<String>>>,
+    /// Faces' say in the "people" album, for a photo whose correction is dropped.
+    pub(crate) people_by_faces: Option<Arc<PeopleByFaces>>,
 }
 
 impl Smart {
@@ -48,12 +50,13 @@ impl Smart {
         if let Some(category) = &category {
             self.check_category(category)?;
         }
+        let faces_rule = self.people_by_faces.clone();
         self.db
             .run(move |c| {
                 owned(c, user_id, photo_id)?;
                 match &category {
                     Some(category) => repo::set_manual_category(c, photo_id, category)?,
-                    None => repo::clear_manual_category(c, photo_id)?,
+                    None => repo::clear_manual_category(c, photo_id, faces_rule.as_deref())?,
                 }
                 owned(c, user_id, photo_id)
             })

@@ -178,6 +178,10 @@ pub(super) struct ServerOptions {
     /// Run the server without face detection.
     #[arg(long)]
     pub(super) no_faces: bool,
+    /// The server's `--people-face-share` (0: "people" is the classifier's alone)
+    /// [default: the server's].
+    #[arg(long, value_name = "SHARE")]
+    pub(super) people_face_share: Option<f64>,
 }
 
 impl ServerOptions {
@@ -198,6 +202,9 @@ impl ServerOptions {
         }
         if self.no_faces {
             command.arg("--no-faces");
+        }
+        if let Some(share) = self.people_face_share {
+            command.arg("--people-face-share").arg(share.to_string());
         }
         Ok(command)
     }
