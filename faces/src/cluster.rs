@@ -400,7 +400,9 @@ pub fn similar_groups<P: Copy>(
             let best = faces
                 .iter()
                 .flat_map(|face| mine.iter().map(move |m| similarity(m, face)))
-                .fold(None, |best: Option<f32>, s| Some(best.map_or(s, |b| b.max(s))))?;
+                .fold(None, |best: Option<f32>, s| {
+                    Some(best.map_or(s, |b| b.max(s)))
+                })?;
             (best >= floor).then_some((*group, best))
         })
         .collect();
@@ -425,18 +427,21 @@ mod tests {
     fn similar_groups_are_ranked_by_their_closest_face_and_cut_at_the_floor() {
         let mine = [at(0, 0.0), at(1, 1.0)];
         let groups = vec![
-            ("far", vec![at(2, 2.0)]),                  // d ≥ 2 from both: 0 %
-            ("near", vec![at(3, 3.0), at(0, 0.4)]),     // one face 0.4 away: 80 %
-            ("nearer", vec![at(1, 1.2)]),               // 0.2 away: 90 %
-            ("edge", vec![at(0, 0.68)]),                // 0.68 away: 66 %, over the floor
-            ("under", vec![at(0, 0.72)]),               // 0.72 away: 64 %, under it
+            ("far", vec![at(2, 2.0)]),              // d ≥ 2 from both: 0 %
+            ("near", vec![at(3, 3.0), at(0, 0.4)]), // one face 0.4 away: 80 %
+            ("nearer", vec![at(1, 1.2)]),           // 0.2 away: 90 %
+            ("edge", vec![at(0, 0.68)]),            // 0.68 away: 66 %, over the floor
+            ("under", vec![at(0, 0.72)]),           // 0.72 away: 64 %, under it
             ("nobody", vec![]),
         ];
         let found = similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, 10);
         let names: Vec<_> = found.iter().map(|(g, _)| *g).collect();
         assert_eq!(names, ["nearer", "near", "edge"]);
         assert!((found[0].1 - 0.9).abs() < 1e-6);
-        assert_eq!(similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, 1).len(), 1);
+        assert_eq!(
+            similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, 1).len(),
+            1
+        );
         assert!(similar_groups(&[], &groups, 0.0, 10).is_empty());
     }
 

@@ -108,7 +108,12 @@ async fn faces_become_people_and_corrections_hold() {
     // is offered no one (the split-off face and Gul are strangers to her).
     let similar = async |id: i64| {
         let (status, list) = album
-            .json("GET", &format!("/api/people/{id}/similar"), Some(&token), None)
+            .json(
+                "GET",
+                &format!("/api/people/{id}/similar"),
+                Some(&token),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{list}");
         list.as_array().unwrap().clone()
@@ -231,7 +236,10 @@ fn landscape_with_face(side: Option<u32>) -> (String, Vec<u8>) {
     }
     let mut jpeg = Vec::new();
     image::DynamicImage::ImageRgb8(canvas)
-        .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
         .unwrap();
     let name = side.map_or("scenery.jpg".to_owned(), |s| format!("face-{s}.jpg"));
     (name, jpeg)

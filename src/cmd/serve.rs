@@ -141,7 +141,9 @@ Examples:
 fn parse_share(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!("expected a share of the photo's side, 0 to 1 (0.0625 is 1/16), got {text:?}")),
+        _ => Err(format!(
+            "expected a share of the photo's side, 0 to 1 (0.0625 is 1/16), got {text:?}"
+        )),
     }
 }
 

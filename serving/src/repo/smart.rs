@@ -244,16 +244,21 @@ mod tests {
             probabilities_json: &probabilities,
         };
         set_model_category(c, 1, &answer, rule).unwrap();
-        c.query_row("SELECT category, confidence FROM photos WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        c.query_row(
+            "SELECT category, confidence FROM photos WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap()
     }
 
     #[test]
     fn a_large_clear_face_with_the_classifiers_second_opinion_makes_people() {
         let c = photo_with_face(60.0, 0.995); // 60 of 750 px: 8 %, over 1/16
-        assert_eq!(classify(&c, 0.3, Some(&rule())), ("people".into(), Some(0.995)));
+        assert_eq!(
+            classify(&c, 0.3, Some(&rule())),
+            ("people".into(), Some(0.995))
+        );
     }
 
     #[test]
