@@ -100,7 +100,11 @@ elif all_finished $RUNS; then
     --runs "$r/se-resnext50" "$r/se-resnext50-no-se" "$r/se-resnext50-conv-head" \
     --out "$OUT/ablation" --quiet
   echo "== leave-one-source-out: the same sources scored by the run that trained on them"
-  "$album" eval --run "$r/se-resnext50" --split test --sources "$HELD_OUT" --device tch-cpu --quiet
+  if [ -f "$r/se-resnext50/eval-test-sources-${HELD_OUT//,/+}/summary.md" ]; then
+    echo "$r/se-resnext50: already scored on the held-out sources"
+  else
+    "$album" eval --run "$r/se-resnext50" --split test --sources "$HELD_OUT" --device tch-cpu --quiet
+  fi
   echo "== Table 1: SE-ResNeXt-152 at batch 1/4/8 in f32/f16/bf16"
   "$album" bench infer --run "$r/se-resnext152" --batch-sizes 1,4,8 \
     --precisions f32,f16,bf16 --limit 1000 --out "$OUT/table1"
