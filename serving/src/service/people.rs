@@ -302,7 +302,7 @@ impl People {
     /// to one of `id`'s is at least [`SUGGESTION_SIMILARITY`] alike, most alike first. The
     /// faces are read first and compared without holding a connection.
     pub async fn similar(&self, user_id: i64, id: i64) -> Result<Vec<Suggestion>> {
-        let (mine, others) = self
+        let (mine, groups, mut people) = self
             .photos
             .db
             .run(move |c| {
@@ -314,26 +314,27 @@ impl People {
                     }
                 }
                 let mine = faces_of.remove(&id).unwrap_or_default();
-                let others: Vec<(Person, Vec<Descriptor>)> = repo::list_people(c, user_id, false)?
+                let people: HashMap<i64, Person> = repo::list_people(c, user_id, false)?
                     .into_iter()
                     .filter(|p| p.id != id && p.faces > 0)
-                    .filter_map(|p| Some((faces_of.remove(&p.id)?, p)))
-                    .map(|(faces, p)| (p, faces))
+                    .map(|p| (p.id, p))
                     .collect();
-                Ok((mine, others))
+                // only the visible people's faces are compared
+                let groups: Vec<(i64, Vec<Descriptor>)> = faces_of
+                    .into_iter()
+                    .filter(|(person, _)| people.contains_key(person))
+                    .collect();
+                Ok((mine, groups, people))
             })
             .await?;
         Ok(tokio::task::spawn_blocking(move || {
-            let groups: Vec<(usize, Vec<Descriptor>)> = others
-                .iter()
-                .enumerate()
-                .map(|(index, (_, faces))| (index, faces.clone()))
-                .collect();
             similar_groups(&mine, &groups, SUGGESTION_SIMILARITY, SUGGESTIONS)
                 .into_iter()
-                .map(|(index, similarity)| Suggestion {
-                    person: others[index].0.clone(),
-                    similarity,
+                .filter_map(|(id, similarity)| {
+                    Some(Suggestion {
+                        person: people.remove(&id)?,
+                        similarity,
+                    })
                 })
                 .collect()
         })
