@@ -20,6 +20,7 @@
 //! | [`dlib_dat`] | reader for dlib's `.dat` serialization |
 //! | [`embedder`] | the dlib ResNet in burn: chip → 128-D descriptor |
 //! | [`cluster`] | the paper's 72 % rule and a stronger density-based method |
+//! | [`index`] | exact radius search over descriptors in leader cells: about one cell per person per query |
 //! | [`pipeline`] | photo bytes → faces with boxes, landmarks and descriptors |
 //!
 //! `faces/NOTES.md` records how both model files were checked and where the issue's
@@ -31,6 +32,7 @@ pub mod detect;
 pub mod dlib_dat;
 pub mod embedder;
 pub mod error;
+pub mod index;
 pub mod onnx;
 pub mod pipeline;
 pub mod retinaface;
