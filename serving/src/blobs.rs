@@ -69,7 +69,7 @@ impl BlobStore {
 
     /// Held while purged rows' blobs are deleted (excludes every writer). Take the
     /// database connection first, as for [`BlobStore::writer`].
-    pub fn purger(&self) -> RwLockWriteGuard<'_, ()> {
+    pub(crate) fn purger(&self) -> RwLockWriteGuard<'_, ()> {
         self.lock
             .write()
             .unwrap_or_else(|poison| poison.into_inner())

@@ -40,7 +40,7 @@ pub enum BudgetError {
 
 impl BudgetError {
     /// As an HTTP answer: 422 for work that never fits, 503 + `Retry-After` while busy.
-    pub fn into_error(self, what: &str) -> Error {
+    pub(crate) fn into_error(self, what: &str) -> Error {
         match self {
             BudgetError::TooLarge { .. } => Error::BadImage(format!("{what} {self}")),
             BudgetError::Busy => Error::Busy {
@@ -81,12 +81,16 @@ impl MemoryBudget {
 
     /// `bytes`, waiting up to `wait` for other work to release them. Blocks the thread:
     /// call it from blocking code only.
-    pub fn reserve_within(&self, bytes: u64, wait: Duration) -> Result<Reservation, BudgetError> {
+    pub(crate) fn reserve_within(
+        &self,
+        bytes: u64,
+        wait: Duration,
+    ) -> Result<Reservation, BudgetError> {
         self.reserve_until(bytes, Some(Instant::now() + wait))
     }
 
     /// `bytes`, waiting as long as it takes (background jobs). Blocks the thread.
-    pub fn reserve(&self, bytes: u64) -> Result<Reservation, BudgetError> {
+    pub(crate) fn reserve(&self, bytes: u64) -> Result<Reservation, BudgetError> {
         self.reserve_until(bytes, None)
     }
 
@@ -168,7 +172,7 @@ impl Reservation {
     }
 
     /// Holds `more` bytes as well, now or never (an upload body growing chunk by chunk).
-    pub fn try_grow(&mut self, more: u64) -> Result<(), BudgetError> {
+    pub(crate) fn try_grow(&mut self, more: u64) -> Result<(), BudgetError> {
         let extra = self.budget.try_reserve(more)?;
         self.bytes += extra.bytes;
         std::mem::forget(extra); // its bytes are ours now

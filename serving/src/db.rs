@@ -26,7 +26,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A connection taken from the pool; back in the pool when dropped.
-pub type Pooled = r2d2::PooledConnection<SqliteConnectionManager>;
+pub(crate) type Pooled = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// A pool of connections to the album's database.
 #[derive(Clone)]
@@ -87,13 +87,13 @@ impl Db {
 /// snapshot, and if another connection commits in between, its first write fails at
 /// once with SQLITE_BUSY ("database is locked") — no timeout can help, the snapshot is
 /// stale. A purge running beside uploads answered 500 that way.
-pub fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(crate) fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     connection.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
 /// Applies the migrations the database has not seen yet, each in its own transaction.
 /// A database from a newer build (more migrations than this one knows) is refused.
-pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let applied: usize =
         connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
     if applied > MIGRATIONS.len() {

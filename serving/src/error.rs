@@ -91,7 +91,7 @@ impl Error {
 
     /// What a user may be shown: the message, except for internal and set-up failures,
     /// whose causes (paths, SQL, library errors) stay in the server's log.
-    pub fn public_message(&self) -> String {
+    pub(crate) fn public_message(&self) -> String {
         match self {
             Error::Internal(_) | Error::Setup(_) => {
                 "the server failed to handle this; it has been logged".to_owned()

@@ -82,7 +82,7 @@ pub struct Inspected {
 }
 
 /// The MIME type the album serves a stored kind as.
-pub fn mime_of(kind: ImageKind) -> &'static str {
+pub(crate) fn mime_of(kind: ImageKind) -> &'static str {
     match kind {
         ImageKind::Jpeg => "image/jpeg",
         ImageKind::Png => "image/png",
@@ -96,7 +96,7 @@ pub fn mime_of(kind: ImageKind) -> &'static str {
 /// Whether `c` has no place in a name a person typed: a control character, or a
 /// bidirectional-text control (U+200E/F, U+202A–E, U+2066–9, U+061C), which can make a
 /// name display as something else ("photo\u{202E}gpj.exe" shows as "photoexe.jpg").
-pub fn is_unsafe_in_name(c: char) -> bool {
+pub(crate) fn is_unsafe_in_name(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -107,7 +107,7 @@ pub fn is_unsafe_in_name(c: char) -> bool {
 /// Refuses file names that are not a plain name: path separators, `..`, control
 /// characters, or too long. The name is only ever shown (blobs are stored by hash), but
 /// a client sending `../../etc/passwd` is broken or hostile and gets told so.
-pub fn check_file_name(name: &str) -> Result<()> {
+pub(crate) fn check_file_name(name: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::BadRequest(format!("file name {name:?} {why}")));
     if name.trim().is_empty() {
         return bad("is empty");
@@ -170,7 +170,7 @@ pub fn inspect(name: String, bytes: Vec<u8>, decoding: &Decoding) -> Result<Insp
 }
 
 /// Orientations 5–8 turn the picture a quarter, swapping its sides.
-pub fn upright_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
+pub(crate) fn upright_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
     if (5..=8).contains(&orientation) {
         (height, width)
     } else {
@@ -182,7 +182,7 @@ pub fn upright_size(width: u32, height: u32, orientation: u16) -> (u32, u32) {
 /// first (16-bit pixels come back as 8-bit). Stored photos passed the pixel cap when
 /// they came in; the budget alone bounds them now, so lowering the cap later never
 /// makes a stored photo undecodable.
-pub fn decode_upright(
+pub(crate) fn decode_upright(
     bytes: &[u8],
     orientation: u16,
     decoding: &Decoding,

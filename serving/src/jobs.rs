@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 use crate::ingest::Patience;
 use crate::repo::jobs as repo;
 
-pub use crate::repo::jobs::{Counts, FailedJob, Job, Progress};
-pub use crate::service::jobs::{JobKind, JobSignal, enqueue};
+pub use crate::repo::jobs::{Counts, Job, Progress};
+pub(crate) use crate::service::jobs::JobSignal;
+pub use crate::service::jobs::{JobKind, enqueue};
 
 /// Puts jobs a crash left `running` back in the queue; returns how many.
 pub fn recover(c: &Connection) -> Result<usize> {
@@ -55,11 +56,6 @@ pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The user's background work, as `GET /api/jobs` shows it.
-pub fn progress_of(c: &Connection, user_id: i64) -> Result<Progress> {
-    Ok(repo::progress(c, user_id)?)
 }
 
 /// The models a worker runs, loaded in its own thread.
@@ -151,7 +147,7 @@ fn work(state: &AppState, models: &mut Models) {
 }
 
 /// Claims and runs one job; `false` when none was due.
-pub fn run_next(state: &AppState, models: &mut Models) -> Result<bool> {
+pub(crate) fn run_next(state: &AppState, models: &mut Models) -> Result<bool> {
     let Some(job) = claim(&*state.db.connection()?)? else {
         return Ok(false);
     };

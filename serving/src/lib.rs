@@ -33,6 +33,9 @@
 //!   faces, clustering) over the same services; [`origin`] refuses cross-site cookie
 //!   writes;
 //! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
+//!
+//! Items are `pub(crate)` unless the `album` binary or the integration tests use them:
+//! what is `pub` here is the crate's interface, not an accident of layout.
 
 pub mod api;
 pub mod app;

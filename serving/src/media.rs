@@ -22,7 +22,7 @@ use reverse_geocoder::ReverseGeocoder;
 
 /// Why a thumbnail, preview or animation could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum MediaError {
+pub(crate) enum MediaError {
     /// The input has no pixels (or, for an animation, no frames).
     #[error("nothing to encode: {0}")]
     Empty(&'static str),
@@ -43,15 +43,15 @@ pub enum MediaError {
 }
 
 /// Result of this module's fallible functions.
-pub type MediaResult<T> = std::result::Result<T, MediaError>;
+pub(crate) type MediaResult<T> = std::result::Result<T, MediaError>;
 
 /// The largest side of an animated GIF, in pixels.
-pub const GIF_MAX_SIZE: u32 = 1024;
+pub(crate) const GIF_MAX_SIZE: u32 = 1024;
 /// The most frames in one animated GIF. Frames are encoded one at a time, so memory stays
 /// at one canvas, but time grows with frames × size² (about 0.1 s a 1024 px frame, release).
-pub const GIF_MAX_FRAMES: usize = 100;
+pub(crate) const GIF_MAX_FRAMES: usize = 100;
 /// The allowed time each GIF frame is shown, in milliseconds.
-pub const GIF_DELAY_MS: std::ops::RangeInclusive<u32> = 20..=10_000;
+pub(crate) const GIF_DELAY_MS: std::ops::RangeInclusive<u32> = 20..=10_000;
 
 /// NeuQuant sampling factor for GIF palettes: image's default (1) is very slow for
 /// 100 large frames, and 10 is the gif crate's own recommended trade-off.
@@ -118,7 +118,7 @@ fn exif_orientation(exif: &Exif) -> u16 {
 
 /// Longest EXIF text kept (camera make and model): real ones are a few dozen characters,
 /// and the text goes into every listing of the photo.
-pub const EXIF_TEXT_MAX_CHARS: usize = 128;
+pub(crate) const EXIF_TEXT_MAX_CHARS: usize = 128;
 
 /// The first ASCII string of a tag, as lossy UTF-8, with control characters and outer
 /// whitespace removed, cut to [`EXIF_TEXT_MAX_CHARS`].
@@ -241,7 +241,11 @@ pub fn apply_orientation(mut image: DynamicImage, orientation: u16) -> DynamicIm
 
 /// Encodes `image` as a JPEG of the given quality (1..=100) whose longer side is at most
 /// `max_side`, keeping the aspect ratio and never enlarging. Alpha is dropped.
-pub fn resized_jpeg(image: &DynamicImage, max_side: u32, quality: u8) -> MediaResult<Vec<u8>> {
+pub(crate) fn resized_jpeg(
+    image: &DynamicImage,
+    max_side: u32,
+    quality: u8,
+) -> MediaResult<Vec<u8>> {
     check_range("max_side", max_side, 1, u32::from(u16::MAX))?;
     check_range("JPEG quality", u32::from(quality), 1, 100)?;
     let (width, height) = fit_within(image.width(), image.height(), max_side)?;
@@ -253,33 +257,16 @@ pub fn resized_jpeg(image: &DynamicImage, max_side: u32, quality: u8) -> MediaRe
     Ok(jpeg)
 }
 
-/// Encodes an animated GIF that loops forever: each frame, in the given order, is resized
-/// to fit `size`×`size` (aspect kept), centred on a black `size`×`size` canvas, and shown
-/// for `delay_ms` (rounded to the GIF's 10 ms unit).
-pub fn animated_gif(frames: &[DynamicImage], size: u32, delay_ms: u32) -> MediaResult<Vec<u8>> {
-    if frames.is_empty() {
-        return Err(MediaError::Empty("an animation needs at least one frame"));
-    }
-    let mut gif = Vec::new();
-    {
-        let mut writer = AnimatedGif::new(&mut gif, frames.len(), size, delay_ms)?;
-        for image in frames {
-            writer.push(gif_frame(image, size)?)?;
-        }
-    } // the encoder writes the GIF trailer when dropped
-    Ok(gif)
-}
-
 /// One frame of an animated GIF: `image` fitted into `size`×`size` (aspect kept) and
 /// centred on a black canvas of that size.
-pub fn gif_frame(image: &DynamicImage, size: u32) -> MediaResult<RgbaImage> {
+pub(crate) fn gif_frame(image: &DynamicImage, size: u32) -> MediaResult<RgbaImage> {
     check_range("GIF size", size, 1, GIF_MAX_SIZE)?;
     centred_on_canvas(image, size)
 }
 
 /// An animated GIF written one frame at a time into `out`, so that a caller decoding
 /// its sources holds one of them at a time; the trailer is written when it is dropped.
-pub struct AnimatedGif<'a> {
+pub(crate) struct AnimatedGif<'a> {
     encoder: GifEncoder<&'a mut Vec<u8>>,
     size: u32,
     delay: Delay,
@@ -324,7 +311,11 @@ impl<'a> AnimatedGif<'a> {
 }
 
 /// The limits on a GIF's frame count, canvas size and frame delay.
-pub fn check_gif_parameters(frame_count: usize, size: u32, delay_ms: u32) -> MediaResult<()> {
+pub(crate) fn check_gif_parameters(
+    frame_count: usize,
+    size: u32,
+    delay_ms: u32,
+) -> MediaResult<()> {
     check_range(
         "frame count",
         u32::try_from(frame_count).unwrap_or(u32::MAX),
@@ -427,7 +418,7 @@ fn check_range(what: &'static str, value: u32, min: u32, max: u32) -> MediaResul
 
 /// The GeoNames place nearest to a position.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Place {
+pub(crate) struct Place {
     /// Place name in ASCII (GeoNames' asciiname), e.g. "Paris".
     pub name: String,
     /// First-level administrative division, in ASCII as GeoNames spells it, e.g. "Ile-de-France".
@@ -447,7 +438,7 @@ pub struct Place {
 ///
 /// Building one parses about 145,000 embedded records into a k-d tree, which takes a
 /// noticeable moment: build it once and share it (it is `Send + Sync`) behind an `Arc`.
-pub struct Geocoder {
+pub(crate) struct Geocoder {
     inner: ReverseGeocoder,
 }
 
@@ -863,6 +854,23 @@ mod tests {
     }
 
     // ---- GIF -----------------------------------------------------------------------
+
+    /// A whole animated GIF through [`AnimatedGif`] (the service streams frames instead),
+    /// looping forever: each frame, in the given order, fitted into `size`×`size` (aspect
+    /// kept), centred on a black canvas, and shown for `delay_ms`.
+    fn animated_gif(frames: &[DynamicImage], size: u32, delay_ms: u32) -> MediaResult<Vec<u8>> {
+        if frames.is_empty() {
+            return Err(MediaError::Empty("an animation needs at least one frame"));
+        }
+        let mut gif = Vec::new();
+        {
+            let mut writer = AnimatedGif::new(&mut gif, frames.len(), size, delay_ms)?;
+            for image in frames {
+                writer.push(gif_frame(image, size)?)?;
+            }
+        } // the encoder writes the GIF trailer when dropped
+        Ok(gif)
+    }
 
     fn decoded_gif(bytes: &[u8]) -> Vec<image::Frame> {
         let decoder = image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).expect("GIF header");

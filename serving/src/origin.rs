@@ -18,7 +18,7 @@ use crate::auth::SESSION_COOKIE;
 use crate::error::Error;
 
 /// Middleware: refuses a cookie-authenticated write from another origin with 403.
-pub async fn refuse_cross_origin_cookie_writes(request: Request, next: Next) -> Response {
+pub(crate) async fn refuse_cross_origin_cookie_writes(request: Request, next: Next) -> Response {
     if is_cross_origin_cookie_write(request.method(), request.headers()) {
         return Error::Forbidden(
             "a write signed in by cookie must come from the album's own page".into(),

@@ -93,7 +93,7 @@ const RUNS: &[&str] = &[
 ];
 
 /// Why `password` is refused for `username`, or `None` when it is acceptable.
-pub fn weakness(username: &str, password: &str) -> Option<&'static str> {
+pub(crate) fn weakness(username: &str, password: &str) -> Option<&'static str> {
     let length = password.chars().count();
     if length < 8 || password.len() > 1024 {
         return Some("a password is 8 to 1024 characters long");

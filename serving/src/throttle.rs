@@ -61,7 +61,7 @@ impl Default for SignInPolicy {
 
 /// Why a sign-in was turned away before its password was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// The user name or the address failed too often; locked for `retry_after` more.
     Locked { retry_after: Duration },
     /// This address already has its share of sign-ins in flight.
@@ -100,7 +100,7 @@ pub struct SignInGuard {
 /// A sign-in that passed [`SignInGuard::admit`]: its address's in-flight slot, given
 /// back when dropped.
 #[derive(Debug)]
-pub struct Admitted<'a> {
+pub(crate) struct Admitted<'a> {
     guard: &'a SignInGuard,
     user: String,
     address: Option<IpAddr>,
@@ -108,7 +108,7 @@ pub struct Admitted<'a> {
 
 /// A verification slot, held while argon2 runs.
 #[derive(Debug)]
-pub struct VerificationSlot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub(crate) struct VerificationSlot(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl SignInGuard {
     pub fn new(policy: SignInPolicy) -> Self {
@@ -124,7 +124,11 @@ impl SignInGuard {
 
     /// Lets a sign-in for `user` from `address` (unknown when the service is not behind
     /// a socket, as in tests) go on to its password check, or says why not.
-    pub fn admit(&self, user: &str, address: Option<IpAddr>) -> Result<Admitted<'_>, Refusal> {
+    pub(crate) fn admit(
+        &self,
+        user: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Admitted<'_>, Refusal> {
         let now = Instant::now();
         let keys = [Some(Key::User(user.to_owned())), address.map(Key::Address)];
         {
@@ -156,7 +160,7 @@ impl SignInGuard {
     }
 
     /// Waits for a verification slot, or refuses at once when the waiting line is full.
-    pub async fn verification_slot(&self) -> Result<VerificationSlot, Refusal> {
+    pub(crate) async fn verification_slot(&self) -> Result<VerificationSlot, Refusal> {
         if let Ok(permit) = self.verifications.clone().try_acquire_owned() {
             return Ok(VerificationSlot(permit));
         }
@@ -221,7 +225,7 @@ impl Admitted<'_> {
 
     /// A correct password: the user name's failures are forgotten (the address's are
     /// not: one known password must not reset a spray across other names).
-    pub fn succeeded(self) {
+    pub(crate) fn succeeded(self) {
         let now = Instant::now();
         lock(&self.guard.failures).remove(&Key::User(self.user.clone()));
         self.guard.forget_stale(now);

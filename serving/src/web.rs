@@ -45,12 +45,12 @@ pub async fn script() -> Response {
 }
 
 /// `GET /style.css`.
-pub async fn style() -> Response {
+pub(crate) async fn style() -> Response {
     asset(STYLE, "text/css; charset=utf-8")
 }
 
 /// `GET /basemap.json`: the land the map of Places is drawn on (TopoJSON).
-pub async fn basemap() -> Response {
+pub(crate) async fn basemap() -> Response {
     asset(BASEMAP, "application/json")
 }
 
@@ -61,7 +61,7 @@ pub struct Health {
 }
 
 /// `GET /api/health`: no sign-in needed.
-pub async fn health() -> Json<Health> {
+pub(crate) async fn health() -> Json<Health> {
     Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
@@ -69,6 +69,6 @@ pub async fn health() -> Json<Health> {
 }
 
 /// Any other path.
-pub async fn not_found() -> Error {
+pub(crate) async fn not_found() -> Error {
     Error::NotFound("route")
 }

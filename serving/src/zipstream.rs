@@ -19,7 +19,7 @@ use zip::write::{SimpleFileOptions, StreamWriter};
 use crate::error::{Error, Result};
 
 /// The archive a build function writes into.
-pub type ZipOut = zip::ZipWriter<StreamWriter<ChannelWriter>>;
+pub(crate) type ZipOut = zip::ZipWriter<StreamWriter<ChannelWriter>>;
 
 /// Bytes gathered before a chunk is handed to the body.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -35,7 +35,7 @@ pub fn stored() -> SimpleFileOptions {
 }
 
 /// Adds one entry, copying from `source` in pieces.
-pub fn add_entry(zip: &mut ZipOut, name: &str, source: &mut impl Read) -> Result<()> {
+pub(crate) fn add_entry(zip: &mut ZipOut, name: &str, source: &mut impl Read) -> Result<()> {
     zip.start_file(name, stored())
         .map_err(|e| Error::internal("zip entry", e))?;
     io::copy(source, zip).map_err(|e| Error::internal("zip entry", e))?;
@@ -44,7 +44,7 @@ pub fn add_entry(zip: &mut ZipOut, name: &str, source: &mut impl Read) -> Result
 
 /// A response streaming the zip that `build` writes on a blocking thread;
 /// `disposition` is a static `attachment; filename=…` header.
-pub fn streamed_zip(
+pub(crate) fn streamed_zip(
     disposition: &'static str,
     build: impl FnOnce(&mut ZipOut) -> Result<()> + Send + 'static,
 ) -> Response {
@@ -81,7 +81,7 @@ pub fn streamed_zip(
 
 /// A `Write` whose bytes go to the response body in chunks; writing fails once the
 /// client has gone.
-pub struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     sender: mpsc::Sender<io::Result<Bytes>>,
     pending: Vec<u8>,
 }

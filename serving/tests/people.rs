@@ -69,12 +69,53 @@ async fn faces_become_people_and_corrections_hold() {
         assert_eq!(status, StatusCode::OK, "{photo}");
         photo["people"].clone()
     };
+    // …with which of its faces are theirs, for the viewer's "Not them?"
+    let named = |people: serde_json::Value| -> Vec<(i64, Option<String>, usize)> {
+        people
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let faces = p["face_ids"].as_array().unwrap();
+                assert!(faces.iter().all(|f| f.as_i64().is_some()), "{p}");
+                (
+                    p["id"].as_i64().unwrap(),
+                    p["name"].as_str().map(str::to_owned),
+                    faces.len(),
+                )
+            })
+            .collect()
+    };
     assert_eq!(
-        in_photo(1).await,
-        json!([{"id": gul, "name": "Abdullah Gul"}])
+        named(in_photo(1).await),
+        [(gul, Some("Abdullah Gul".to_owned()), 1)]
     );
-    assert_eq!(in_photo(5).await, json!([{"id": vega, "name": null}]));
+    assert_eq!(named(in_photo(5).await), [(vega, None, 1)]);
     assert_eq!(in_photo(8).await, json!([]));
+    // moving photo 5's face off Vega, as the viewer does: the photo names the new person
+    let moved = in_photo(5).await[0]["face_ids"].clone();
+    let (status, someone_new) = album
+        .json(
+            "POST",
+            &format!("/api/people/{vega}/split"),
+            Some(&token),
+            Some(json!({ "face_ids": moved })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{someone_new}");
+    let new_id = someone_new["id"].as_i64().unwrap();
+    assert_eq!(named(in_photo(5).await), [(new_id, None, 1)]);
+    // and back, by merging the new person into Vega
+    let (status, _) = album
+        .json(
+            "POST",
+            &format!("/api/people/{new_id}/merge"),
+            Some(&token),
+            Some(json!({ "into": vega })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(named(in_photo(5).await), [(vega, None, 1)]);
     let (status, cover) = album
         .get_bytes(
             &format!("/api/faces/{}/thumbnail", renamed["cover_face_id"]),

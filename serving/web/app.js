@@ -1099,11 +1099,44 @@ function fillPhoto(photo) {
   showSteps();
 }
 
-// Who is in the photo, each a link to their photos (following one closes the viewer).
+// Who is in the photo, each a link to their photos (following one closes the viewer), and
+// "Not them?" to move this photo's faces of that person to someone else or to a new person.
 function peopleLinks(people) {
-  const links = people.map((person) =>
-    h('a', { href: `#person/${person.id}`, testid: 'photo-person' }, person.name || 'Unnamed person'));
-  return h('span', { testid: 'photo-people' }, ...links.flatMap((link, i) => (i ? [', ', link] : [link])));
+  const entries = people.map((person) => {
+    const name = personName(person);
+    const link = h('a', { href: `#person/${person.id}`, testid: 'photo-person' }, name);
+    const move = h('button', {
+      type: 'button', class: 'link', testid: 'photo-person-move', 'aria-label': `Not ${name}? Move this face`,
+    }, 'Not them?');
+    const entry = h('span', { class: 'photo-person', testid: 'photo-person-entry' }, link, ' ', move);
+    move.addEventListener('click', () => attempt(async () => {
+      entry.replaceChildren(link, ' ', await moveFaceMenu(person));
+    }));
+    return entry;
+  });
+  return h('span', { testid: 'photo-people' }, ...entries.flatMap((entry, i) => (i ? [', ', entry] : [entry])));
+}
+
+// The people a face can go to: someone new, or anyone else (most photos first, as People
+// lists them). Choosing splits the face off, then merges it into the one chosen.
+async function moveFaceMenu(person) {
+  const others = (await api('GET', '/api/people')).filter((other) => other.id !== person.id);
+  const select = h('select', { testid: 'photo-person-move-to', 'aria-label': 'Move this face to' },
+    h('option', { value: '' }, 'Move to…'),
+    h('option', { value: 'new' }, 'Someone new'),
+    others.map((other) => h('option', { value: other.id }, personName(other))));
+  select.addEventListener('change', () => attempt(async () => {
+    if (!select.value) return;
+    const made = await api('POST', `/api/people/${person.id}/split`, { face_ids: person.face_ids });
+    if (select.value !== 'new') {
+      await api('POST', `/api/people/${made.id}/merge`, { into: Number(select.value) });
+    }
+    fillPhoto(await api('GET', `/api/photos/${shown.id}`));
+    dirty = true;
+    showMessage(`Moved to ${select.selectedOptions[0].textContent === 'Someone new'
+      ? 'a new person' : select.selectedOptions[0].textContent}.`, 'notice');
+  }));
+  return select;
 }
 
 // Changes made in the dialog also change the grid behind it; redraw it on close.

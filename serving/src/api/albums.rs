@@ -11,7 +11,10 @@ use crate::repo::albums::Album;
 use crate::service::albums::{AlbumChange, Albums};
 
 /// `GET /api/albums`.
-pub async fn list(State(albums): State<Albums>, user: CurrentUser) -> Result<Json<Vec<Album>>> {
+pub(crate) async fn list(
+    State(albums): State<Albums>,
+    user: CurrentUser,
+) -> Result<Json<Vec<Album>>> {
     Ok(Json(albums.list(user.id).await?))
 }
 
@@ -21,7 +24,7 @@ pub struct NewAlbum {
 }
 
 /// `POST /api/albums`.
-pub async fn create(
+pub(crate) async fn create(
     State(albums): State<Albums>,
     user: CurrentUser,
     Json(body): Json<NewAlbum>,
@@ -31,7 +34,7 @@ pub async fn create(
 }
 
 /// `GET /api/albums/{id}`.
-pub async fn get(
+pub(crate) async fn get(
     State(albums): State<Albums>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -51,13 +54,15 @@ pub struct AlbumPatch {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<i64>>, D::Error> {
         Option::<i64>::deserialize(d).map(Some)
     }
 }
 
 /// `PATCH /api/albums/{id}`: rename, set or clear the cover.
-pub async fn patch(
+pub(crate) async fn patch(
     State(albums): State<Albums>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -71,7 +76,7 @@ pub async fn patch(
 }
 
 /// `DELETE /api/albums/{id}`: the album goes; its photos stay.
-pub async fn delete(
+pub(crate) async fn delete(
     State(albums): State<Albums>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -81,12 +86,12 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct PhotoIds {
+pub(crate) struct PhotoIds {
     pub photo_ids: Vec<i64>,
 }
 
 /// `POST /api/albums/{id}/photos`: adds the user's photos (already there is fine).
-pub async fn add_photos(
+pub(crate) async fn add_photos(
     State(albums): State<Albums>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -96,7 +101,7 @@ pub async fn add_photos(
 }
 
 /// `DELETE /api/albums/{id}/photos/{photo_id}`: takes a photo out (the photo stays).
-pub async fn remove_photo(
+pub(crate) async fn remove_photo(
     State(albums): State<Albums>,
     user: CurrentUser,
     Path((id, photo)): Path<(i64, i64)>,

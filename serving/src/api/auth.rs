@@ -14,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use crate::service::accounts::{Accounts, Credentials, CurrentUser, Session};
+pub(crate) use crate::service::accounts::CurrentUser;
+pub use crate::service::accounts::{Accounts, Credentials};
 
 /// The cookie the web page signs in with.
-pub const SESSION_COOKIE: &str = "album_session";
+pub(crate) const SESSION_COOKIE: &str = "album_session";
 
 /// What the session cookie needs to know of the deployment.
 #[derive(Clone)]
@@ -47,7 +48,7 @@ pub async fn register(
 }
 
 /// `POST /api/sessions`: signs in; the token comes back in the body and as a cookie.
-pub async fn sign_in(
+pub(crate) async fn sign_in(
     State(accounts): State<Accounts>,
     State(cookies): State<CookiePolicy>,
     ClientAddress(address): ClientAddress,
@@ -61,7 +62,7 @@ pub async fn sign_in(
 }
 
 /// `DELETE /api/sessions`: signs this token out.
-pub async fn sign_out(
+pub(crate) async fn sign_out(
     State(accounts): State<Accounts>,
     State(cookies): State<CookiePolicy>,
     user: CurrentUser,
@@ -75,7 +76,7 @@ pub async fn sign_out(
 
 /// `DELETE /api/me/sessions`: signs the user out everywhere (every session, this one
 /// too).
-pub async fn sign_out_everywhere(
+pub(crate) async fn sign_out_everywhere(
     State(accounts): State<Accounts>,
     State(cookies): State<CookiePolicy>,
     user: CurrentUser,
@@ -85,14 +86,14 @@ pub async fn sign_out_everywhere(
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PasswordChange {
+pub(crate) struct PasswordChange {
     pub current_password: String,
     pub new_password: String,
 }
 
 /// `PUT /api/me/password`: a new password, given the current one. Every other session
 /// ends; this one stays.
-pub async fn change_password(
+pub(crate) async fn change_password(
     State(accounts): State<Accounts>,
     ClientAddress(address): ClientAddress,
     user: CurrentUser,
@@ -113,7 +114,7 @@ pub async fn change_password(
 }
 
 /// `GET /api/me`.
-pub async fn me(user: CurrentUser) -> Json<CurrentUser> {
+pub(crate) async fn me(user: CurrentUser) -> Json<CurrentUser> {
     Json(user)
 }
 

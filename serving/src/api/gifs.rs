@@ -10,7 +10,7 @@ use crate::repo::photos::PhotoInfo;
 use crate::service::gifs::{GifRequest, Gifs};
 
 /// `POST /api/gifs`: a new GIF item from the chosen photos (201), or why not.
-pub async fn create(
+pub(crate) async fn create(
     State(gifs): State<Gifs>,
     user: CurrentUser,
     Json(request): Json<GifRequest>,

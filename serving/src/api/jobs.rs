@@ -9,6 +9,9 @@ use crate::repo::jobs::Progress;
 use crate::service::jobs::Queue;
 
 /// `GET /api/jobs`: the signed-in user's background work.
-pub async fn progress(State(queue): State<Queue>, user: CurrentUser) -> Result<Json<Progress>> {
+pub(crate) async fn progress(
+    State(queue): State<Queue>,
+    user: CurrentUser,
+) -> Result<Json<Progress>> {
     Ok(Json(queue.progress(user.id).await?))
 }

@@ -12,7 +12,7 @@ use crate::repo::montages::MusicRow;
 use crate::service::montages::{MontageInfo, MontageRequest, Montages, RebuildRequest};
 
 /// `POST /api/montages`: the render queued (202); `GET /api/montages/{id}` follows it.
-pub async fn create(
+pub(crate) async fn create(
     State(montages): State<Montages>,
     user: CurrentUser,
     Json(request): Json<MontageRequest>,
@@ -22,7 +22,7 @@ pub async fn create(
 }
 
 /// `GET /api/montages`: the newest 100, newest first.
-pub async fn list(
+pub(crate) async fn list(
     State(montages): State<Montages>,
     user: CurrentUser,
 ) -> Result<Json<Vec<MontageInfo>>> {
@@ -30,7 +30,7 @@ pub async fn list(
 }
 
 /// `GET /api/montages/{id}`: its state, progress and, once rendered, its video item.
-pub async fn get(
+pub(crate) async fn get(
     State(montages): State<Montages>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -40,7 +40,7 @@ pub async fn get(
 
 /// `POST /api/montages/{id}/rebuild`: a new montage with the same settings and the
 /// photos given (some removed, or reordered); 202.
-pub async fn rebuild(
+pub(crate) async fn rebuild(
     State(montages): State<Montages>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -52,7 +52,7 @@ pub async fn rebuild(
 
 /// `POST /api/music`: one audio file as multipart/form-data (its first file field),
 /// kept for montages once ffprobe finds sound in it; 201 with its id and length.
-pub async fn add_music(
+pub(crate) async fn add_music(
     State(montages): State<Montages>,
     user: CurrentUser,
     multipart: std::result::Result<Multipart, MultipartRejection>,
@@ -85,7 +85,7 @@ pub async fn add_music(
 }
 
 /// `GET /api/music`: the user's music, newest first.
-pub async fn music(
+pub(crate) async fn music(
     State(montages): State<Montages>,
     user: CurrentUser,
 ) -> Result<Json<Vec<MusicRow>>> {

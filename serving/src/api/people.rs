@@ -20,7 +20,7 @@ pub struct PeopleQuery {
 }
 
 /// `GET /api/people`: most photos first.
-pub async fn list(
+pub(crate) async fn list(
     State(people): State<People>,
     user: CurrentUser,
     Query(query): Query<PeopleQuery>,
@@ -29,7 +29,7 @@ pub async fn list(
 }
 
 /// `GET /api/people/{id}`.
-pub async fn get(
+pub(crate) async fn get(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -38,7 +38,7 @@ pub async fn get(
 }
 
 /// `PATCH /api/people/{id}`: rename, hide / unhide, choose the cover face.
-pub async fn patch(
+pub(crate) async fn patch(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -54,7 +54,7 @@ pub struct MergeBody {
 }
 
 /// `POST /api/people/{id}/merge`: every face of this person goes to `into`.
-pub async fn merge(
+pub(crate) async fn merge(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -70,7 +70,7 @@ pub struct SplitBody {
 }
 
 /// `POST /api/people/{id}/split`: the given faces leave this person for a new one.
-pub async fn split(
+pub(crate) async fn split(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -81,7 +81,7 @@ pub async fn split(
 }
 
 /// `GET /api/people/{id}/faces`.
-pub async fn faces(
+pub(crate) async fn faces(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -90,7 +90,7 @@ pub async fn faces(
 }
 
 /// `GET /api/people/{id}/similar`: people who may be the same person ("Same person?").
-pub async fn similar(
+pub(crate) async fn similar(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -99,14 +99,14 @@ pub async fn similar(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct MoveFace {
+pub(crate) struct MoveFace {
     /// The person to move the face to; absent or null: a new person.
     pub person_id: Option<i64>,
 }
 
 /// `PUT /api/faces/{id}/person`: moves a face to another person (or a new one); the
 /// placement is manual and survives re-clustering.
-pub async fn move_face(
+pub(crate) async fn move_face(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -116,7 +116,7 @@ pub async fn move_face(
 }
 
 /// `GET /api/faces/{id}/thumbnail`: the face cut from its photo, 160 px, JPEG.
-pub async fn face_thumbnail(
+pub(crate) async fn face_thumbnail(
     State(people): State<People>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -135,7 +135,7 @@ pub struct Reclustered {
 }
 
 /// `POST /api/people/recluster`: regroups every face of the user.
-pub async fn recluster(
+pub(crate) async fn recluster(
     State(people): State<People>,
     user: CurrentUser,
 ) -> Result<Json<Reclustered>> {

@@ -93,7 +93,7 @@ async fn read_files(
 
 /// `POST /api/photos`: multipart upload of one or more files (any field name). 201 when
 /// at least one file was stored, else 200; each file's outcome is in the report.
-pub async fn upload(
+pub(crate) async fn upload(
     State(photos): State<Photos>,
     user: CurrentUser,
     multipart: std::result::Result<Multipart, MultipartRejection>,
@@ -116,7 +116,7 @@ pub async fn upload(
 }
 
 /// `GET /api/photos`.
-pub async fn list(
+pub(crate) async fn list(
     State(photos): State<Photos>,
     user: CurrentUser,
     Query(filter): Query<PhotoFilter>,
@@ -125,7 +125,7 @@ pub async fn list(
 }
 
 /// `GET /api/photos/months`: the months the listing's photos were taken in, with counts.
-pub async fn months(
+pub(crate) async fn months(
     State(photos): State<Photos>,
     user: CurrentUser,
     Query(filter): Query<PhotoFilter>,
@@ -134,7 +134,7 @@ pub async fn months(
 }
 
 /// `GET /api/photos/{id}`: the photo and the people in it.
-pub async fn get(
+pub(crate) async fn get(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -189,7 +189,7 @@ async fn send_rendition(
 }
 
 /// `GET /api/photos/{id}/original`.
-pub async fn original(
+pub(crate) async fn original(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -198,7 +198,7 @@ pub async fn original(
 }
 
 /// `GET /api/photos/{id}/thumbnail`.
-pub async fn thumbnail(
+pub(crate) async fn thumbnail(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -207,7 +207,7 @@ pub async fn thumbnail(
 }
 
 /// `GET /api/photos/{id}/preview`.
-pub async fn preview(
+pub(crate) async fn preview(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -234,7 +234,7 @@ fn parse_ids(text: &str) -> Result<Vec<i64>> {
 
 /// `GET /api/photos/zip?ids=…`: every id checked first (someone else's is "not found"),
 /// then the zip streamed as it is written.
-pub async fn zip(
+pub(crate) async fn zip(
     State(photos): State<Photos>,
     user: CurrentUser,
     Query(query): Query<ZipQuery>,
@@ -247,7 +247,7 @@ pub async fn zip(
 }
 
 /// `PATCH /api/photos/{id}`: favourite / unfavourite, rename.
-pub async fn patch(
+pub(crate) async fn patch(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -257,7 +257,7 @@ pub async fn patch(
 }
 
 /// `DELETE /api/photos/{id}`: to the trash (again is fine).
-pub async fn trash(
+pub(crate) async fn trash(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -267,7 +267,7 @@ pub async fn trash(
 }
 
 /// `POST /api/photos/{id}/restore`: back from the trash.
-pub async fn restore(
+pub(crate) async fn restore(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -276,7 +276,7 @@ pub async fn restore(
 }
 
 /// `GET /api/trash`: the trash, newest first (same paging as `/api/photos`).
-pub async fn list_trash(
+pub(crate) async fn list_trash(
     State(photos): State<Photos>,
     user: CurrentUser,
     Query(mut filter): Query<PhotoFilter>,
@@ -286,13 +286,13 @@ pub async fn list_trash(
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Purged {
+pub(crate) struct Purged {
     pub purged: usize,
 }
 
 /// `DELETE /api/trash/{id}`: deletes one trashed photo for good (a photo not in the
 /// trash must go there first: 409).
-pub async fn purge_one(
+pub(crate) async fn purge_one(
     State(photos): State<Photos>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -302,7 +302,10 @@ pub async fn purge_one(
 }
 
 /// `DELETE /api/trash`: empties the trash.
-pub async fn empty_trash(State(photos): State<Photos>, user: CurrentUser) -> Result<Json<Purged>> {
+pub(crate) async fn empty_trash(
+    State(photos): State<Photos>,
+    user: CurrentUser,
+) -> Result<Json<Purged>> {
     let purged = photos.empty_trash(user.id).await?;
     Ok(Json(Purged { purged }))
 }

@@ -10,6 +10,9 @@ use crate::service::places::Places;
 
 /// `GET /api/places`: the user's places, most photos first (list a place's photos with
 /// `GET /api/photos?place=ID`).
-pub async fn list(State(places): State<Places>, user: CurrentUser) -> Result<Json<Vec<PlaceInfo>>> {
+pub(crate) async fn list(
+    State(places): State<Places>,
+    user: CurrentUser,
+) -> Result<Json<Vec<PlaceInfo>>> {
     Ok(Json(places.list(user.id).await?))
 }

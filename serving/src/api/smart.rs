@@ -13,7 +13,10 @@ use crate::service::smart::Smart;
 use crate::zipstream;
 
 /// `GET /api/categories`: the smart albums (list one with `GET /api/photos?category=`).
-pub async fn list(State(smart): State<Smart>, user: CurrentUser) -> Result<Json<Vec<Category>>> {
+pub(crate) async fn list(
+    State(smart): State<Smart>,
+    user: CurrentUser,
+) -> Result<Json<Vec<Category>>> {
     Ok(Json(smart.categories(user.id).await?))
 }
 
@@ -24,7 +27,7 @@ pub struct CategoryBody {
 }
 
 /// `PUT /api/photos/{id}/category`.
-pub async fn correct(
+pub(crate) async fn correct(
     State(smart): State<Smart>,
     user: CurrentUser,
     Path(id): Path<i64>,
@@ -34,7 +37,7 @@ pub async fn correct(
 }
 
 /// `GET /api/corrections`.
-pub async fn list_corrections(
+pub(crate) async fn list_corrections(
     State(smart): State<Smart>,
     user: CurrentUser,
 ) -> Result<Json<Vec<Correction>>> {
@@ -42,7 +45,7 @@ pub async fn list_corrections(
 }
 
 /// `GET /api/corrections/export`, streamed as it is written.
-pub async fn export(State(smart): State<Smart>, user: CurrentUser) -> Result<Response> {
+pub(crate) async fn export(State(smart): State<Smart>, user: CurrentUser) -> Result<Response> {
     let rows = smart.corrected_photos(user.id).await?;
     Ok(zipstream::streamed_zip(
         "attachment; filename=\"corrections.zip\"",

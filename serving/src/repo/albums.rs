@@ -33,7 +33,7 @@ fn album_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Album> {
 }
 
 /// The user's album `id`, if it is theirs.
-pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Album>> {
+pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Album>> {
     c.query_row(
         &format!("SELECT {ALBUM_COLUMNS} FROM albums a WHERE a.id = ?1 AND a.user_id = ?2"),
         params![id, user_id],
@@ -43,7 +43,7 @@ pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Al
 }
 
 /// The user's albums by name.
-pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Album>> {
+pub(crate) fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Album>> {
     let mut statement = c.prepare_cached(&format!(
         "SELECT {ALBUM_COLUMNS} FROM albums a WHERE a.user_id = ?1 ORDER BY a.name, a.id"
     ))?;
@@ -68,7 +68,7 @@ pub fn rename(c: &Connection, id: i64, name: &str) -> rusqlite::Result<()> {
 }
 
 /// Sets the cover (`None`: back to the newest photo).
-pub fn set_cover(c: &Connection, id: i64, photo_id: Option<i64>) -> rusqlite::Result<()> {
+pub(crate) fn set_cover(c: &Connection, id: i64, photo_id: Option<i64>) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE albums SET cover_photo_id = ?1 WHERE id = ?2",
         params![photo_id, id],
@@ -90,7 +90,12 @@ pub fn contains(c: &Connection, id: i64, photo_id: i64) -> rusqlite::Result<bool
 }
 
 /// Puts a photo in (already there is fine).
-pub fn add_photo(c: &Connection, id: i64, photo_id: i64, added: i64) -> rusqlite::Result<()> {
+pub(crate) fn add_photo(
+    c: &Connection,
+    id: i64,
+    photo_id: i64,
+    added: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT OR IGNORE INTO album_photos (album_id, photo_id, added) VALUES (?1, ?2, ?3)",
         params![id, photo_id, added],
@@ -99,7 +104,7 @@ pub fn add_photo(c: &Connection, id: i64, photo_id: i64, added: i64) -> rusqlite
 }
 
 /// Takes a photo out, and off the cover if it was there.
-pub fn remove_photo(c: &Connection, id: i64, photo_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn remove_photo(c: &Connection, id: i64, photo_id: i64) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM album_photos WHERE album_id = ?1 AND photo_id = ?2",
         params![id, photo_id],

@@ -31,7 +31,7 @@ fn descriptor_to_blob(descriptor: &Descriptor) -> Vec<u8> {
 
 /// A face found by the faces job, to be stored.
 #[derive(Debug, Clone)]
-pub struct NewFace<'a> {
+pub(crate) struct NewFace<'a> {
     pub user_id: i64,
     pub photo_id: i64,
     pub score: f64,
@@ -41,7 +41,7 @@ pub struct NewFace<'a> {
     pub thumbnail_sha256: &'a str,
 }
 
-pub fn insert(c: &Connection, face: &NewFace<'_>) -> rusqlite::Result<i64> {
+pub(crate) fn insert(c: &Connection, face: &NewFace<'_>) -> rusqlite::Result<i64> {
     let [x, y, w, h] = face.frame;
     c.execute(
         "INSERT INTO faces (user_id, photo_id, score, x, y, w, h, descriptor, thumbnail_sha256)
@@ -62,7 +62,7 @@ pub fn insert(c: &Connection, face: &NewFace<'_>) -> rusqlite::Result<i64> {
 }
 
 /// The thumbnails of the photo's faces the faces job placed (not those placed by hand).
-pub fn automatic_thumbnails(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn automatic_thumbnails(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
     let mut statement = c.prepare(
         "SELECT thumbnail_sha256 FROM faces
          WHERE photo_id = ?1 AND manual = 0 AND thumbnail_sha256 IS NOT NULL",
@@ -71,7 +71,7 @@ pub fn automatic_thumbnails(c: &Connection, photo_id: i64) -> rusqlite::Result<V
 }
 
 /// The thumbnails of every face of the photo.
-pub fn thumbnails_of_photo(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn thumbnails_of_photo(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
     let mut statement = c.prepare(
         "SELECT thumbnail_sha256 FROM faces WHERE photo_id = ?1 AND thumbnail_sha256 IS NOT NULL",
     )?;
@@ -79,7 +79,7 @@ pub fn thumbnails_of_photo(c: &Connection, photo_id: i64) -> rusqlite::Result<Ve
 }
 
 /// Removes the photo's faces the faces job placed.
-pub fn delete_automatic(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn delete_automatic(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
     c.execute(
         "DELETE FROM faces WHERE photo_id = ?1 AND manual = 0",
         [photo_id],
@@ -88,7 +88,7 @@ pub fn delete_automatic(c: &Connection, photo_id: i64) -> rusqlite::Result<usize
 
 /// A face as the grouping reads it.
 #[derive(Debug, Clone)]
-pub struct FaceRow {
+pub(crate) struct FaceRow {
     pub id: i64,
     pub person_id: Option<i64>,
     pub manual: bool,
@@ -97,7 +97,7 @@ pub struct FaceRow {
 
 /// The user's faces in the order they were stored; `clustered` picks those the cluster
 /// job has (or has not) placed, `None` all of them.
-pub fn for_grouping(
+pub(crate) fn for_grouping(
     c: &Connection,
     user_id: i64,
     clustered: Option<bool>,
@@ -152,7 +152,7 @@ pub fn grouped(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<GroupedFace
 }
 
 /// Puts the face with a person (or none) as the grouping placed it.
-pub fn set_person(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_person(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1 WHERE id = ?2",
         params![person_id, face_id],
@@ -161,7 +161,11 @@ pub fn set_person(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Res
 }
 
 /// Marks the face placed by the grouping, with the person it chose (or none yet).
-pub fn set_clustered(c: &Connection, face_id: i64, person_id: Option<i64>) -> rusqlite::Result<()> {
+pub(crate) fn set_clustered(
+    c: &Connection,
+    face_id: i64,
+    person_id: Option<i64>,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1, clustered = 1 WHERE id = ?2",
         params![person_id, face_id],
@@ -170,7 +174,7 @@ pub fn set_clustered(c: &Connection, face_id: i64, person_id: Option<i64>) -> ru
 }
 
 /// Puts the face with a person by hand: it keeps that person through a re-cluster.
-pub fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1, manual = 1, clustered = 1 WHERE id = ?2",
         params![person_id, face_id],
@@ -179,7 +183,7 @@ pub fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Res
 }
 
 /// Moves every face of `from` to `into`, by hand.
-pub fn move_all(c: &Connection, from: i64, into: i64) -> rusqlite::Result<usize> {
+pub(crate) fn move_all(c: &Connection, from: i64, into: i64) -> rusqlite::Result<usize> {
     c.execute(
         "UPDATE faces SET person_id = ?1, manual = 1 WHERE person_id = ?2",
         params![into, from],
@@ -187,7 +191,7 @@ pub fn move_all(c: &Connection, from: i64, into: i64) -> rusqlite::Result<usize>
 }
 
 /// Whether the face is one of the person's.
-pub fn belongs_to(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<bool> {
+pub(crate) fn belongs_to(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM faces WHERE id = ?1 AND person_id = ?2)",
         params![face_id, person_id],
@@ -227,7 +231,7 @@ fn face_from_row(r: &Row<'_>) -> rusqlite::Result<FaceInfo> {
 }
 
 /// The user's face `id`, if it is theirs.
-pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<FaceInfo>> {
+pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<FaceInfo>> {
     c.query_row(
         &format!("SELECT {FACE_COLUMNS} FROM faces WHERE id = ?1 AND user_id = ?2"),
         params![id, user_id],
@@ -237,7 +241,7 @@ pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Fa
 }
 
 /// The person's faces, best detection first.
-pub fn of_person(c: &Connection, person_id: i64) -> rusqlite::Result<Vec<FaceInfo>> {
+pub(crate) fn of_person(c: &Connection, person_id: i64) -> rusqlite::Result<Vec<FaceInfo>> {
     let mut statement = c.prepare(&format!(
         "SELECT {FACE_COLUMNS} FROM faces WHERE person_id = ?1 ORDER BY score DESC, id"
     ))?;
@@ -255,7 +259,7 @@ pub fn thumbnail(c: &Connection, face_id: i64) -> rusqlite::Result<Option<String
     .flatten())
 }
 
-pub fn set_thumbnail(c: &Connection, face_id: i64, sha256: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_thumbnail(c: &Connection, face_id: i64, sha256: &str) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE faces SET thumbnail_sha256 = ?1 WHERE id = ?2",
         params![sha256, face_id],
@@ -296,36 +300,54 @@ fn person_from_row(r: &Row<'_>) -> rusqlite::Result<Person> {
     })
 }
 
-/// Someone whose face is in a photo: the person's id and name.
+/// Someone whose face is in a photo: the person's id and name, and which of the photo's
+/// faces are theirs (the viewer moves one to another person).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PersonInPhoto {
     pub id: i64,
     pub name: Option<String>,
+    pub face_ids: Vec<i64>,
 }
 
 /// The people whose faces are in the photo, hidden ones left out, in the order they were
-/// made (each once, however many of their faces it holds).
-pub fn people_in_photo(
+/// made (each once, with all of their faces in it).
+pub(crate) fn people_in_photo(
     c: &Connection,
     user_id: i64,
     photo_id: i64,
 ) -> rusqlite::Result<Vec<PersonInPhoto>> {
     let mut statement = c.prepare_cached(
-        "SELECT DISTINCT pe.id, pe.name FROM faces f JOIN people pe ON pe.id = f.person_id
-         WHERE f.photo_id = ?1 AND f.user_id = ?2 AND pe.hidden = 0 ORDER BY pe.id",
+        "SELECT pe.id, pe.name, f.id FROM faces f JOIN people pe ON pe.id = f.person_id
+         WHERE f.photo_id = ?1 AND f.user_id = ?2 AND pe.hidden = 0 ORDER BY pe.id, f.id",
     )?;
-    statement
-        .query_map(params![photo_id, user_id], |r| {
-            Ok(PersonInPhoto {
-                id: r.get(0)?,
-                name: r.get(1)?,
-            })
-        })?
-        .collect()
+    let rows = statement.query_map(params![photo_id, user_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let mut people: Vec<PersonInPhoto> = Vec::new();
+    for row in rows {
+        let (id, name, face) = row?;
+        match people.last_mut() {
+            Some(last) if last.id == id => last.face_ids.push(face),
+            _ => people.push(PersonInPhoto {
+                id,
+                name,
+                face_ids: vec![face],
+            }),
+        }
+    }
+    Ok(people)
 }
 
 /// The user's person `id`, if it is theirs.
-pub fn find_person(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Person>> {
+pub(crate) fn find_person(
+    c: &Connection,
+    user_id: i64,
+    id: i64,
+) -> rusqlite::Result<Option<Person>> {
     c.query_row(
         &format!("SELECT {PERSON_COLUMNS} FROM people pe WHERE pe.id = ?1 AND pe.user_id = ?2"),
         params![id, user_id],
@@ -335,7 +357,7 @@ pub fn find_person(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Op
 }
 
 /// The user's people, most photos first; hidden ones only when asked for.
-pub fn list_people(
+pub(crate) fn list_people(
     c: &Connection,
     user_id: i64,
     with_hidden: bool,
@@ -350,7 +372,7 @@ pub fn list_people(
 }
 
 /// A new person's id.
-pub fn insert_person(
+pub(crate) fn insert_person(
     c: &Connection,
     user_id: i64,
     cover_face_id: i64,
@@ -363,7 +385,7 @@ pub fn insert_person(
     Ok(c.last_insert_rowid())
 }
 
-pub fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> rusqlite::Result<()> {
+pub(crate) fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE people SET name = ?1 WHERE id = ?2",
         params![name, id],
@@ -371,7 +393,7 @@ pub fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> rusqlite::R
     Ok(())
 }
 
-pub fn set_hidden(c: &Connection, id: i64, hidden: bool) -> rusqlite::Result<()> {
+pub(crate) fn set_hidden(c: &Connection, id: i64, hidden: bool) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE people SET hidden = ?1 WHERE id = ?2",
         params![hidden, id],
@@ -379,7 +401,7 @@ pub fn set_hidden(c: &Connection, id: i64, hidden: bool) -> rusqlite::Result<()>
     Ok(())
 }
 
-pub fn set_cover(c: &Connection, id: i64, face_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_cover(c: &Connection, id: i64, face_id: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE people SET cover_face_id = ?1 WHERE id = ?2",
         params![face_id, id],
@@ -387,7 +409,7 @@ pub fn set_cover(c: &Connection, id: i64, face_id: i64) -> rusqlite::Result<()> 
     Ok(())
 }
 
-pub fn count_people(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn count_people(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
     let people: i64 = c.query_row(
         "SELECT COUNT(*) FROM people WHERE user_id = ?1",
         [user_id],
@@ -398,7 +420,7 @@ pub fn count_people(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
 
 /// Drops the user's people left without faces, and points covers at a face the person
 /// still has.
-pub fn remove_empty_people(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn remove_empty_people(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM people WHERE user_id = ?1
          AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = people.id)",

@@ -64,7 +64,7 @@ pub fn claim(c: &Connection, time: i64) -> rusqlite::Result<Option<Job>> {
     .optional()
 }
 
-pub fn mark_done(c: &Connection, id: i64, time: i64) -> rusqlite::Result<()> {
+pub(crate) fn mark_done(c: &Connection, id: i64, time: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE jobs SET state = 'done', last_error = NULL, updated = ?1 WHERE id = ?2",
         params![time, id],
@@ -72,7 +72,7 @@ pub fn mark_done(c: &Connection, id: i64, time: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-pub fn mark_failed(c: &Connection, id: i64, error: &str, time: i64) -> rusqlite::Result<()> {
+pub(crate) fn mark_failed(c: &Connection, id: i64, error: &str, time: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE jobs SET state = 'failed', last_error = ?1, updated = ?2 WHERE id = ?3",
         params![error, time, id],
@@ -81,7 +81,7 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str, time: i64) -> rusqlite:
 }
 
 /// Back in the queue, due at `run_after`.
-pub fn requeue(
+pub(crate) fn requeue(
     c: &Connection,
     id: i64,
     error: &str,

@@ -45,7 +45,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<MontageRow> {
 }
 
 /// What a new montage row holds.
-pub struct NewMontage<'a> {
+pub(crate) struct NewMontage<'a> {
     pub user_id: i64,
     pub job_id: i64,
     pub title: &'a str,
@@ -54,7 +54,7 @@ pub struct NewMontage<'a> {
     pub rebuilt_from: Option<i64>,
 }
 
-pub fn insert(c: &Connection, montage: &NewMontage<'_>, time: i64) -> rusqlite::Result<i64> {
+pub(crate) fn insert(c: &Connection, montage: &NewMontage<'_>, time: i64) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO montages (user_id, job_id, title, settings, photo_ids, rebuilt_from,
                                created, updated)
@@ -73,7 +73,7 @@ pub fn insert(c: &Connection, montage: &NewMontage<'_>, time: i64) -> rusqlite::
 }
 
 /// The user's montage `id`, if it is theirs.
-pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<MontageRow>> {
+pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<MontageRow>> {
     c.query_row(
         &format!(
             "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
@@ -86,7 +86,7 @@ pub fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Mo
 }
 
 /// The montage a render job is for.
-pub fn of_job(c: &Connection, job_id: i64) -> rusqlite::Result<Option<MontageRow>> {
+pub(crate) fn of_job(c: &Connection, job_id: i64) -> rusqlite::Result<Option<MontageRow>> {
     c.query_row(
         &format!(
             "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
@@ -99,7 +99,7 @@ pub fn of_job(c: &Connection, job_id: i64) -> rusqlite::Result<Option<MontageRow
 }
 
 /// The user's newest `limit` montages, newest first.
-pub fn list(c: &Connection, user_id: i64, limit: i64) -> rusqlite::Result<Vec<MontageRow>> {
+pub(crate) fn list(c: &Connection, user_id: i64, limit: i64) -> rusqlite::Result<Vec<MontageRow>> {
     let mut statement = c.prepare(&format!(
         "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
          WHERE m.user_id = ?1 ORDER BY m.id DESC LIMIT ?2"
@@ -109,7 +109,12 @@ pub fn list(c: &Connection, user_id: i64, limit: i64) -> rusqlite::Result<Vec<Mo
         .collect()
 }
 
-pub fn set_progress(c: &Connection, id: i64, progress: f64, time: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_progress(
+    c: &Connection,
+    id: i64,
+    progress: f64,
+    time: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE montages SET progress = ?1, updated = ?2 WHERE id = ?3",
         params![progress, time, id],
@@ -117,7 +122,7 @@ pub fn set_progress(c: &Connection, id: i64, progress: f64, time: i64) -> rusqli
     Ok(())
 }
 
-pub fn set_video(c: &Connection, id: i64, video_id: i64, time: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_video(c: &Connection, id: i64, video_id: i64, time: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE montages SET video_id = ?1, progress = 1, updated = ?2 WHERE id = ?3",
         params![video_id, time, id],
@@ -140,7 +145,11 @@ pub struct CandidateRow {
 
 /// Every photo (not GIFs or videos) outside the trash, oldest taken first, at most
 /// `limit`.
-pub fn candidates(c: &Connection, user_id: i64, limit: i64) -> rusqlite::Result<Vec<CandidateRow>> {
+pub(crate) fn candidates(
+    c: &Connection,
+    user_id: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<CandidateRow>> {
     let mut statement = c.prepare(
         "SELECT p.id, p.taken_at, p.latitude, p.longitude,
                 (SELECT COUNT(*) FROM faces f WHERE f.photo_id = p.id),
@@ -178,7 +187,7 @@ pub fn face_boxes(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<[f64; 4
 }
 
 /// What a rendered video's row holds.
-pub struct NewVideo<'a> {
+pub(crate) struct NewVideo<'a> {
     pub user_id: i64,
     pub sha256: &'a str,
     pub name: &'a str,
@@ -191,7 +200,11 @@ pub struct NewVideo<'a> {
 }
 
 /// A `video` item, its renditions already made (no thumbnail job is queued for it).
-pub fn insert_video(c: &Connection, video: &NewVideo<'_>, time: i64) -> rusqlite::Result<i64> {
+pub(crate) fn insert_video(
+    c: &Connection,
+    video: &NewVideo<'_>,
+    time: i64,
+) -> rusqlite::Result<i64> {
     c.execute(
         "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
              uploaded, thumbnail_sha256, preview_sha256)
@@ -236,7 +249,7 @@ fn music_from_row(r: &Row<'_>) -> rusqlite::Result<MusicRow> {
     })
 }
 
-pub fn insert_music(
+pub(crate) fn insert_music(
     c: &Connection,
     user_id: i64,
     sha256: &str,
@@ -254,7 +267,11 @@ pub fn insert_music(
 }
 
 /// The user's music `id`, if it is theirs.
-pub fn find_music(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<MusicRow>> {
+pub(crate) fn find_music(
+    c: &Connection,
+    user_id: i64,
+    id: i64,
+) -> rusqlite::Result<Option<MusicRow>> {
     c.query_row(
         "SELECT id, sha256, name, bytes, seconds, created FROM music
          WHERE id = ?1 AND user_id = ?2",
@@ -265,7 +282,7 @@ pub fn find_music(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Opt
 }
 
 /// The user's music, newest first.
-pub fn list_music(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<MusicRow>> {
+pub(crate) fn list_music(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<MusicRow>> {
     let mut statement = c.prepare(
         "SELECT id, sha256, name, bytes, seconds, created FROM music
          WHERE user_id = ?1 ORDER BY id DESC",

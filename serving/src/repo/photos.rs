@@ -37,13 +37,13 @@ pub struct PhotoInfo {
 }
 
 /// The columns [`photo_from_row`] reads, in order, from `photos p`.
-pub const PHOTO_COLUMNS: &str = "p.id, p.name, p.kind, p.mime, p.bytes, p.sha256, p.width, \
+pub(crate) const PHOTO_COLUMNS: &str = "p.id, p.name, p.kind, p.mime, p.bytes, p.sha256, p.width, \
     p.height, p.taken_at, p.camera_make, p.camera_model, p.latitude, p.longitude, \
     (SELECT pl.name || ', ' || pl.country FROM places pl WHERE pl.id = p.place_id), \
     p.uploaded, p.favourite, p.trashed, p.category, p.confidence, p.category_manual, \
     p.thumbnail_sha256 IS NOT NULL";
 
-pub fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
+pub(crate) fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
     Ok(PhotoInfo {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -70,7 +70,11 @@ pub fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
 }
 
 /// The user's photo `photo_id` (trashed or not), if it is theirs.
-pub fn find(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result<Option<PhotoInfo>> {
+pub(crate) fn find(
+    c: &Connection,
+    user_id: i64,
+    photo_id: i64,
+) -> rusqlite::Result<Option<PhotoInfo>> {
     c.query_row(
         &format!("SELECT {PHOTO_COLUMNS} FROM photos p WHERE p.id = ?1 AND p.user_id = ?2"),
         params![photo_id, user_id],
@@ -80,7 +84,7 @@ pub fn find(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result<Opt
 }
 
 /// Whether `user_id` has the photo `photo_id` (trashed or not).
-pub fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result<bool> {
+pub(crate) fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM photos WHERE id = ?1 AND user_id = ?2)",
         params![photo_id, user_id],
@@ -101,7 +105,7 @@ pub fn renditions(
     .optional()
 }
 
-pub fn set_renditions(
+pub(crate) fn set_renditions(
     c: &Connection,
     photo_id: i64,
     thumbnail: &str,
@@ -125,7 +129,7 @@ pub fn original(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<(Strin
 }
 
 /// Bytes of photos `user_id` keeps, the trash included.
-pub fn bytes_used(c: &Connection, user_id: i64) -> rusqlite::Result<u64> {
+pub(crate) fn bytes_used(c: &Connection, user_id: i64) -> rusqlite::Result<u64> {
     let used: i64 = c.query_row(
         "SELECT COALESCE(SUM(bytes), 0) FROM photos WHERE user_id = ?1",
         [user_id],
@@ -135,7 +139,11 @@ pub fn bytes_used(c: &Connection, user_id: i64) -> rusqlite::Result<u64> {
 }
 
 /// The user's photo (in the trash or not) with these bytes.
-pub fn with_bytes(c: &Connection, user_id: i64, sha256: &str) -> rusqlite::Result<Option<i64>> {
+pub(crate) fn with_bytes(
+    c: &Connection,
+    user_id: i64,
+    sha256: &str,
+) -> rusqlite::Result<Option<i64>> {
     c.query_row(
         "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
         params![user_id, sha256],
@@ -145,7 +153,7 @@ pub fn with_bytes(c: &Connection, user_id: i64, sha256: &str) -> rusqlite::Resul
 }
 
 /// A new photo row for a checked file whose blob is `sha256`; returns its id.
-pub fn insert(
+pub(crate) fn insert(
     c: &Connection,
     user_id: i64,
     file: &Inspected,
@@ -281,7 +289,7 @@ fn by_taken(filter: &PhotoFilter) -> bool {
 /// Up to `rows` of the user's photos the filter picks: newest (highest id) first, or with
 /// `order=taken` newest taken first (ties by id). Either way the page after one starts
 /// below its last photo (`before`), so pages neither skip nor repeat a photo.
-pub fn filtered(
+pub(crate) fn filtered(
     c: &Connection,
     user_id: i64,
     filter: &PhotoFilter,
@@ -304,7 +312,7 @@ pub fn filtered(
 
 /// How many photos the filter picks in each month they were taken (`YYYY-MM`, by the
 /// timeline's key), newest month first: the timeline's scrubber.
-pub fn months(
+pub(crate) fn months(
     c: &Connection,
     user_id: i64,
     filter: &PhotoFilter,
@@ -322,7 +330,11 @@ pub fn months(
         .collect()
 }
 
-pub fn set_favourite(c: &Connection, photo_id: i64, favourite: bool) -> rusqlite::Result<()> {
+pub(crate) fn set_favourite(
+    c: &Connection,
+    photo_id: i64,
+    favourite: bool,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE photos SET favourite = ?1 WHERE id = ?2",
         params![favourite, photo_id],
@@ -339,7 +351,7 @@ pub fn rename(c: &Connection, photo_id: i64, name: &str) -> rusqlite::Result<()>
 }
 
 /// Puts the photo in the trash at `when`; one already there keeps its time.
-pub fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> rusqlite::Result<()> {
+pub(crate) fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE photos SET trashed = ?1 WHERE id = ?2 AND trashed IS NULL",
         params![when, photo_id],
@@ -353,7 +365,7 @@ pub fn restore(c: &Connection, photo_id: i64) -> rusqlite::Result<()> {
 }
 
 /// The photo's blobs (original, then the renditions made), if the photo is there.
-pub fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+pub(crate) fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
     c.query_row(
         "SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
         [photo_id],
@@ -369,7 +381,7 @@ pub fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<St
 
 /// Deletes the photo's row if it is in the trash (its faces, album entries and jobs go
 /// with it by cascade); 0 when it is not there (any more).
-pub fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
     // Only from the trash: a photo restored after the purge listed it stays.
     c.execute(
         "DELETE FROM photos WHERE id = ?1 AND trashed IS NOT NULL",
@@ -378,7 +390,7 @@ pub fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> 
 }
 
 /// Whether any row uses the blob: an original, a rendition or a face thumbnail.
-pub fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+pub(crate) fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
              OR preview_sha256 = ?1)
@@ -390,7 +402,11 @@ pub fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
 }
 
 /// The user's photos in the trash (or only `only`, if it is there).
-pub fn trashed_ids(c: &Connection, user_id: i64, only: Option<i64>) -> rusqlite::Result<Vec<i64>> {
+pub(crate) fn trashed_ids(
+    c: &Connection,
+    user_id: i64,
+    only: Option<i64>,
+) -> rusqlite::Result<Vec<i64>> {
     let mut statement = c.prepare(
         "SELECT id FROM photos WHERE user_id = ?1 AND trashed IS NOT NULL
          AND (?2 IS NULL OR id = ?2)",
@@ -401,7 +417,7 @@ pub fn trashed_ids(c: &Connection, user_id: i64, only: Option<i64>) -> rusqlite:
 }
 
 /// Every photo put in the trash at or before `cutoff` (Unix seconds), any user's.
-pub fn trashed_before(c: &Connection, cutoff: i64) -> rusqlite::Result<Vec<i64>> {
+pub(crate) fn trashed_before(c: &Connection, cutoff: i64) -> rusqlite::Result<Vec<i64>> {
     let mut statement =
         c.prepare("SELECT id FROM photos WHERE trashed IS NOT NULL AND trashed <= ?1")?;
     statement.query_map([cutoff], |r| r.get(0))?.collect()
@@ -410,7 +426,7 @@ pub fn trashed_before(c: &Connection, cutoff: i64) -> rusqlite::Result<Vec<i64>>
 /// What a GIF frame is made from: the original, its orientation and size, and the
 /// preview blob when made.
 #[derive(Debug, Clone)]
-pub struct FrameRow {
+pub(crate) struct FrameRow {
     pub sha256: String,
     pub preview_sha256: Option<String>,
     pub orientation: u16,
@@ -419,7 +435,7 @@ pub struct FrameRow {
 }
 
 /// The frame source of the user's photo `photo_id`, if it is theirs.
-pub fn frame_row(
+pub(crate) fn frame_row(
     c: &Connection,
     user_id: i64,
     photo_id: i64,
@@ -443,7 +459,7 @@ pub fn frame_row(
 
 /// How many photo rows there are, and every blob any row names: originals, renditions
 /// and face thumbnails (the store check's view of what must exist).
-pub fn every_blob_reference(
+pub(crate) fn every_blob_reference(
     c: &Connection,
 ) -> rusqlite::Result<(usize, std::collections::HashSet<String>)> {
     let mut statement = c.prepare("SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos")?;

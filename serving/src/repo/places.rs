@@ -21,7 +21,7 @@ pub struct PlaceInfo {
 }
 
 /// The user's row for `place`, made on first use.
-pub fn find_or_insert(
+pub(crate) fn find_or_insert(
     c: &Connection,
     user_id: i64,
     place: &Place,
@@ -39,7 +39,7 @@ pub fn find_or_insert(
 }
 
 /// The user's places with photos not in the trash, most photos first.
-pub fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<PlaceInfo>> {
+pub(crate) fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<PlaceInfo>> {
     let mut statement = c.prepare_cached(
         "SELECT pl.id, pl.name, pl.admin1, pl.country, COUNT(*), MAX(p.id),
                 AVG(p.latitude), AVG(p.longitude)

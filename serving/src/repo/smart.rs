@@ -34,7 +34,7 @@ pub struct CorrectedPhoto {
 }
 
 /// The user's categories with photos not in the trash, by name.
-pub fn categories(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Category>> {
+pub(crate) fn categories(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Category>> {
     let mut statement = c.prepare_cached(
         "SELECT category, COUNT(*), SUM(category_manual),
                 AVG(CASE WHEN category_manual = 0 THEN confidence END), MAX(id)
@@ -55,7 +55,11 @@ pub fn categories(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Category
 }
 
 /// A user's category, which the classify job never overwrites.
-pub fn set_manual_category(c: &Connection, photo_id: i64, category: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_manual_category(
+    c: &Connection,
+    photo_id: i64,
+    category: &str,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE photos SET category = ?1, confidence = NULL, category_manual = 1 WHERE id = ?2",
         params![category, photo_id],
@@ -65,7 +69,7 @@ pub fn set_manual_category(c: &Connection, photo_id: i64, category: &str) -> rus
 
 /// Back to the automatic category: the model's, or the faces' evidence (see
 /// [`settle_category`]).
-pub fn clear_manual_category(
+pub(crate) fn clear_manual_category(
     c: &Connection,
     photo_id: i64,
     faces_rule: Option<&PeopleByFaces>,
@@ -78,7 +82,7 @@ pub fn clear_manual_category(
 }
 
 /// The user's corrected photos not in the trash, oldest first.
-pub fn corrections(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<CorrectedPhoto>> {
+pub(crate) fn corrections(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<CorrectedPhoto>> {
     let mut statement = c.prepare_cached(
         "SELECT id, category, model_category, model_confidence, sha256, mime FROM photos
          WHERE user_id = ?1 AND category_manual = 1 AND trashed IS NULL ORDER BY id",
@@ -110,7 +114,7 @@ pub fn corrections(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Correct
 /// probability for the category is the second opinion that keeps a dog's face, which the
 /// detector also finds, from making a dog photo "people".
 #[derive(Debug, Clone, PartialEq)]
-pub struct PeopleByFaces {
+pub(crate) struct PeopleByFaces {
     /// The category the evidence puts a photo in (the bundle's "people").
     pub category: String,
     /// Smallest face, as a share of the photo's shorter side, that counts.
@@ -125,7 +129,7 @@ pub struct PeopleByFaces {
 /// The classifier's answer, stored beside any correction: its first category, that
 /// category's probability and every class's probability (a JSON object). The photo's
 /// category then follows from it and the faces ([`settle_category`]).
-pub fn set_model_category(
+pub(crate) fn set_model_category(
     c: &Connection,
     photo_id: i64,
     answer: &ModelAnswer<'_>,
@@ -146,7 +150,7 @@ pub fn set_model_category(
 
 /// What the classifier said about one photo.
 #[derive(Debug, Clone, Copy)]
-pub struct ModelAnswer<'a> {
+pub(crate) struct ModelAnswer<'a> {
     pub category: &'a str,
     pub confidence: f64,
     /// Every class's probability: `{"animals": 0.02, ...}`.
@@ -160,7 +164,7 @@ pub struct ModelAnswer<'a> {
 /// One statement, so that the classify and faces jobs of a photo, run by two workers
 /// at once, cannot leave a category decided on what one of them had not yet written:
 /// each job calls this after its own write, and the last call sees both.
-pub fn settle_category(
+pub(crate) fn settle_category(
     c: &Connection,
     photo_id: i64,
     faces_rule: Option<&PeopleByFaces>,

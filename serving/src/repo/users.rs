@@ -5,7 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 /// A user as a session signs them in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRow {
+pub(crate) struct UserRow {
     pub id: i64,
     pub username: String,
     pub admin: bool,
@@ -24,7 +24,7 @@ pub fn count(c: &Connection) -> rusqlite::Result<i64> {
     c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
 }
 
-pub fn name_taken(c: &Connection, username: &str) -> rusqlite::Result<bool> {
+pub(crate) fn name_taken(c: &Connection, username: &str) -> rusqlite::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
         [username],
@@ -48,7 +48,10 @@ pub fn insert(
 }
 
 /// The user called `username` and their password hash.
-pub fn with_hash(c: &Connection, username: &str) -> rusqlite::Result<Option<(UserRow, String)>> {
+pub(crate) fn with_hash(
+    c: &Connection,
+    username: &str,
+) -> rusqlite::Result<Option<(UserRow, String)>> {
     c.query_row(
         "SELECT id, username, admin, password_hash FROM users WHERE username = ?1",
         [username],
@@ -57,7 +60,7 @@ pub fn with_hash(c: &Connection, username: &str) -> rusqlite::Result<Option<(Use
     .optional()
 }
 
-pub fn password_hash(c: &Connection, user_id: i64) -> rusqlite::Result<String> {
+pub(crate) fn password_hash(c: &Connection, user_id: i64) -> rusqlite::Result<String> {
     c.query_row(
         "SELECT password_hash FROM users WHERE id = ?1",
         [user_id],
@@ -65,7 +68,7 @@ pub fn password_hash(c: &Connection, user_id: i64) -> rusqlite::Result<String> {
     )
 }
 
-pub fn set_password_hash(c: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_password_hash(c: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, user_id],
@@ -73,7 +76,7 @@ pub fn set_password_hash(c: &Connection, user_id: i64, hash: &str) -> rusqlite::
     Ok(())
 }
 
-pub fn insert_session(
+pub(crate) fn insert_session(
     c: &Connection,
     token_sha256: &str,
     user_id: i64,
@@ -90,7 +93,7 @@ pub fn insert_session(
 
 /// The user a live session signs in (not expired, used after `idle_cutoff`), and when
 /// the session was last seen.
-pub fn session_user(
+pub(crate) fn session_user(
     c: &Connection,
     token_sha256: &str,
     now: i64,
@@ -106,7 +109,7 @@ pub fn session_user(
     .optional()
 }
 
-pub fn touch_session(c: &Connection, token_sha256: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn touch_session(c: &Connection, token_sha256: &str, now: i64) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
         params![now, token_sha256],
@@ -114,7 +117,11 @@ pub fn touch_session(c: &Connection, token_sha256: &str, now: i64) -> rusqlite::
     Ok(())
 }
 
-pub fn delete_session(c: &Connection, token_sha256: &str, user_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn delete_session(
+    c: &Connection,
+    token_sha256: &str,
+    user_id: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM sessions WHERE token_sha256 = ?1 AND user_id = ?2",
         params![token_sha256, user_id],
@@ -123,7 +130,11 @@ pub fn delete_session(c: &Connection, token_sha256: &str, user_id: i64) -> rusql
 }
 
 /// Every session of the user but `keep` (none kept when `None`).
-pub fn delete_sessions(c: &Connection, user_id: i64, keep: Option<&str>) -> rusqlite::Result<()> {
+pub(crate) fn delete_sessions(
+    c: &Connection,
+    user_id: i64,
+    keep: Option<&str>,
+) -> rusqlite::Result<()> {
     c.execute(
         "DELETE FROM sessions WHERE user_id = ?1 AND token_sha256 IS NOT ?2",
         params![user_id, keep],
@@ -132,7 +143,11 @@ pub fn delete_sessions(c: &Connection, user_id: i64, keep: Option<&str>) -> rusq
 }
 
 /// Deletes sessions past their expiry or unused since `idle_cutoff`; how many.
-pub fn purge_sessions(c: &Connection, now: i64, idle_cutoff: i64) -> rusqlite::Result<usize> {
+pub(crate) fn purge_sessions(
+    c: &Connection,
+    now: i64,
+    idle_cutoff: i64,
+) -> rusqlite::Result<usize> {
     c.execute(
         "DELETE FROM sessions WHERE expires <= ?1 OR last_seen <= ?2",
         params![now, idle_cutoff],

@@ -120,7 +120,7 @@ impl Accounts {
 
     /// Signs in: a new session. A locked user name or address is refused with 429
     /// before its password is checked.
-    pub async fn sign_in(
+    pub(crate) async fn sign_in(
         &self,
         credentials: Credentials,
         address: Option<IpAddr>,
@@ -180,13 +180,13 @@ impl Accounts {
     }
 
     /// How long a new session lasts, in seconds.
-    pub fn session_seconds(&self) -> i64 {
+    pub(crate) fn session_seconds(&self) -> i64 {
         self.session_days * 86_400
     }
 
     /// The user a session token signs in (counting the request as the session's use),
     /// or `Unauthorized`.
-    pub async fn user_of_token(&self, token: String) -> Result<CurrentUser> {
+    pub(crate) async fn user_of_token(&self, token: String) -> Result<CurrentUser> {
         // Tokens are 64 hex digits; anything else is not worth a query.
         if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Unauthorized);
@@ -207,7 +207,7 @@ impl Accounts {
     }
 
     /// Ends the session of `token`.
-    pub async fn sign_out(&self, user_id: i64, token: &str) -> Result<()> {
+    pub(crate) async fn sign_out(&self, user_id: i64, token: &str) -> Result<()> {
         let token_sha256 = sha256_hex(token.as_bytes());
         self.db
             .run(move |c| Ok(repo::delete_session(c, &token_sha256, user_id)?))
@@ -215,7 +215,7 @@ impl Accounts {
     }
 
     /// Ends every session of the user.
-    pub async fn sign_out_everywhere(&self, user_id: i64) -> Result<()> {
+    pub(crate) async fn sign_out_everywhere(&self, user_id: i64) -> Result<()> {
         self.db
             .run(move |c| Ok(repo::delete_sessions(c, user_id, None)?))
             .await
@@ -223,7 +223,7 @@ impl Accounts {
 
     /// A new password, given the current one (checked and throttled as a sign-in is).
     /// Every other session ends; `this_token`'s stays.
-    pub async fn change_password(
+    pub(crate) async fn change_password(
         &self,
         user: &CurrentUser,
         current_password: String,

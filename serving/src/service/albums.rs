@@ -48,7 +48,7 @@ impl Albums {
             .await
     }
 
-    pub async fn change(&self, user_id: i64, id: i64, change: AlbumChange) -> Result<Album> {
+    pub(crate) async fn change(&self, user_id: i64, id: i64, change: AlbumChange) -> Result<Album> {
         let name = change.name.as_deref().map(checked_name).transpose()?;
         self.db
             .run(move |c| {
@@ -84,7 +84,12 @@ impl Albums {
     }
 
     /// Adds the user's photos (already there is fine); one photo not theirs adds none.
-    pub async fn add_photos(&self, user_id: i64, id: i64, photo_ids: Vec<i64>) -> Result<Album> {
+    pub(crate) async fn add_photos(
+        &self,
+        user_id: i64,
+        id: i64,
+        photo_ids: Vec<i64>,
+    ) -> Result<Album> {
         self.db
             .run(move |c| {
                 owned(c, user_id, id)?;
@@ -100,7 +105,7 @@ impl Albums {
     }
 
     /// Takes a photo out (the photo stays).
-    pub async fn remove_photo(&self, user_id: i64, id: i64, photo_id: i64) -> Result<Album> {
+    pub(crate) async fn remove_photo(&self, user_id: i64, id: i64, photo_id: i64) -> Result<Album> {
         self.db
             .run(move |c| {
                 owned(c, user_id, id)?;

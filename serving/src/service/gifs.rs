@@ -223,10 +223,10 @@ impl Gifs {
 /// request timed out), so the blocking work it started stops at its next check instead
 /// of running to the end for nobody.
 #[derive(Clone)]
-pub struct Abandoned(Arc<AtomicBool>);
+pub(crate) struct Abandoned(Arc<AtomicBool>);
 
 /// Marks its [`Abandoned`] when dropped; the handler holds it across its `.await`s.
-pub struct MarkOnDrop(Arc<AtomicBool>);
+pub(crate) struct MarkOnDrop(Arc<AtomicBool>);
 
 impl Abandoned {
     /// A flag, and the guard that raises it when the handler goes away.

@@ -50,7 +50,7 @@ impl JobKind {
     }
 
     /// The jobs a new photo gets: thumbnails always, the rest when their models are set.
-    pub fn for_new_photo(config: &ServeConfig) -> Vec<JobKind> {
+    pub(crate) fn for_new_photo(config: &ServeConfig) -> Vec<JobKind> {
         let mut kinds = vec![JobKind::Thumbnail];
         if config.model_bundle.is_some() {
             kinds.push(JobKind::Classify);
@@ -89,7 +89,7 @@ pub struct JobSignal {
 }
 
 impl JobSignal {
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Ok(mut generation) = self.generation.lock() {
             *generation += 1;
         }

@@ -122,7 +122,7 @@ pub struct RebuildRequest {
 
 /// How a montage is shown, stored as JSON beside it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// The title card's second line (the dates the photos span).
     pub subtitle: String,
     pub orientation: Orientation,
@@ -798,6 +798,6 @@ impl<'a> Looks<'a> {
 }
 
 /// Where the renders are written until they are stored.
-pub fn render_dir(data_dir: &std::path::Path) -> PathBuf {
+pub(crate) fn render_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("montages")
 }

@@ -237,7 +237,7 @@ impl People {
     }
 
     /// [`People::recluster`] off the async threads.
-    pub async fn recluster_now(&self, user_id: i64) -> Result<usize> {
+    pub(crate) async fn recluster_now(&self, user_id: i64) -> Result<usize> {
         let service = self.clone();
         tokio::task::spawn_blocking(move || service.recluster(user_id)).await?
     }
@@ -248,7 +248,7 @@ impl People {
     }
 
     /// The user's people with a face in a photo not in the trash, most photos first.
-    pub async fn list(&self, user_id: i64, with_hidden: bool) -> Result<Vec<Person>> {
+    pub(crate) async fn list(&self, user_id: i64, with_hidden: bool) -> Result<Vec<Person>> {
         self.photos
             .db
             .run(move |c| {
@@ -258,12 +258,17 @@ impl People {
             .await
     }
 
-    pub async fn get(&self, user_id: i64, id: i64) -> Result<Person> {
+    pub(crate) async fn get(&self, user_id: i64, id: i64) -> Result<Person> {
         self.photos.db.run(move |c| person(c, user_id, id)).await
     }
 
     /// Rename, hide / unhide, choose the cover face.
-    pub async fn change(&self, user_id: i64, id: i64, change: PersonChange) -> Result<Person> {
+    pub(crate) async fn change(
+        &self,
+        user_id: i64,
+        id: i64,
+        change: PersonChange,
+    ) -> Result<Person> {
         if let Some(name) = &change.name
             && (name.chars().count() > 100 || name.chars().any(is_unsafe_in_name))
         {
@@ -301,7 +306,7 @@ impl People {
     /// People who may be the same as person `id`: the visible people whose closest face
     /// to one of `id`'s is at least [`SUGGESTION_SIMILARITY`] alike, most alike first. The
     /// faces are read first and compared without holding a connection.
-    pub async fn similar(&self, user_id: i64, id: i64) -> Result<Vec<Suggestion>> {
+    pub(crate) async fn similar(&self, user_id: i64, id: i64) -> Result<Vec<Suggestion>> {
         let (mine, groups, mut people) = self
             .photos
             .db
@@ -342,7 +347,7 @@ impl People {
     }
 
     /// Every face of person `id` goes to `into`; `id` is removed.
-    pub async fn merge(&self, user_id: i64, id: i64, into: i64) -> Result<Person> {
+    pub(crate) async fn merge(&self, user_id: i64, id: i64, into: i64) -> Result<Person> {
         self.photos
             .db
             .run(move |c| {
@@ -363,7 +368,7 @@ impl People {
     }
 
     /// The given faces of person `id` leave it for a new person.
-    pub async fn split(&self, user_id: i64, id: i64, face_ids: Vec<i64>) -> Result<Person> {
+    pub(crate) async fn split(&self, user_id: i64, id: i64, face_ids: Vec<i64>) -> Result<Person> {
         let Some(&first) = face_ids.first() else {
             return Err(Error::BadRequest(
                 "face_ids: name the faces to split off".into(),
@@ -393,7 +398,7 @@ impl People {
     }
 
     /// The person's faces, best detection first.
-    pub async fn faces(&self, user_id: i64, id: i64) -> Result<Vec<FaceInfo>> {
+    pub(crate) async fn faces(&self, user_id: i64, id: i64) -> Result<Vec<FaceInfo>> {
         self.photos
             .db
             .run(move |c| {
@@ -405,7 +410,12 @@ impl People {
 
     /// Moves a face to another person (`None`: a new one); the placement is manual and
     /// survives re-clustering.
-    pub async fn move_face(&self, user_id: i64, id: i64, to: Option<i64>) -> Result<FaceInfo> {
+    pub(crate) async fn move_face(
+        &self,
+        user_id: i64,
+        id: i64,
+        to: Option<i64>,
+    ) -> Result<FaceInfo> {
         self.photos
             .db
             .run(move |c| {
@@ -426,7 +436,7 @@ impl People {
     /// The face cut from its photo, 160 px, JPEG. The faces job stores it; a face from
     /// before that (or whose blob is gone) is cut from the original once, here, and
     /// stored.
-    pub async fn face_thumbnail(&self, user_id: i64, id: i64) -> Result<Vec<u8>> {
+    pub(crate) async fn face_thumbnail(&self, user_id: i64, id: i64) -> Result<Vec<u8>> {
         let service = self.clone();
         tokio::task::spawn_blocking(move || service.stored_or_new_thumbnail(user_id, id)).await?
     }

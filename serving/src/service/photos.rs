@@ -122,14 +122,14 @@ pub struct PhotoChange {
 
 /// Which rendition of a photo to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rendition {
+pub(crate) enum Rendition {
     Original,
     Thumbnail,
     Preview,
 }
 
 /// A rendition's bytes and what the answer says of them.
-pub struct RenditionBytes {
+pub(crate) struct RenditionBytes {
     pub bytes: Vec<u8>,
     pub mime: String,
     pub sha256: String,
@@ -138,7 +138,7 @@ pub struct RenditionBytes {
 }
 
 /// Most photos in one zip download.
-pub const MAX_ZIP_PHOTOS: usize = 1000;
+pub(crate) const MAX_ZIP_PHOTOS: usize = 1000;
 
 /// The photos service.
 #[derive(Clone)]
@@ -202,7 +202,11 @@ impl Photos {
     /// Checks and stores an upload's files: each good one stored (or found to be a
     /// duplicate), each refused one reported with its reason. Fails whole only when every
     /// file is refused (with the first one's reason) or the user is already at the quota.
-    pub async fn upload(&self, user_id: i64, files: Vec<Arrived>) -> Result<Vec<UploadResult>> {
+    pub(crate) async fn upload(
+        &self,
+        user_id: i64,
+        files: Vec<Arrived>,
+    ) -> Result<Vec<UploadResult>> {
         if files.is_empty() {
             return Err(Error::BadRequest(
                 "no files in the request: send multipart/form-data with one or more file parts"
@@ -325,7 +329,12 @@ impl Photos {
 
     /// Stores a file the service made itself (a GIF) like an upload; the same bytes
     /// again (even at the same moment) give the photo already stored.
-    pub fn store_made(&self, user_id: i64, file: &Inspected, kind: &str) -> Result<PhotoInfo> {
+    pub(crate) fn store_made(
+        &self,
+        user_id: i64,
+        file: &Inspected,
+        kind: &str,
+    ) -> Result<PhotoInfo> {
         let mut c = self.db.connection()?;
         if let Some(existing) = repo::with_bytes(&c, user_id, &file.sha256)? {
             return owned(&c, user_id, existing);
@@ -370,7 +379,7 @@ impl Photos {
 
     /// The newest first (by upload, or by date taken with `order=taken`), `limit` at a
     /// time, keyset-paginated: `next` is the last photo's id, passed back as `before`.
-    pub async fn list(&self, user_id: i64, mut filter: PhotoFilter) -> Result<PhotoPage> {
+    pub(crate) async fn list(&self, user_id: i64, mut filter: PhotoFilter) -> Result<PhotoPage> {
         let limit = filter.limit.unwrap_or(100);
         if !(1..=500).contains(&limit) {
             return Err(Error::BadRequest("limit must be 1 to 500".into()));
@@ -400,7 +409,11 @@ impl Photos {
 
     /// The months the filter's photos were taken in, newest first, with their counts (a
     /// `before` cursor is ignored: the scrubber spans the whole timeline).
-    pub async fn months(&self, user_id: i64, mut filter: PhotoFilter) -> Result<Vec<MonthCount>> {
+    pub(crate) async fn months(
+        &self,
+        user_id: i64,
+        mut filter: PhotoFilter,
+    ) -> Result<Vec<MonthCount>> {
         filter.from = filter.from.as_deref().map(check_date).transpose()?;
         filter.to = filter.to.as_deref().map(check_date).transpose()?;
         filter.before = None;
@@ -414,12 +427,8 @@ impl Photos {
             .await
     }
 
-    pub async fn get(&self, user_id: i64, id: i64) -> Result<PhotoInfo> {
-        self.db.run(move |c| owned(c, user_id, id)).await
-    }
-
     /// The photo with the people in it, for its viewer.
-    pub async fn detail(&self, user_id: i64, id: i64) -> Result<PhotoDetail> {
+    pub(crate) async fn detail(&self, user_id: i64, id: i64) -> Result<PhotoDetail> {
         self.db
             .run(move |c| {
                 let photo = owned(c, user_id, id)?;
@@ -430,7 +439,7 @@ impl Photos {
     }
 
     /// The rendition's bytes; a thumbnail or preview not made yet by its job is made now.
-    pub async fn rendition(
+    pub(crate) async fn rendition(
         &self,
         user_id: i64,
         id: i64,
@@ -462,7 +471,7 @@ impl Photos {
 
     /// The photos of a zip download, every id checked first (someone else's is "not
     /// found"); at most [`MAX_ZIP_PHOTOS`].
-    pub async fn for_zip(&self, user_id: i64, ids: Vec<i64>) -> Result<Vec<PhotoInfo>> {
+    pub(crate) async fn for_zip(&self, user_id: i64, ids: Vec<i64>) -> Result<Vec<PhotoInfo>> {
         if ids.is_empty() {
             return Err(Error::BadRequest(
                 "ids: give one or more photo ids, comma-separated".into(),
@@ -481,7 +490,7 @@ impl Photos {
 
     /// Writes the photos' originals into `zip`, each as `<id>-<name>`, read from disk in
     /// pieces; a photo named twice goes in once.
-    pub fn write_originals(&self, zip: &mut ZipOut, photos: Vec<PhotoInfo>) -> Result<()> {
+    pub(crate) fn write_originals(&self, zip: &mut ZipOut, photos: Vec<PhotoInfo>) -> Result<()> {
         let mut names = HashSet::new();
         for photo in photos {
             let name = format!("{}-{}", photo.id, photo.name);
@@ -497,7 +506,12 @@ impl Photos {
     }
 
     /// Favourite / unfavourite, rename.
-    pub async fn change(&self, user_id: i64, id: i64, change: PhotoChange) -> Result<PhotoInfo> {
+    pub(crate) async fn change(
+        &self,
+        user_id: i64,
+        id: i64,
+        change: PhotoChange,
+    ) -> Result<PhotoInfo> {
         if let Some(name) = &change.name {
             ingest::check_file_name(name)?;
         }
@@ -526,7 +540,7 @@ impl Photos {
     }
 
     /// Back from the trash.
-    pub async fn restore(&self, user_id: i64, id: i64) -> Result<PhotoInfo> {
+    pub(crate) async fn restore(&self, user_id: i64, id: i64) -> Result<PhotoInfo> {
         self.db
             .run(move |c| {
                 owned(c, user_id, id)?;
@@ -537,7 +551,7 @@ impl Photos {
     }
 
     /// Deletes one trashed photo for good; a photo not in the trash must go there first.
-    pub async fn purge_one(&self, user_id: i64, id: i64) -> Result<usize> {
+    pub(crate) async fn purge_one(&self, user_id: i64, id: i64) -> Result<usize> {
         let service = self.clone();
         tokio::task::spawn_blocking(move || {
             let c = service.db.connection()?;
@@ -553,7 +567,7 @@ impl Photos {
     }
 
     /// Empties the user's trash; returns how many photos went.
-    pub async fn empty_trash(&self, user_id: i64) -> Result<usize> {
+    pub(crate) async fn empty_trash(&self, user_id: i64) -> Result<usize> {
         let service = self.clone();
         tokio::task::spawn_blocking(move || {
             let ids = repo::trashed_ids(&*service.db.connection()?, user_id, None)?;

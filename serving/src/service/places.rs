@@ -14,14 +14,14 @@ use crate::media::Geocoder;
 use crate::repo::places::{self as repo, PlaceInfo};
 
 /// The geocoder, built once per process on first use (it indexes the whole table).
-pub fn geocoder() -> &'static Geocoder {
+pub(crate) fn geocoder() -> &'static Geocoder {
     static GEOCODER: OnceLock<Geocoder> = OnceLock::new();
     GEOCODER.get_or_init(Geocoder::new)
 }
 
 /// The user's place for the town nearest to (lat, lon), made on first use; within the
 /// caller's transaction (a photo being stored).
-pub fn place_id(c: &Connection, user_id: i64, lat: f64, lon: f64) -> Result<Option<i64>> {
+pub(crate) fn place_id(c: &Connection, user_id: i64, lat: f64, lon: f64) -> Result<Option<i64>> {
     match geocoder().nearest(lat, lon) {
         Some(place) => Ok(repo::find_or_insert(c, user_id, &place)?),
         None => Ok(None),

@@ -64,13 +64,13 @@ impl Smart {
     }
 
     /// The user's corrections.
-    pub async fn corrections(&self, user_id: i64) -> Result<Vec<Correction>> {
+    pub(crate) async fn corrections(&self, user_id: i64) -> Result<Vec<Correction>> {
         let rows = self.corrected_photos(user_id).await?;
         Ok(rows.into_iter().map(|row| row.correction).collect())
     }
 
     /// What the export will hold, read before it starts.
-    pub async fn corrected_photos(&self, user_id: i64) -> Result<Vec<CorrectedPhoto>> {
+    pub(crate) async fn corrected_photos(&self, user_id: i64) -> Result<Vec<CorrectedPhoto>> {
         self.db
             .run(move |c| Ok(repo::corrections(c, user_id)?))
             .await
@@ -79,7 +79,7 @@ impl Smart {
     /// Writes the export: `images/<sha>.<ext>` per photo, one read and hashed at a
     /// time, then `MANIFEST.csv` in the project's manifest columns (class = the user's
     /// category, image_url = `album:photo/<id>`). Blocking.
-    pub fn write_export(&self, zip: &mut ZipOut, rows: Vec<CorrectedPhoto>) -> Result<()> {
+    pub(crate) fn write_export(&self, zip: &mut ZipOut, rows: Vec<CorrectedPhoto>) -> Result<()> {
         let mut manifest = COLUMNS.join(",") + "\n";
         let fetched_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         for row in rows {

@@ -5,7 +5,8 @@
 // (serving/tests/browser.rs starts the service and runs this; `cargo test -p album-serving
 // --test browser`.) The story: sign in, upload three photos, see them in the timeline under
 // their days, open People, rename a person, merge two people and hide one, search by name
-// and by category, step through photos in the viewer by keyboard, move a photo to the trash
+// and by category, step through photos in the viewer by keyboard, move a face to a new
+// person from the viewer's details, move a photo to the trash
 // and restore it, make a video of the three photos and see it play, select a range with
 // shift-click and add it to an album, then trash it; last, the same album on a phone.
 // The three photos should show one person (a person needs three faces), so People has one,
@@ -102,7 +103,7 @@ async function appears(locator, timeout = STEP_TIMEOUT_MS) {
 async function run() {
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   browser = await chromium.launch({ executablePath, args: ['--no-sandbox'], timeout: 30_000 });
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   page.on('pageerror', (error) => problems.push(`uncaught: ${error.message}`));
   page.on('console', (message) => {
@@ -365,6 +366,33 @@ async function run() {
   await viewerShows(second);
   await snap(page, 'viewer');
   log('viewer: the arrow keys and the buttons step through the timeline\'s order');
+
+  step = `moving ${newName}'s face in one photo to a new person, from the viewer's details`;
+  let stepped = 0;
+  while (!(await peopleShown()).includes(newName) && stepped < 2) {
+    const before = await page.getByTestId('photo-name').textContent();
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction((name) =>
+      document.querySelector('[data-testid=photo-name]').textContent !== name, before);
+    stepped += 1;
+  }
+  const entry = page.getByTestId('photo-person-entry').filter({ hasText: newName });
+  await entry.getByTestId('photo-person-move').click();
+  await entry.getByTestId('photo-person-move-to').selectOption('new');
+  await page.waitForFunction((name) => {
+    const shownNames = [...document.querySelectorAll('[data-testid=photo-person]')].map((a) => a.textContent);
+    return shownNames.length > 0 && !shownNames.includes(name);
+  }, newName);
+  const movedTo = await peopleShown();
+  const herPhotos = await page.evaluate(async (id) =>
+    (await (await fetch(`/api/people/${id}`)).json()).photos, personId);
+  if (herPhotos !== 1) throw new Error(`after the move ${newName} is in ${herPhotos} photos`);
+  log(`viewer: "Not them?" moved ${newName}'s face to ${movedTo.join(', ')}; she is in 1 photo now`);
+  const order = [second, third, first]; // the timeline's, which the viewer steps through
+  for (; stepped > 0; stepped -= 1) {
+    await page.keyboard.press('ArrowLeft');
+    await viewerShows(order[stepped - 1]);
+  }
   await page.getByTestId('photo-trash').click();
   await dialog.waitFor({ state: 'hidden' });
   await gridShows(2);
