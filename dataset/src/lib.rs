@@ -13,7 +13,9 @@
 //! - [`manifest`]: the manifest schema and its Parquet/CSV input and output.
 //! - [`split`]: the stratified, seeded, duplicate-aware train/val/test split.
 //! - [`data`]: burn `Dataset` and `Batcher` with decode caching and augmentation.
+//! - [`chart_png`]: charts drawn in memory and written as compact PNGs (every stage).
 
+pub mod chart_png;
 pub mod crawl;
 pub mod data;
 pub mod error;

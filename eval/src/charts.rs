@@ -8,7 +8,8 @@
 //!   the accuracy as a bar and the bin's mean confidence as a line across it, the diagonal
 //!   of perfect calibration, the photos per bin above each bar, and ECE in the title.
 //!
-//! Each chart is drawn into a hidden sibling file and renamed into place when whole.
+//! Each chart is drawn in memory (`album_dataset::chart_png`), written into a hidden
+//! sibling file and renamed into place when whole.
 
 use std::path::Path;
 
@@ -70,12 +71,10 @@ pub(crate) fn draw_png(
     size: (u32, u32),
     draw: impl FnOnce(&Area<'_>) -> DrawResult<()>,
 ) -> Result<()> {
+    let png =
+        album_dataset::chart_png::render_png(size, draw).map_err(|e| Error::chart(path, e))?;
     write_atomically(path, |tmp| {
-        let root = BitMapBackend::new(tmp, size).into_drawing_area();
-        root.fill(&WHITE)
-            .and_then(|()| draw(&root))
-            .and_then(|()| root.present())
-            .map_err(|e| Error::chart(path, e))
+        std::fs::write(tmp, &png).map_err(|e| Error::io("write", tmp, e))
     })
 }
 

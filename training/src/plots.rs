@@ -61,7 +61,6 @@ fn draw_loss(
     epochs: &[EpochRow],
     steps_per_epoch: f64,
 ) -> Result<()> {
-    let fail = |e: &dyn std::fmt::Display| chart_error(path, e);
     let finite = |v: f32| v.is_finite().then_some(f64::from(v));
     let batch_points: Vec<(f64, f64)> = batches
         .iter()
@@ -84,60 +83,55 @@ fn draw_loss(
         .fold(0.1, f64::max)
         * 1.05;
     let x_max = (epochs.len().max(1) as f64).max(batch_points.last().map_or(1.0, |p| p.0));
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart =
-        base_chart(&root, &format!("{title}: loss"), x_max, y_max, "loss").map_err(|e| fail(&e))?;
-    chart
-        .draw_series(LineSeries::new(batch_points, TRAIN.mix(0.25)))
-        .map_err(|e| fail(&e))?
-        .label("batch loss (train)")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], TRAIN.mix(0.25)));
-    series(
-        &mut chart,
-        train,
-        TRAIN,
-        "train loss (epoch mean, label-smoothed)",
-    )
-    .map_err(|e| fail(&e))?;
-    series(&mut chart, val, VAL, "validation loss (no label smoothing)").map_err(|e| fail(&e))?;
-    // Losses fall, so the upper right is empty once training is under way.
-    legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
+    album_dataset::chart_png::write_png(path, SIZE, |root| {
+        let mut chart = base_chart(root, &format!("{title}: loss"), x_max, y_max, "loss")?;
+        chart
+            .draw_series(LineSeries::new(batch_points, TRAIN.mix(0.25)))?
+            .label("batch loss (train)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], TRAIN.mix(0.25)));
+        series(
+            &mut chart,
+            train,
+            TRAIN,
+            "train loss (epoch mean, label-smoothed)",
+        )?;
+        series(&mut chart, val, VAL, "validation loss (no label smoothing)")?;
+        // Losses fall, so the upper right is empty once training is under way.
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })
+    .map_err(|e| chart_error(path, e))
 }
 
 fn draw_accuracy(path: &Path, title: &str, epochs: &[EpochRow]) -> Result<()> {
-    let fail = |e: &dyn std::fmt::Display| chart_error(path, e);
     let points = |f: fn(&EpochRow) -> f32| -> Vec<(f64, f64)> {
         epochs
             .iter()
             .map(|e| (e.epoch as f64 + 1.0, f64::from(f(e)) * 100.0))
             .collect()
     };
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
     let x_max = epochs.len().max(1) as f64;
-    let mut chart = base_chart(
-        &root,
-        &format!("{title}: accuracy"),
-        x_max,
-        100.0,
-        "accuracy (%)",
-    )
-    .map_err(|e| fail(&e))?;
-    series(&mut chart, points(|e| e.train_top1), TRAIN, "train top-1").map_err(|e| fail(&e))?;
-    series(&mut chart, points(|e| e.val_top1), VAL, "validation top-1").map_err(|e| fail(&e))?;
-    series(&mut chart, points(|e| e.val_top2), VAL2, "validation top-2").map_err(|e| fail(&e))?;
     let ema: Vec<(f64, f64)> = epochs
         .iter()
         .filter_map(|e| Some((e.epoch as f64 + 1.0, f64::from(e.ema_val_top1?) * 100.0)))
         .collect();
-    if !ema.is_empty() {
-        series(&mut chart, ema, EMA, "validation top-1, EMA weights").map_err(|e| fail(&e))?;
-    }
-    // Accuracies rise, so the lower right is empty once training is under way.
-    legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
+    album_dataset::chart_png::write_png(path, SIZE, |root| {
+        let mut chart = base_chart(
+            root,
+            &format!("{title}: accuracy"),
+            x_max,
+            100.0,
+            "accuracy (%)",
+        )?;
+        series(&mut chart, points(|e| e.train_top1), TRAIN, "train top-1")?;
+        series(&mut chart, points(|e| e.val_top1), VAL, "validation top-1")?;
+        series(&mut chart, points(|e| e.val_top2), VAL2, "validation top-2")?;
+        if !ema.is_empty() {
+            series(&mut chart, ema, EMA, "validation top-1, EMA weights")?;
+        }
+        // Accuracies rise, so the lower right is empty once training is under way.
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
+    .map_err(|e| chart_error(path, e))
 }
 
 type DrawResult<T> = std::result::Result<

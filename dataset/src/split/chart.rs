@@ -36,15 +36,15 @@ pub fn draw_split_chart(
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
     let total: usize = counts.iter().flatten().sum();
     let title = format!("Train / val / test split of {total} photos (ratio {ratios})");
-    let root = root.titled(&title, (FONT, 30)).map_err(|e| fail(&e))?;
-    let (left, right) = root.split_horizontally(SIZE.0 * 55 / 100);
-    draw_class_bars(&left, classes, counts).map_err(|e| fail(&e))?;
-    draw_size_histogram(&right, histogram).map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
+    crate::chart_png::write_png(path, SIZE, |root| {
+        let root = root.titled(&title, (FONT, 30))?;
+        let (left, right) = root.split_horizontally(SIZE.0 * 55 / 100);
+        draw_class_bars(&left, classes, counts)?;
+        draw_size_histogram(&right, histogram)
+    })
+    .map_err(|e| fail(&e))
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
