@@ -13,6 +13,7 @@
 //! - [`manifest`]: the manifest schema and its Parquet/CSV input and output.
 //! - [`split`]: the stratified, seeded, duplicate-aware train/val/test split.
 //! - [`data`]: burn `Dataset` and `Batcher` with decode caching and augmentation.
+//! - [`pack`]: splits re-encoded small enough to travel to a machine without the photos.
 //! - [`chart_png`]: charts drawn in memory and written as compact PNGs (every stage).
 
 pub mod chart_png;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod gallery;
 pub mod image_check;
 pub mod manifest;
+pub mod pack;
 pub mod phash;
 pub mod progress;
 pub mod split;

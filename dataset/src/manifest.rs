@@ -5,6 +5,7 @@
 //! or copied as a whole. `phash` is the 64-bit perceptual hash from [`crate::phash`],
 //! kept as 16 lower-case hex digits so that a person can compare two rows by eye.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -212,9 +213,57 @@ fn temp_sibling(path: &Path) -> Result<PathBuf> {
     Ok(path.with_file_name(format!(".{name}.tmp")))
 }
 
+/// At most `wanted` records of each class (all of them when `wanted` is 0), spread evenly over the class's records in
+/// their listed order (a split lists each class's photos grouped by source, so the first
+/// `wanted` would come from one source).
+pub fn spread_per_class(records: Vec<ManifestRecord>, wanted: usize) -> Vec<ManifestRecord> {
+    if wanted == 0 {
+        return records;
+    }
+    let mut sizes = BTreeMap::<String, usize>::new();
+    for record in &records {
+        *sizes.entry(record.class.clone()).or_default() += 1;
+    }
+    let mut seen = BTreeMap::<String, usize>::new();
+    records
+        .into_iter()
+        .filter(|r| {
+            let rank = seen.entry(r.class.clone()).or_default();
+            let keep = is_spread_pick(*rank, sizes[&r.class], wanted);
+            *rank += 1;
+            keep
+        })
+        .collect()
+}
+
+/// Whether the `rank`-th of `size` items is one of `wanted` picked evenly over all of
+/// them (ranks `floor(i * size / wanted)` for i < wanted).
+pub fn is_spread_pick(rank: usize, size: usize, wanted: usize) -> bool {
+    if wanted >= size {
+        return true;
+    }
+    // Rank r is picked when some i has floor(i * size / wanted) == r, i.e. when the
+    // smallest i with i * size >= r * wanted also satisfies i * size < (r + 1) * wanted.
+    let i = (rank * wanted).div_ceil(size);
+    i < wanted && i * size < (rank + 1) * wanted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spread_picks_exactly_the_wanted_count_at_evenly_spaced_ranks() {
+        for (size, wanted) in [(10, 3), (3_545, 500), (7, 7), (5, 9), (1_000, 1)] {
+            let picked: Vec<usize> = (0..size)
+                .filter(|&rank| is_spread_pick(rank, size, wanted))
+                .collect();
+            let expected: Vec<usize> = (0..wanted.min(size))
+                .map(|i| i * size / wanted.min(size))
+                .collect();
+            assert_eq!(picked, expected, "size {size}, wanted {wanted}");
+        }
+    }
 
     fn record(i: u32) -> ManifestRecord {
         ManifestRecord {

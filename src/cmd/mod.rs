@@ -8,6 +8,7 @@ pub mod faces;
 mod gallery;
 mod models;
 mod montage;
+mod pack;
 mod report;
 mod serve;
 mod split;
@@ -77,6 +78,8 @@ pub enum DatasetCommand {
     Audit(gallery::AuditArgs),
     /// Split a manifest into train/val/test, stratified by class.
     Split(split::SplitArgs),
+    /// Re-encode splits as small square JPEGs under a byte budget (for the GPU machine).
+    Pack(pack::PackArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +118,7 @@ pub fn run_dataset(command: DatasetCommand) -> anyhow::Result<()> {
         DatasetCommand::ServeGallery(args) => gallery::run_serve(args),
         DatasetCommand::Audit(args) => gallery::run_audit(args),
         DatasetCommand::Split(args) => split::run(args),
+        DatasetCommand::Pack(args) => pack::run(args),
     }
 }
 

@@ -3,7 +3,6 @@
 //! Training reads `train.parquet` and `val.parquet` only: the test split stays unread
 //! until evaluation, so nothing is ever tuned on it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use album_dataset::data::{CacheStatus, DecodedImages, ImageDataset, ImageItem, PreprocessConfig};
@@ -75,37 +74,7 @@ fn filter_records(records: Vec<ManifestRecord>, config: &DataConfig) -> Vec<Mani
         .filter(|r| config.classes.is_empty() || config.classes.contains(&r.class))
         .filter(wanted_source)
         .collect();
-    if config.images_per_class == 0 {
-        return records;
-    }
-    let mut class_sizes = HashMap::<String, usize>::new();
-    for record in &records {
-        *class_sizes.entry(record.class.clone()).or_default() += 1;
-    }
-    let mut seen = HashMap::<String, usize>::new();
-    records
-        .into_iter()
-        .filter(|r| {
-            let rank = seen.entry(r.class.clone()).or_default();
-            let keep = is_spread_pick(*rank, class_sizes[&r.class], config.images_per_class);
-            *rank += 1;
-            keep
-        })
-        .collect()
-}
-
-/// Whether the `rank`-th of `size` photos is one of `wanted` picked evenly over all of
-/// them (ranks `floor(i * size / wanted)`). A split lists each class's photos grouped by
-/// source (Caltech-101 first, then the others), so the first `wanted` would all come from
-/// one source; an even spread samples every source in proportion.
-fn is_spread_pick(rank: usize, size: usize, wanted: usize) -> bool {
-    if wanted >= size {
-        return true;
-    }
-    // Rank r is picked when some i has floor(i * size / wanted) == r, i.e. when the
-    // smallest i with i * size >= r * wanted also satisfies i * size < (r + 1) * wanted.
-    let i = (rank * wanted).div_ceil(size);
-    i < wanted && i * size < (rank + 1) * wanted
+    album_dataset::manifest::spread_per_class(records, config.images_per_class)
 }
 
 /// What the photos of a split are, independent of where they are stored and of the order
@@ -201,19 +170,6 @@ pub fn for_each_chunk(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_spread_picks_exactly_the_wanted_count_at_evenly_spaced_ranks() {
-        for (size, wanted) in [(10, 3), (3_545, 500), (7, 7), (5, 9), (1_000, 1)] {
-            let picked: Vec<usize> = (0..size)
-                .filter(|&rank| is_spread_pick(rank, size, wanted))
-                .collect();
-            let expected: Vec<usize> = (0..wanted.min(size))
-                .map(|i| i * size / wanted.min(size))
-                .collect();
-            assert_eq!(picked, expected, "size {size}, wanted {wanted}");
-        }
-    }
 
     #[test]
     fn the_source_is_the_original_file_names_prefix() {
