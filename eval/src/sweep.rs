@@ -130,6 +130,7 @@ fn ensure_run(config: &TrainConfig, epochs: usize, options: &SweepOptions) -> Re
         run_id: Some(name),
         resume: None,
         max_steps: None,
+        time_limit: None,
         progress: options.progress,
         command_line: options.command_line.clone(),
     };

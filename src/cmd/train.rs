@@ -14,7 +14,8 @@ use anyhow::Context;
 #[command(after_help = "Examples:
   album train --config configs/cpu/se-resnext.toml
   album train --config configs/cpu/vgg16.toml --epochs 1 --run-id vgg-try
-  album train --resume experiments/vgg-try       (after a crash or Ctrl-C)")]
+  album train --resume experiments/vgg-try       (after a crash or Ctrl-C)
+  album train --config configs/gpu-112/densenet.toml --time-limit 96s")]
 pub struct TrainArgs {
     /// The training config (TOML). Not needed with --resume, which reuses the run's own.
     #[arg(long, required_unless_present = "resume")]
@@ -40,6 +41,11 @@ pub struct TrainArgs {
     /// Stop after this many optimiser steps (then validate and checkpoint): a smoke test.
     #[arg(long)]
     max_steps: Option<usize>,
+    /// Fit the run into this much time (90s, 8m, 1h; bare numbers are seconds): after
+    /// each epoch the epoch count is set to what still fits (at most the config's),
+    /// the learning-rate schedule ending with it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    time_limit: Option<std::time::Duration>,
     /// No progress bars (logs stay one line per epoch).
     #[arg(long)]
     quiet: bool,
@@ -55,6 +61,25 @@ fn parse_device_name(name: &str) -> Result<String, String> {
     name.parse::<DeviceKind>()
         .map(|_| name.to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// Reads a `--time-limit`: a number of seconds, or one with an `s`, `m` or `h` suffix.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1.0),
+        Some((i, 'm')) => (&text[..i], 60.0),
+        Some((i, 'h')) => (&text[..i], 3600.0),
+        _ => (text, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => {
+            Ok(std::time::Duration::from_secs_f64(value * unit))
+        }
+        _ => Err(format!(
+            "expected a duration such as 90s, 8m or 1.5h, not {text:?}"
+        )),
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
@@ -83,6 +108,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         run_id: args.run_id,
         resume: args.resume,
         max_steps: args.max_steps,
+        time_limit: args.time_limit,
         progress: !args.quiet,
         command_line: std::env::args().collect(),
     };
@@ -115,4 +141,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn time_limits_read_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("96"), Ok(Duration::from_secs(96)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("8m"), Ok(Duration::from_secs(480)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "m", "-5s", "0", "eight minutes"] {
+            assert!(parse_duration(bad).unwrap_err().contains("90s"), "{bad}");
+        }
+    }
 }

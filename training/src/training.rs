@@ -19,7 +19,7 @@
 //! seeded by seed and epoch), so a resumed run takes the same steps as an unbroken one.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use album_dataset::data::{ImageBatcher, ImageDataset, Prefetcher, PreprocessConfig};
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
@@ -60,6 +60,10 @@ pub struct RunOptions {
     /// cut short is neither validated nor checkpointed (a smoke test, and how tests
     /// interrupt a run to resume it).
     pub max_steps: Option<usize>,
+    /// Fit this session into this much time: after each epoch the run's epoch count is
+    /// cut to what still fits, judged by that epoch's duration (the learning-rate
+    /// schedule ends with it; never past the config's count).
+    pub time_limit: Option<Duration>,
     /// Draw progress bars.
     pub progress: bool,
     /// The command line, recorded in provenance.json.
@@ -127,12 +131,27 @@ fn start_session(
     Session::start(config, device, data, run_dir.to_path_buf(), resuming)
 }
 
+/// A clear error when `run_dir` does not exist at all: on a fresh clone the examples'
+/// runs (experiments/alexnet-try) are made by an earlier `album train`, and committed
+/// study runs keep no checkpoints.
+pub fn require_run_dir(run_dir: &Path) -> Result<()> {
+    if run_dir.is_dir() {
+        return Ok(());
+    }
+    Err(Error::Run(format!(
+        "no run directory at {}: train one first (`album train --config <config> --run-id \
+         <name>` writes experiments/<name>)",
+        run_dir.display()
+    )))
+}
+
 /// Creates a new run directory (refusing to reuse one) or checks the one to resume.
 fn prepare_run_dir(
     config: TrainConfig,
     options: &RunOptions,
 ) -> Result<(TrainConfig, PathBuf, bool)> {
     if let Some(run_dir) = &options.resume {
+        require_run_dir(run_dir)?;
         let saved = TrainConfig::load(&run_dir.join("config.toml")).map_err(|e| {
             Error::Resume(format!("{} is not a run directory: {e}", run_dir.display()))
         })?;
@@ -323,6 +342,8 @@ struct Session {
     schedule: LrSchedule,
     steps_per_epoch: usize,
     params: usize,
+    /// The config's epoch count when the session started: a time limit never goes past it.
+    epoch_ceiling: usize,
 }
 
 impl Session {
@@ -361,6 +382,7 @@ impl Session {
         }
         let ema = Self::start_ema(&config, &device, &model, &run_dir, resuming, &state)?;
         let params = model.num_params();
+        let config_epochs = config.train.epochs;
         Ok(Session {
             ema,
             schedule: LrSchedule::new(&config.train, steps_per_epoch),
@@ -373,6 +395,7 @@ impl Session {
             state,
             steps_per_epoch,
             params,
+            epoch_ceiling: config_epochs,
         })
     }
 
@@ -401,6 +424,7 @@ impl Session {
     }
 
     fn run(&mut self, options: &RunOptions) -> Result<RunSummary> {
+        let session_started = Instant::now();
         let mut session_steps = 0usize;
         let mut stopped_early = false;
         let mut interrupted = false;
@@ -456,12 +480,45 @@ impl Session {
             if options.max_steps.is_some_and(|max| session_steps >= max) {
                 break;
             }
+            if let Some(limit) = options.time_limit {
+                let left = limit.saturating_sub(session_started.elapsed());
+                self.fit_epochs_into(left, started.elapsed())?;
+            }
         }
         let summary = self.summary(stopped_early, interrupted);
         let text = serde_json::to_string_pretty(&summary)
             .map_err(|e| Error::io("serialise", &self.run_dir, e))?;
         write_atomically(&self.run_dir.join("summary.json"), text.as_bytes())?;
         Ok(summary)
+    }
+
+    /// Sets the run's epoch count so that the epochs still to come, each taking about
+    /// `epoch` (the one just done), end within `left`; the schedule is rebuilt for the
+    /// new count and the run directory's config.toml rewritten, so that a resume and
+    /// the reports see the run as it was trained. The count may grow back when epochs
+    /// get faster (the first is slowed by warm-up), never past the configured one.
+    fn fit_epochs_into(&mut self, left: Duration, epoch: Duration) -> Result<()> {
+        let more = (left.as_secs_f64() / epoch.as_secs_f64().max(1e-3)).floor() as usize;
+        let fits = (self.state.epochs_done + more).min(self.epoch_ceiling);
+        let planned = self.config.train.epochs;
+        // Cut at once; grow back only by a clear margin, so that noise in epoch times
+        // does not move the schedule's end back and forth.
+        if fits == planned || (fits > planned && fits < planned + 2) {
+            return Ok(());
+        }
+        eprintln!(
+            "time limit: {fits} of {} epochs fit (an epoch takes {:.1} s, {:.0} s \
+             left); the learning-rate schedule now ends after epoch {fits}",
+            self.epoch_ceiling,
+            epoch.as_secs_f64(),
+            left.as_secs_f64()
+        );
+        self.config.train.epochs = fits;
+        self.schedule = LrSchedule::new(&self.config.train, self.steps_per_epoch);
+        write_atomically(
+            &self.run_dir.join("config.toml"),
+            self.config.to_toml()?.as_bytes(),
+        )
     }
 
     fn train_epoch(
@@ -884,6 +941,7 @@ mod tests {
             run_id: Some("try".into()),
             resume: None,
             max_steps: Some(1),
+            time_limit: None,
             progress: false,
             command_line: Vec::new(),
         };

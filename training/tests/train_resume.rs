@@ -276,6 +276,25 @@ fn the_ema_weights_resume_with_the_run_and_load_for_evaluation(unbroken: &Path, 
 }
 
 #[test]
+fn a_time_limit_cuts_the_epochs_and_the_saved_config_to_what_fits() {
+    let _lock = one_run_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let split = small_split(dir.path(), 8, 4);
+    let mut config = tiny_config(&split, &dir.path().join("cache"));
+    config.train.epochs = 3;
+    let options = RunOptions {
+        // no second epoch fits: the run ends after its first, schedule and all
+        time_limit: Some(std::time::Duration::ZERO),
+        ..options(dir.path(), "limited")
+    };
+    let summary = train(config, &options).unwrap();
+    assert_eq!((summary.epochs_done, summary.steps), (1, 5));
+    assert!(!summary.interrupted);
+    let saved = TrainConfig::load(&dir.path().join("limited/config.toml")).unwrap();
+    assert_eq!(saved.train.epochs, 1);
+}
+
+#[test]
 fn a_new_run_never_overwrites_a_directory_and_resume_needs_a_run() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("taken")).unwrap();
@@ -294,6 +313,16 @@ fn a_new_run_never_overwrites_a_directory_and_resume_needs_a_run() {
     };
     let err = train(config.clone(), &resume).unwrap_err().to_string();
     assert!(err.contains("not a run directory"), "{err}");
+    // a run that was never trained says how to make one
+    let resume = RunOptions {
+        resume: Some(dir.path().join("never-trained")),
+        ..RunOptions::default()
+    };
+    let err = train(config.clone(), &resume).unwrap_err().to_string();
+    assert!(
+        err.contains("no run directory at") && err.contains("album train"),
+        "{err}"
+    );
 
     let err = train(config, &options(dir.path(), "../escape"))
         .unwrap_err()
