@@ -2,7 +2,9 @@
 # The test command named in the README: installs what the tests need, then runs them.
 #
 # 1. the whole workspace on the default build (flex, pure Rust), the web page's test
-#    in headless Chromium included (scripts/setup-browser.sh installs it);
+#    in headless Chromium included (scripts/setup-browser.sh installs it), then every
+#    example command of the README and the --help texts on a fresh clone
+#    (scripts/run-examples.py);
 # 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
 #    the layer operations (ATen's kernels behind training/src/ops) and grouped
 #    convolution against burn's ops and naive loops on LibTorch CPU, the fused SGD and
@@ -14,6 +16,9 @@ scripts/setup.sh
 scripts/setup-browser.sh
 cargo build --locked --bin album
 cargo test --locked --workspace --no-fail-fast
+
+echo "== every example of README.md and of the --help texts, on a fresh clone"
+python3 scripts/run-examples.py --album target/debug/album --report target/examples-report.md
 
 echo "== LibTorch (tch feature)"
 scripts/setup-torch.sh

@@ -117,6 +117,13 @@ pub fn run(args: DataBenchArgs) -> anyhow::Result<()> {
 /// benchmark needs nothing else, and they are never written anywhere.
 fn load_photos(path: &Path) -> anyhow::Result<Manifest> {
     if !path.is_dir() {
+        if !path.exists() {
+            bail!(
+                "{} not found: run `album dataset split` first, or name a folder of class \
+                 sub-folders",
+                path.display()
+            );
+        }
         return Ok(Manifest::load(path)?);
     }
     let mut records = Vec::new();
@@ -156,6 +163,9 @@ fn load_photos(path: &Path) -> anyhow::Result<Manifest> {
 }
 
 pub(super) fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        bail!("{}: no such folder", dir.display());
+    }
     let mut entries = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .map(|entry| entry.map(|e| e.path()))

@@ -89,6 +89,7 @@ pub struct SplitPredictions {
 impl TrainedModel {
     /// Loads `run_dir`'s config, class names and chosen checkpoint onto `device`.
     pub fn load(run_dir: &Path, choice: CheckpointChoice, device: Device) -> Result<Self> {
+        crate::training::require_run_dir(run_dir)?;
         let not_a_run = |what: &str, e: Error| {
             Error::Run(format!(
                 "{} is not a finished run directory ({what}: {e})",

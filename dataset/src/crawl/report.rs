@@ -326,9 +326,14 @@ impl CrawlSummary {
             url: hosts.join(", "),
             // Error::Http already names the hosts in front of this message.
             message: format!(
-                "nothing could be fetched ({} page(s) tried): {}{more}",
+                "nothing could be fetched ({} page(s) tried): {}{more}{}",
                 failed.len(),
-                shown.join("; ")
+                shown.join("; "),
+                if hosts.iter().any(|h| is_loopback_host(h)) {
+                    " (is the gallery running? `album dataset serve-gallery` serves one)"
+                } else {
+                    ""
+                }
             ),
         })
     }
@@ -540,6 +545,16 @@ fn write_aligned(out: &mut String, header: &[String], rows: &[Vec<String>]) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_unreachable_gallery_on_this_machine_is_recognised_for_the_hint() {
+        for host in ["127.0.0.1:8765", "localhost:8765", "[::1]:80", "localhost"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["example.org:80", "10.0.0.1:8765"] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
     fn duplicate(i: u32) -> DuplicateRecord {
         DuplicateRecord {
             image_url: format!("http://127.0.0.1:1/photos/a/{i}.jpg"),
@@ -687,4 +702,15 @@ mod tests {
         );
         assert!(CrawlSummary::default().ensure_something_fetched().is_ok());
     }
+}
+
+/// Whether `host` (`127.0.0.1:8765`, `localhost`) is this machine, where a crawl usually
+/// reads `album dataset serve-gallery`'s website.
+fn is_loopback_host(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    name == "localhost"
+        || name
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

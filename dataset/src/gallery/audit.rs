@@ -342,6 +342,13 @@ pub fn verify_image_bytes(bytes: &[u8]) -> std::result::Result<(), String> {
 }
 
 fn summarise_access_log(path: &Path) -> Result<AccessSummary> {
+    if !path.exists() {
+        return Err(Error::Data(format!(
+            "access log {} not found: `album dataset serve-gallery --access-log {0}` writes it \
+             while the crawl runs",
+            path.display()
+        )));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("read access log", path, e))?;
     let mut summary = AccessSummary {
         requests: 0,

@@ -87,6 +87,8 @@ pub fn run(args: InferBenchArgs) -> anyhow::Result<()> {
 }
 
 fn parent(args: &InferBenchArgs) -> anyhow::Result<()> {
+    // once here, rather than once per precision's worker
+    album_training::training::require_run_dir(&args.run)?;
     let mut cells = Vec::new();
     let mut failures = Vec::new();
     for &precision in &args.precisions {

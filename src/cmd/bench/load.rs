@@ -246,7 +246,26 @@ impl Server {
                 child,
                 base: format!("http://{addr}"),
             }),
-            Err(_) => {
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // its output closed without an address: it stopped, and says why in the log
+                let status = child.wait().context("waiting for album serve")?;
+                let last = std::fs::read_to_string(log).unwrap_or_default();
+                // its own error line, else whatever it said last (the dynamic loader's
+                // complaint under an address-space limit, say)
+                let mut lines = last.lines().rev().filter(|l| !l.trim().is_empty());
+                let reason = last
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("error"))
+                    .or_else(|| lines.next())
+                    .unwrap_or("it printed nothing");
+                bail!(
+                    "album serve stopped before it was ready ({status}): {reason} (all of its \
+                     output is in {})",
+                    log.display()
+                )
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 bail!(
