@@ -4,7 +4,8 @@
 # 1. the whole workspace on the default build (flex, pure Rust), the web page's test
 #    in headless Chromium included (scripts/setup-browser.sh installs it), then every
 #    example command of the README and the --help texts on a fresh clone
-#    (scripts/run-examples.py);
+#    (scripts/run-examples.py); the album service's tests run a second time with the
+#    blobs in an S3 bucket on a real SeaweedFS (scripts/test-scale-out.sh);
 # 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
 #    the layer operations (ATen's kernels behind training/src/ops) and grouped
 #    convolution against burn's ops and naive loops on LibTorch CPU, the fused SGD and
@@ -16,6 +17,9 @@ scripts/setup.sh
 scripts/setup-browser.sh
 cargo build --locked --bin album
 cargo test --locked --workspace --no-fail-fast
+
+echo "== the album service's tests with its photos in an S3 bucket (SeaweedFS)"
+scripts/test-scale-out.sh
 
 echo "== every example of README.md and of the --help texts, on a fresh clone"
 python3 scripts/run-examples.py --album target/debug/album --report target/examples-report.md

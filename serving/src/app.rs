@@ -66,7 +66,7 @@ impl AppState {
             Error::Setup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let db = Db::open(&config.data_dir.join("album.db"), config.db_connections)?;
-        let (blobs, removed) = BlobStore::open(&config.data_dir.join("blobs"))?;
+        let (blobs, removed) = BlobStore::open(&config.blob_location())?;
         if removed > 0 {
             tracing::warn!(removed, "removed half-written blobs left by a crash");
         }

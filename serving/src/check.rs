@@ -8,14 +8,12 @@
 //! refers to them.
 
 use std::collections::HashSet;
-use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::blobs::{BlobLocation, BlobStore};
 use crate::error::{Error, Result};
 
 /// What [`check_store`] found.
@@ -23,13 +21,15 @@ use crate::error::{Error, Result};
 pub struct StoreCheck {
     /// Photo rows (all users, trash included).
     pub photos: usize,
-    /// Blob files under their hash name.
+    /// Blobs stored under their hash name.
     pub blobs: usize,
-    /// Blobs whose bytes do not hash to their name (half-written or damaged).
-    pub corrupt_blobs: Vec<PathBuf>,
-    /// Files in `blobs/tmp` (a crash's leftovers; `album serve` removes them on start).
+    /// Where the blobs are whose bytes do not hash to their name (half-written or
+    /// damaged).
+    pub corrupt_blobs: Vec<String>,
+    /// Half-written leftovers (local `blobs/tmp` files; `album serve` removes them on
+    /// start).
     pub temp_files: usize,
-    /// Rows naming a blob (original, thumbnail or preview) that is not on disk.
+    /// Rows naming a blob (original, thumbnail or preview) that is not stored.
     pub missing_blobs: Vec<String>,
     /// Blobs no row refers to.
     pub orphan_blobs: usize,
@@ -44,34 +44,57 @@ impl StoreCheck {
 
 /// Checks `data_dir` (`album.db` and `blobs/`), reading only.
 pub fn check_store(data_dir: &Path) -> Result<StoreCheck> {
+    check_album(data_dir, &BlobLocation::Local(data_dir.join("blobs")))
+}
+
+/// Checks the album whose database is in `data_dir` and whose blobs are at `blobs`
+/// (a folder or a bucket), reading only.
+pub fn check_album(data_dir: &Path, blobs: &BlobLocation) -> Result<StoreCheck> {
     let referenced = referenced_blobs(&data_dir.join("album.db"))?;
-    let blobs_dir = data_dir.join("blobs");
+    let (store, _) = open_for_reading(blobs)?;
     let mut check = StoreCheck {
         photos: referenced.photos,
-        temp_files: count_files(&blobs_dir.join("tmp"))?,
+        temp_files: store.leftovers()?,
         ..StoreCheck::default()
     };
-    let mut on_disk = HashSet::new();
-    for path in blob_files(&blobs_dir)? {
-        let name = file_name(&path);
-        if hash_of_file(&path)? != name {
-            check.corrupt_blobs.push(path.clone());
+    let mut stored = HashSet::new();
+    for name in store.names()? {
+        if store.hash_of(&name)? != name {
+            check.corrupt_blobs.push(store.location(&name));
         }
-        on_disk.insert(name);
+        stored.insert(name);
     }
-    check.blobs = on_disk.len();
+    check.corrupt_blobs.sort();
+    check.blobs = stored.len();
     check.missing_blobs = referenced
         .hashes
         .iter()
-        .filter(|h| !on_disk.contains(*h))
+        .filter(|h| !stored.contains(*h))
         .cloned()
         .collect();
     check.missing_blobs.sort();
-    check.orphan_blobs = on_disk
+    check.orphan_blobs = stored
         .iter()
         .filter(|h| !referenced.hashes.contains(*h))
         .count();
     Ok(check)
+}
+
+/// Opens the store without changing it: a local folder's leftovers are counted, not
+/// removed (opening it for serving would clear them).
+fn open_for_reading(blobs: &BlobLocation) -> Result<(BlobStore, usize)> {
+    match blobs {
+        BlobLocation::Local(root) if !root.is_dir() => {
+            Err(Error::Setup(format!("{} does not exist", root.display())))
+        }
+        BlobLocation::Local(root) => Ok((
+            BlobStore::with_backend(std::sync::Arc::new(crate::blobs::local::LocalBlobs::at(
+                root,
+            ))),
+            0,
+        )),
+        s3 => BlobStore::open(s3),
+    }
 }
 
 struct Referenced {
@@ -91,72 +114,11 @@ fn referenced_blobs(db_path: &Path) -> Result<Referenced> {
     Ok(Referenced { photos, hashes })
 }
 
-/// Files two folder levels down (`ab/cd/<hash>`), skipping `tmp/`.
-fn blob_files(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for first in subfolders(root)? {
-        if first.file_name().is_some_and(|n| n == "tmp") {
-            continue;
-        }
-        for second in subfolders(&first)? {
-            for entry in fs::read_dir(&second).map_err(|e| io_error(&second, e))? {
-                let path = entry.map_err(|e| io_error(&second, e))?.path();
-                if path.is_file() {
-                    files.push(path);
-                }
-            }
-        }
-    }
-    Ok(files)
-}
-
-fn subfolders(dir: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.is_dir() {
-        return Ok(Vec::new());
-    }
-    let mut folders = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
-        let path = entry.map_err(|e| io_error(dir, e))?.path();
-        if path.is_dir() {
-            folders.push(path);
-        }
-    }
-    Ok(folders)
-}
-
-fn count_files(dir: &Path) -> Result<usize> {
-    if !dir.is_dir() {
-        return Ok(0);
-    }
-    Ok(fs::read_dir(dir).map_err(|e| io_error(dir, e))?.count())
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn hash_of_file(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = [0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buffer).map_err(|e| io_error(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
-fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::internal("store check", format!("{}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::path::PathBuf;
+
     use super::*;
     use crate::{AppState, ServeConfig};
 
@@ -187,7 +149,7 @@ mod tests {
         fs::write(&path, b"not referenced by any").unwrap(); // cut short
         fs::write(data.join("blobs/tmp/leftover"), b"half").unwrap();
         let check = check_store(&data).unwrap();
-        assert_eq!(check.corrupt_blobs, vec![path]);
+        assert_eq!(check.corrupt_blobs, vec![path.display().to_string()]);
         assert_eq!(check.temp_files, 1);
         assert!(!check.is_sound());
     }

@@ -3,14 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::blobs::BlobLocation;
 use crate::throttle::SignInPolicy;
 
 /// Settings for one album service. [`ServeConfig::new`] gives the defaults `album serve`
 /// starts with; each field is a flag there.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Holds `album.db` (SQLite) and `blobs/` (originals, thumbnails, previews).
+    /// Holds `album.db` (SQLite) and, unless [`ServeConfig::blobs`] says otherwise,
+    /// `blobs/` (originals, thumbnails, previews).
     pub data_dir: PathBuf,
+    /// Where the blobs live instead of `<data_dir>/blobs` (an S3 bucket, another disk).
+    pub blobs: Option<BlobLocation>,
     /// The classifier bundle (what `album report` exports); `None` leaves photos
     /// unclassified (tests that do not need the model).
     pub model_bundle: Option<PathBuf>,
@@ -90,6 +94,7 @@ impl ServeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
+            blobs: None,
             model_bundle: None,
             face_weights: None,
             people_face_share: 1.0 / 16.0,
@@ -120,5 +125,14 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(15 * 60),
             drain_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl ServeConfig {
+    /// Where the blobs live: [`ServeConfig::blobs`], else `<data_dir>/blobs`.
+    pub fn blob_location(&self) -> BlobLocation {
+        self.blobs
+            .clone()
+            .unwrap_or_else(|| BlobLocation::Local(self.data_dir.join("blobs")))
     }
 }

@@ -857,7 +857,7 @@ async fn failed_jobs_are_retried_then_reported_and_crashed_ones_resume() {
         .unwrap()
         .query_row("SELECT sha256 FROM photos WHERE id = 1", [], |r| r.get(0))
         .unwrap();
-    std::fs::remove_file(album.state.blobs.path(&sha).unwrap()).unwrap();
+    album.state.blobs.remove(&sha).unwrap();
     let c = album.state.db.connection().unwrap();
     c.execute("UPDATE jobs SET state = 'running' WHERE photo_id = 2", [])
         .unwrap();

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use album_serving::jobs::Workers;
 use album_serving::{AppState, ServeConfig, app};
-use common::{default_bundle, face_weights, faces_dir, taken_at, taken_at_in, workspace};
+use common::{
+    default_bundle, face_weights, faces_dir, taken_at, taken_at_in, test_blob_location, workspace,
+};
 
 /// Longer than the script's own 330 s watchdog, so the script normally reports first.
 const NODE_DEADLINE: Duration = Duration::from_secs(400);
@@ -108,6 +110,7 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
     let mut config = ServeConfig::new(temp.path().join("album"));
     config.model_bundle = Some(default_bundle());
     config.face_weights = Some(weights);
+    config.blobs = test_blob_location();
     let state = AppState::open(config).expect("open the album");
     let workers = Workers::start(&state).expect("start the workers (models load here)");
 

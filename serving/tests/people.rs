@@ -238,7 +238,7 @@ async fn face_thumbnails_are_stored_once_not_cut_from_the_original_per_request()
     let (_, page) = album.json("GET", "/api/photos", Some(&token), None).await;
     for photo in page["photos"].as_array().unwrap() {
         let sha256 = photo["sha256"].as_str().unwrap();
-        std::fs::remove_file(album.state.blobs.path(sha256).unwrap()).unwrap();
+        album.state.blobs.remove(sha256).unwrap();
     }
     let (status, bytes) = album
         .get_bytes(&format!("/api/faces/{cover}/thumbnail"), &token)

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use album_serving::blobs::BlobLocation;
 use album_serving::{ServeConfig, server};
 use anyhow::Context as _;
 
@@ -15,6 +16,11 @@ pub struct ServeArgs {
     /// Folder for the database (album.db) and the photos (blobs/); created if missing.
     #[arg(long, value_name = "DIR", default_value = "data/album")]
     pub data_dir: PathBuf,
+    /// Keep the photos elsewhere: a folder, or an S3-compatible bucket as
+    /// s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME] (credentials from
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) [default: DIR/blobs].
+    #[arg(long, value_name = "WHERE")]
+    pub blobs: Option<BlobLocation>,
     /// The classifier bundle (what `album report` exports) for the smart albums.
     #[arg(
         long,
@@ -173,6 +179,7 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         header_read_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
         body_idle_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
+        blobs: args.blobs.clone(),
         ..ServeConfig::new(&args.data_dir)
     }
 }
@@ -261,8 +268,9 @@ fn init_logging() {
 
 async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
     let summary = format!(
-        "data {}, model {}, faces {}, {} worker(s)",
+        "data {}, blobs {}, model {}, faces {}, {} worker(s)",
         config.data_dir.display(),
+        config.blob_location(),
         config
             .model_bundle
             .as_ref()

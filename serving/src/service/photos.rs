@@ -488,8 +488,8 @@ impl Photos {
             .await
     }
 
-    /// Writes the photos' originals into `zip`, each as `<id>-<name>`, read from disk in
-    /// pieces; a photo named twice goes in once.
+    /// Writes the photos' originals into `zip`, each as `<id>-<name>`, one photo in
+    /// memory at a time; a photo named twice goes in once.
     pub(crate) fn write_originals(&self, zip: &mut ZipOut, photos: Vec<PhotoInfo>) -> Result<()> {
         let mut names = HashSet::new();
         for photo in photos {
@@ -497,10 +497,8 @@ impl Photos {
             if !names.insert(name.clone()) {
                 continue; // the same id twice
             }
-            let path = self.blobs.path(&photo.sha256)?;
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| Error::internal(&format!("opening {}", path.display()), e))?;
-            zipstream::add_entry(zip, &name, &mut file)?;
+            let bytes = self.blobs.read(&photo.sha256)?;
+            zipstream::add_entry(zip, &name, &mut bytes.as_slice())?;
         }
         Ok(())
     }

@@ -1,10 +1,12 @@
-//! What the service's integration tests share: a real album on a temp folder (SQLite and
-//! blobs on disk), requests through the real router with `oneshot`, sign-up helpers,
+//! What the service's integration tests share: a real album on a temp folder (SQLite, and
+//! blobs on disk or in the S3 bucket `$ALBUM_TEST_BLOBS` names), requests through the real router with `oneshot`, sign-up helpers,
 //! hand-made multipart bodies, and the real photos in ../shared.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use album_serving::blobs::BlobLocation;
 use album_serving::jobs::{self, Models};
 use album_serving::{AppState, ServeConfig, app};
 use axum::body::{Body, Bytes};
@@ -69,6 +71,7 @@ impl TestAlbum {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ServeConfig::new(dir.path().join("album"));
         config.workers = 0;
+        config.blobs = test_blob_location();
         // most tests need several users; accounts.rs tests the closed default
         config.open_sign_up = true;
         configure(&mut config);
@@ -162,18 +165,31 @@ impl TestAlbum {
             .unwrap()
     }
 
-    /// Files in the blob store (originals, thumbnails, previews; temp files too).
+    /// Blobs in the store (originals, thumbnails, previews; a crash's leftovers too).
     pub fn blob_files(&self) -> usize {
-        fn walk(dir: &Path) -> usize {
-            std::fs::read_dir(dir).map_or(0, |entries| {
-                entries
-                    .map(|e| e.unwrap().path())
-                    .map(|p| if p.is_dir() { walk(&p) } else { 1 })
-                    .sum()
-            })
-        }
-        walk(&self.state.config.data_dir.join("blobs"))
+        let blobs = &self.state.blobs;
+        blobs.names().unwrap().len() + blobs.leftovers().unwrap()
     }
+}
+
+/// Where a test album keeps its blobs: `$ALBUM_TEST_BLOBS` names an S3 bucket
+/// (`s3://bucket?endpoint=…`, what `scripts/test-scale-out.sh` starts) and each album
+/// gets a prefix of its own there; unset, the album's own folder, as `album serve` does.
+pub fn test_blob_location() -> Option<BlobLocation> {
+    static ALBUMS: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::var("ALBUM_TEST_BLOBS")
+        .ok()
+        .filter(|b| !b.is_empty())?;
+    let BlobLocation::S3(mut location) = base.parse().expect("$ALBUM_TEST_BLOBS") else {
+        panic!("$ALBUM_TEST_BLOBS names an s3:// bucket, not {base:?}");
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = ALBUMS.fetch_add(1, Ordering::Relaxed);
+    location.prefix = format!("test-{}-{nanos}-{n}", std::process::id());
+    Some(BlobLocation::S3(location))
 }
 
 /// `POST /api/photos` of `files` as `token`'s user.
