@@ -21,7 +21,7 @@
 //! 70 %, and the paper's 72 % is `d ≤ 0.56`, a little stricter.
 
 use crate::embedder::{Descriptor, distance};
-use crate::index::FaceIndex;
+use crate::index::Neighbours;
 
 /// A person's number, unique within one clustering.
 pub type PersonId = u32;
@@ -107,12 +107,14 @@ impl DensityRule {
         self.place_among(&near, people)
     }
 
-    /// [`DensityRule::place`] with the earlier faces in a [`FaceIndex`] (ids are their
-    /// positions in `people`): the same placement, without measuring every earlier face.
+    /// [`DensityRule::place`] with the earlier faces in an index (ids are their
+    /// positions in `people`): the same placement (exactly with a
+    /// [`crate::index::FaceIndex`], as far as its search finds them with an
+    /// [`crate::hnsw::Hnsw`]), without measuring every earlier face.
     pub fn place_indexed<P: Copy>(
         &self,
         face: &Descriptor,
-        earlier: &FaceIndex,
+        earlier: &impl Neighbours,
         people: &[Option<P>],
     ) -> Placement<P> {
         debug_assert_eq!(earlier.len(), people.len());
@@ -121,7 +123,19 @@ impl DensityRule {
 
     /// The placement given the face's links, nearest first.
     fn place_among<P: Copy>(&self, near: &[(usize, f32)], people: &[Option<P>]) -> Placement<P> {
-        let nearest_person = near.iter().find_map(|&(j, _)| people[j]);
+        self.place_near(near, |j| people[j])
+    }
+
+    /// The placement of a face whose links (the earlier faces closer than the link
+    /// distance, as (id, distance), nearest first) are `near`, each link's person given
+    /// by `person_of`: what [`DensityRule::place`] decides, for callers that keep the
+    /// earlier faces elsewhere (the album's index, its database).
+    pub fn place_near<P: Copy>(
+        &self,
+        near: &[(usize, f32)],
+        person_of: impl Fn(usize) -> Option<P>,
+    ) -> Placement<P> {
+        let nearest_person = near.iter().find_map(|&(j, _)| person_of(j));
         let is_core = near.len() + 1 >= self.min_faces;
         let person = match nearest_person {
             Some(person) => Some(Joins::Existing(person)),
@@ -131,7 +145,7 @@ impl DensityRule {
         let carried = if person.is_some() && is_core {
             near.iter()
                 .map(|&(j, _)| j)
-                .filter(|&j| people[j].is_none())
+                .filter(|&j| person_of(j).is_none())
                 .collect()
         } else {
             Vec::new()
@@ -181,6 +195,33 @@ impl DensityRule {
     /// [`DensityRule::regroup_links`] on the faces' links.
     pub fn regroup(&self, faces: &[Descriptor]) -> Vec<Option<usize>> {
         self.regroup_links(&self.links(faces))
+    }
+
+    /// [`DensityRule::links`] found through an index of `faces` (ids are positions):
+    /// O(n log n) with an [`crate::hnsw::Hnsw`] instead of a distance per pair. A link
+    /// either face's search found counts both ways.
+    pub fn links_indexed(&self, faces: &[Descriptor], index: &impl Neighbours) -> Vec<Vec<usize>> {
+        let mut links = vec![Vec::new(); faces.len()];
+        for (i, face) in faces.iter().enumerate() {
+            for (j, _) in index.within(face, self.max_distance) {
+                if j != i && j < faces.len() {
+                    links[i].push(j);
+                    links[j].push(i);
+                }
+            }
+        }
+        for face_links in &mut links {
+            face_links.sort_unstable();
+            face_links.dedup();
+        }
+        links
+    }
+
+    /// [`DensityRule::regroup`] with the links found through an HNSW index: what the
+    /// album's re-cluster runs, so a library of 100,000 faces is not 5·10⁹ distances.
+    pub fn regroup_indexed(&self, faces: &[Descriptor]) -> Vec<Option<usize>> {
+        let index = crate::hnsw::Hnsw::of(faces);
+        self.regroup_links(&self.links_indexed(faces, &index))
     }
 }
 
@@ -454,12 +495,18 @@ mod tests {
             .collect();
         let rule = DensityRule::new(0.6, 3);
         let mut people: Vec<Option<u32>> = Vec::new();
-        let mut index = FaceIndex::default();
+        let mut index = crate::index::FaceIndex::default();
+        let mut graph = crate::hnsw::Hnsw::default();
         let mut next_person = 0;
         for (i, face) in faces.iter().enumerate() {
             let by_scan = rule.place(face, &faces[..i], &people);
             let by_index = rule.place_indexed(face, &index, &people);
             assert_eq!(by_scan, by_index, "face {i}");
+            assert_eq!(
+                by_scan,
+                rule.place_indexed(face, &graph, &people),
+                "face {i}, HNSW"
+            );
             let person = match by_scan.person {
                 Some(Joins::Existing(p)) => Some(p),
                 Some(Joins::New) => {
@@ -473,8 +520,18 @@ mod tests {
             }
             people.push(person);
             index.insert(i, *face);
+            graph.insert(i, *face);
         }
         assert_eq!(next_person, 12, "one person each");
+    }
+
+    #[test]
+    fn links_found_through_the_graph_are_the_pairwise_links() {
+        let faces = crate::synthetic::clustered(600, 40, 31);
+        let rule = DensityRule::new(0.6, 3);
+        let index = crate::hnsw::Hnsw::of(&faces);
+        assert_eq!(rule.links_indexed(&faces, &index), rule.links(&faces));
+        assert_eq!(rule.regroup_indexed(&faces), rule.regroup(&faces));
     }
 
     #[test]

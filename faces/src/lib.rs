@@ -21,6 +21,8 @@
 //! | [`embedder`] | the dlib ResNet in burn: chip → 128-D descriptor |
 //! | [`cluster`] | the paper's 72 % rule and a stronger density-based method |
 //! | [`index`] | exact radius search over descriptors in leader cells: about one cell per person per query |
+//! | [`hnsw`] | HNSW graph search over descriptors: about log(n) per query |
+//! | [`synthetic`] | clustered synthetic descriptors, for timing at 100,000 faces |
 //! | [`pipeline`] | photo bytes → faces with boxes, landmarks and descriptors |
 //!
 //! `faces/NOTES.md` records how both model files were checked and where the issue's
@@ -32,10 +34,12 @@ pub mod detect;
 pub mod dlib_dat;
 pub mod embedder;
 pub mod error;
+pub mod hnsw;
 pub mod index;
 pub mod onnx;
 pub mod pipeline;
 pub mod retinaface;
+pub mod synthetic;
 pub mod weights;
 
 pub use error::{Error, Result};
