@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_admin.sql"),
     include_str!("../migrations/0007_montages.sql"),
     include_str!("../migrations/0008_model_probabilities.sql"),
+    include_str!("../migrations/0009_placed_faces_version.sql"),
 ];
 
 /// A connection taken from the pool; back in the pool when dropped.

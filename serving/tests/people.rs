@@ -363,3 +363,37 @@ async fn a_large_clear_face_puts_a_photo_in_people_through_the_real_models() {
     assert_eq!(correct(json!("buildings")).await, "buildings");
     assert_eq!(correct(Value::Null).await, "people");
 }
+
+/// Two service instances on one album, each with its own in-memory face index: faces
+/// the second placed must be in the first's index before the first places the next
+/// ones (its placed-faces version check catches up), or a face that links only to
+/// them would wait alone instead of joining their person.
+#[tokio::test]
+async fn faces_another_instance_placed_reach_this_instances_face_index() {
+    let album = TestAlbum::new(|c| c.face_weights = Some(face_weights()));
+    let other = album_serving::AppState::open((*album.state.config).clone()).unwrap();
+    let drain_other = || {
+        let mut models = album_serving::jobs::Models::load(&other.config).unwrap();
+        album_serving::jobs::drain(&other, &mut models).unwrap()
+    };
+    let token = album.user("ann").await;
+    // this instance builds its index, with someone else's faces only
+    let (status, _) = album
+        .upload(&token, &files_in(&faces_dir().join("Amelia_Vega"), 3))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    album.drain();
+    // the other instance places three photos of Abdullah Gul: a person
+    let gul = files_in(&faces_dir().join("Abdullah_Gul"), 4);
+    album.upload(&token, &gul[..3]).await;
+    assert!(drain_other() > 0);
+    // this instance places the fourth: it must see the other's three
+    album.upload(&token, &gul[3..]).await;
+    album.drain();
+    let (_, people) = album.json("GET", "/api/people", Some(&token), None).await;
+    assert_eq!(
+        people_of(&people).iter().map(|p| p.1).collect::<Vec<_>>(),
+        vec![4, 3],
+        "{people}"
+    );
+}

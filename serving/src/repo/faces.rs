@@ -119,6 +119,73 @@ pub(crate) fn for_grouping(
         .collect()
 }
 
+/// The user's placed-faces version: it moves whenever a face of the user is placed,
+/// unplaced or deleted (migration 0009's triggers).
+pub(crate) fn placed_faces_version(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT placed_faces_version FROM users WHERE id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )
+}
+
+/// The ids of the user's placed faces.
+pub(crate) fn placed_ids(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
+    let mut statement =
+        c.prepare("SELECT id FROM faces WHERE user_id = ?1 AND clustered = 1 ORDER BY id")?;
+    statement.query_map([user_id], |r| r.get(0))?.collect()
+}
+
+/// The descriptors of the faces `ids` (those that exist).
+pub(crate) fn descriptors(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, Descriptor)>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, descriptor FROM faces WHERE id IN ({}) ORDER BY id",
+            placeholders(chunk.len())
+        );
+        let mut statement = c.prepare(&sql)?;
+        let rows = statement.query_map(rusqlite::params_from_iter(chunk), |r| {
+            Ok((r.get(0)?, r.get::<_, StoredDescriptor>(1)?.0))
+        })?;
+        for row in rows {
+            found.push(row?);
+        }
+    }
+    Ok(found)
+}
+
+/// The person of each of the user's placed faces among `ids` (a face deleted since, or
+/// another user's, is left out).
+pub(crate) fn people_of_placed(
+    c: &Connection,
+    user_id: i64,
+    ids: &[i64],
+) -> rusqlite::Result<std::collections::HashMap<i64, Option<i64>>> {
+    let mut people = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT id, person_id FROM faces
+             WHERE user_id = ? AND clustered = 1 AND id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut statement = c.prepare(&sql)?;
+        let values = std::iter::once(user_id).chain(chunk.iter().copied());
+        let rows = statement.query_map(rusqlite::params_from_iter(values), |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+        })?;
+        for row in rows {
+            let (id, person) = row?;
+            people.insert(id, person);
+        }
+    }
+    Ok(people)
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// A face as the grouping left it, for measuring the grouping (`album bench people`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupedFace {

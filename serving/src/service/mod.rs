@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod albums;
+pub(crate) mod face_index;
 pub mod gifs;
 pub mod jobs;
 pub mod montages;

@@ -17,6 +17,7 @@
 //! a split names only the person's own faces.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use album_faces::cluster::{DensityRule, Joins, SUGGESTION_SIMILARITY, similar_groups};
 use album_faces::embedder::Descriptor;
@@ -28,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{Patience, is_unsafe_in_name};
 use crate::media;
 use crate::repo::faces::{self as repo, FaceInfo, FaceRow, GroupedFace, NewFace, Person};
+use crate::service::face_index::{FaceIndexes, UserFaces};
 use crate::service::jobs::{self, JobKind};
 use crate::service::photos::Photos;
 
@@ -67,11 +69,16 @@ const SUGGESTIONS: usize = 5;
 #[derive(Clone)]
 pub struct People {
     pub(crate) photos: Photos,
+    /// Each user's placed faces, searchable (see [`crate::service::face_index`]).
+    face_index: Arc<FaceIndexes>,
 }
 
 impl People {
     pub fn new(photos: Photos) -> Self {
-        People { photos }
+        People {
+            photos,
+            face_index: Arc::default(),
+        }
     }
 
     fn connection(&self) -> Result<db::Pooled> {
@@ -150,45 +157,65 @@ impl People {
     }
 
     /// The cluster job: every face of the user not clustered yet is placed by
-    /// [`FACE_RULE`] after the faces before it (see the module docs). Runs as one
-    /// IMMEDIATE transaction, so two workers cannot interleave their assignments; the
-    /// work in it is one distance per new face and earlier face.
+    /// [`FACE_RULE`] after the faces before it (see the module docs). The earlier faces
+    /// a face links to are found through the user's face index
+    /// ([`crate::service::face_index`]), about log(n) work per face, and their people
+    /// read in the job's transaction. Runs as
+    /// one IMMEDIATE transaction, so two workers cannot interleave their assignments;
+    /// the index is built (the first time) before it.
     pub fn cluster_new_faces(&self, user_id: i64) -> Result<()> {
+        let index = self.face_index.lock(user_id);
+        let mut faces = index.faces();
+        if !faces.is_built() {
+            faces.build(&*self.connection()?, user_id)?;
+        }
+        let placed = self.place_new_faces(user_id, &mut faces);
+        if placed.is_err() {
+            // the graph may hold faces of the transaction that did not commit
+            faces.forget();
+        }
+        placed
+    }
+
+    fn place_new_faces(&self, user_id: i64, index: &mut UserFaces) -> Result<()> {
         let mut c = self.connection()?;
         let t = db::write_transaction(&mut c)?;
         let new_faces = repo::for_grouping(&t, user_id, Some(false))?;
         if new_faces.is_empty() {
-            // An earlier cluster job took these faces already: skip reading every face.
+            // An earlier cluster job took these faces already.
             return Ok(());
         }
-        let known = repo::for_grouping(&t, user_id, Some(true))?;
-        let mut ids: Vec<i64> = known.iter().map(|f| f.id).collect();
-        let mut descriptors: Vec<Descriptor> = known.iter().map(|f| f.descriptor).collect();
-        let mut people: Vec<Option<i64>> = known.iter().map(|f| f.person_id).collect();
+        index.catch_up(&t, user_id)?;
         for face in new_faces {
-            let placement = FACE_RULE.place(&face.descriptor, &descriptors, &people);
+            let found = index.graph.within(&face.descriptor, FACE_RULE.max_distance);
+            let ids: Vec<i64> = found.iter().map(|&(id, _)| id as i64).collect();
+            let people = repo::people_of_placed(&t, user_id, &ids)?;
+            let near: Vec<(usize, f32)> = found
+                .into_iter()
+                .filter(|&(id, _)| people.contains_key(&(id as i64)))
+                .collect();
+            let placement = FACE_RULE.place_near(&near, |id| people[&(id as i64)]);
             let person = match placement.person {
                 Some(Joins::Existing(person)) => Some(person),
                 Some(Joins::New) => Some(repo::insert_person(&t, user_id, face.id, now())?),
                 None => None,
             };
             if let Some(person) = person {
-                for &j in &placement.carried {
-                    people[j] = Some(person);
-                    repo::set_person(&t, ids[j], person)?;
+                for &id in &placement.carried {
+                    repo::set_person(&t, id as i64, person)?;
                 }
             }
             repo::set_clustered(&t, face.id, person)?;
-            ids.push(face.id);
-            descriptors.push(face.descriptor);
-            people.push(person);
+            index.insert(face.id, face.descriptor);
         }
+        index.settle(&t, user_id)?;
         t.commit()?;
         Ok(())
     }
 
     /// Regroups all the user's faces from scratch with [`FACE_RULE`]'s Chinese whispers.
-    /// The links (a distance per pair of faces) and the regrouping run on a snapshot
+    /// The links (found through an HNSW graph of the faces, O(n log n)) and the
+    /// regrouping run on a snapshot
     /// with no transaction open; the write lock is held only to apply the result, and
     /// only to faces still as the snapshot saw them. Each group of at least three faces
     /// keeps the person most of its faces had, so names survive; faces placed by hand
@@ -197,7 +224,7 @@ impl People {
     pub fn recluster(&self, user_id: i64) -> Result<usize> {
         let snapshot = repo::for_grouping(&*self.connection()?, user_id, None)?;
         let descriptors: Vec<Descriptor> = snapshot.iter().map(|f| f.descriptor).collect();
-        let groups = FACE_RULE.regroup(&descriptors);
+        let groups = FACE_RULE.regroup_indexed(&descriptors);
         let mut c = self.connection()?;
         let t = db::write_transaction(&mut c)?;
         let now_seen: HashMap<i64, (Option<i64>, bool)> = repo::for_grouping(&t, user_id, None)?
