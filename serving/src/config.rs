@@ -58,6 +58,10 @@ pub struct ServeConfig {
     pub workers: usize,
     /// A failed job is tried this many times in all.
     pub job_attempts: i64,
+    /// How long a claimed job stays this instance's without a renewal: the workers'
+    /// lease keeper renews every quarter of it, and a killed instance's jobs are taken
+    /// over by another instance once it has passed.
+    pub job_lease: Duration,
     /// Database connections in the pool.
     pub db_connections: u32,
     /// How failed sign-ins are throttled and password checks bounded.
@@ -111,6 +115,7 @@ impl ServeConfig {
             session_idle_days: 7,
             workers: 2,
             job_attempts: 3,
+            job_lease: Duration::from_secs(60),
             db_connections: 16,
             sign_in: SignInPolicy::default(),
             secure_cookies: false,

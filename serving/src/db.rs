@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_montages.sql"),
     include_str!("../migrations/0008_model_probabilities.sql"),
     include_str!("../migrations/0009_placed_faces_version.sql"),
+    include_str!("../migrations/0010_job_leases.sql"),
 ];
 
 /// A connection taken from the pool; back in the pool when dropped.

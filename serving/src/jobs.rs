@@ -3,10 +3,13 @@
 //! configured), and a found face queues a `cluster` job.
 //!
 //! Worker threads claim the oldest due job in one UPDATE (so two workers never take the
-//! same row), run it, and mark it `done`; a failure goes back to `queued` with a back-off
-//! (2, 4, 8 … seconds) until `max_attempts`, then stays `failed` with its error. Rows left
-//! `running` by a crash are queued again on start-up, and every job is written to be
-//! safe to run twice. `GET /api/jobs` shows the progress.
+//! same row) with a lease in their instance's name, run it, and mark it `done`; a
+//! failure goes back to `queued` with a back-off (2, 4, 8 … seconds) until
+//! `max_attempts`, then stays `failed` with its error. Several instances (`album serve`
+//! and `album serve --workers-only` on one database) share the queue: each renews its
+//! leases while it lives, a killed instance's jobs are claimed again once their leases
+//! run out, and an outcome is written only under a lease still held, so no job is
+//! recorded done twice. Every job is written to be safe to run twice. `GET /api/jobs` shows the progress.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,32 +31,48 @@ pub use crate::repo::jobs::{Counts, Job, Progress};
 pub(crate) use crate::service::jobs::JobSignal;
 pub use crate::service::jobs::{JobKind, enqueue};
 
-/// Puts jobs a crash left `running` back in the queue; returns how many.
+/// Puts jobs a crash left `running` back in the queue (those without a lease, or whose
+/// lease ran out); returns how many.
 pub fn recover(c: &Connection) -> Result<usize> {
     Ok(repo::recover(c, now())?)
 }
 
-/// Takes the oldest due job, if any.
-pub fn claim(c: &Connection) -> Result<Option<Job>> {
-    Ok(repo::claim(c, now())?)
+/// Takes the oldest due job, or one whose lease ran out because its instance died,
+/// leased to this instance for [`ServeConfig::job_lease`].
+pub fn claim(state: &AppState, c: &Connection) -> Result<Option<Job>> {
+    let time = now();
+    let until = time + lease_seconds(&state.config);
+    Ok(repo::claim(c, time, &state.jobs.owner, until)?)
+}
+
+fn lease_seconds(config: &ServeConfig) -> i64 {
+    config.job_lease.as_secs().max(1) as i64
 }
 
 /// Records a job's outcome: done, back in the queue after a back-off (2, 4, 8 …
-/// seconds), or failed for good after its last attempt.
+/// seconds), or failed for good after its last attempt. Nothing is written when the
+/// job's lease ran out and another instance took it over: that instance records it.
 pub fn finish(c: &Connection, job: &Job, outcome: &Result<()>) -> Result<()> {
     let time = now();
-    match outcome {
-        Ok(()) => repo::mark_done(c, job.id, time)?,
+    let held = match outcome {
+        Ok(()) => repo::mark_done(c, job, time)?,
         Err(error) => {
             // what `GET /api/jobs` shows its owner; the cause itself is logged by the worker
             let message = error.public_message();
             if job.attempts >= job.max_attempts {
-                repo::mark_failed(c, job.id, &message, time)?;
+                repo::mark_failed(c, job, &message, time)?
             } else {
                 let backoff = 1i64 << job.attempts.clamp(1, 10);
-                repo::requeue(c, job.id, &message, time + backoff, time)?;
+                repo::requeue(c, job, &message, time + backoff, time)?
             }
         }
+    };
+    if !held {
+        tracing::warn!(
+            job = job.id,
+            kind = %job.kind,
+            "the job's lease ran out and another instance took it over; its outcome here is dropped"
+        );
     }
     Ok(())
 }
@@ -118,6 +137,7 @@ impl Workers {
                 .map_err(|_| Error::Setup("a worker stopped while loading its models".into()))??;
             threads.push(thread);
         }
+        threads.push(lease_keeper(state)?);
         Ok(Workers {
             signal: Arc::clone(&state.jobs),
             threads,
@@ -131,6 +151,29 @@ impl Workers {
             let _ = thread.join();
         }
     }
+}
+
+/// A thread that renews this instance's leases every quarter lease while the workers
+/// run, so a job longer than a lease (a montage) is not taken over while alive.
+fn lease_keeper(state: &AppState) -> Result<JoinHandle<()>> {
+    let state = state.clone();
+    std::thread::Builder::new()
+        .name("album-leases".into())
+        .spawn(move || {
+            let lease = lease_seconds(&state.config);
+            let every = Duration::from_millis((lease as u64 * 1000 / 4).max(250));
+            while !state.jobs.stopping() {
+                let renewed = state
+                    .db
+                    .connection()
+                    .and_then(|c| Ok(repo::renew_leases(&c, &state.jobs.owner, now() + lease)?));
+                if let Err(error) = renewed {
+                    tracing::error!(%error, "renewing the job leases");
+                }
+                state.jobs.sleep_unless_stopping(every);
+            }
+        })
+        .map_err(|e| Error::Setup(format!("cannot start the lease keeper: {e}")))
 }
 
 fn work(state: &AppState, models: &mut Models) {
@@ -148,7 +191,7 @@ fn work(state: &AppState, models: &mut Models) {
 
 /// Claims and runs one job; `false` when none was due.
 pub(crate) fn run_next(state: &AppState, models: &mut Models) -> Result<bool> {
-    let Some(job) = claim(&*state.db.connection()?)? else {
+    let Some(job) = claim(state, &*state.db.connection()?)? else {
         return Ok(false);
     };
     let outcome = run_job(state, models, &job);

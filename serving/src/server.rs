@@ -10,8 +10,8 @@
 //!
 //! Stopping (the `shutdown` future completes: Ctrl-C or SIGTERM in `album serve`): the
 //! listener closes, requests in flight get [`ServeConfig::drain_timeout`] to finish,
-//! then the workers stop between jobs (a job cut short by a crash is re-queued at the
-//! next start anyway).
+//! then the workers stop between jobs (a job cut short by a crash is claimed again once
+//! its lease runs out, by this instance's next start or by another instance).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -82,6 +82,23 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     Server::start(config, listener).await?.run(shutdown).await
+}
+
+/// Runs only the job workers, no HTTP (`album serve --workers-only`), until `shutdown`
+/// completes: the heavy models (classifier, faces, montages) on a machine of their own,
+/// sharing the API instances' database and blobs and claiming jobs from the same queue
+/// under leases (see [`crate::jobs`]).
+pub async fn work_only(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let state = AppState::open(config)?;
+    let workers = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || Workers::start(&state)).await??
+    };
+    tracing::info!(workers = state.config.workers, "workers only: running jobs");
+    shutdown.await;
+    tracing::info!("stopping: the workers finish their current jobs");
+    tokio::task::spawn_blocking(move || workers.stop()).await?;
+    Ok(())
 }
 
 /// Accepts connections until `shutdown`, then waits for those in flight.

@@ -255,9 +255,14 @@ async fn a_render_cut_short_by_a_crash_leaves_no_item_and_runs_again() {
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     {
         let c = album.state.db.connection().unwrap();
-        let job = jobs::claim(&c).unwrap().expect("the render job");
+        let job = jobs::claim(&album.state, &c)
+            .unwrap()
+            .expect("the render job");
         assert_eq!(job.kind, "montage");
-        // the crash: the job stays `running`, half a video lies in the render folder
+        // the crash: the job stays `running` under a lease no one renews (here it has
+        // run out already), half a video lies in the render folder
+        c.execute("UPDATE jobs SET lease_until = 0 WHERE id = ?1", [job.id])
+            .unwrap();
     }
     let renders = album.state.config.data_dir.join("montages");
     std::fs::create_dir_all(&renders).unwrap();

@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// Background worker threads (thumbnails, classification, faces, clustering).
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+    /// Run only the background workers, no HTTP: the heavy models apart from the API
+    /// instances, sharing their database and blobs (the queue hands out jobs under
+    /// leases, so any number of instances can share it).
+    #[arg(long)]
+    pub workers_only: bool,
     /// Largest single photo accepted, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 50)]
     pub max_file_mib: usize,
@@ -196,7 +201,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .max_blocking_threads(BLOCKING_THREADS)
         .build()
         .context("starting the async runtime")?;
+    if args.workers_only {
+        return runtime.block_on(work_only(config));
+    }
     runtime.block_on(serve(config, args.addr))
+}
+
+async fn work_only(config: ServeConfig) -> anyhow::Result<()> {
+    if config.workers == 0 {
+        anyhow::bail!("--workers-only with --workers 0 would do nothing");
+    }
+    let stop = stop_signal()?;
+    println!(
+        "album serve: workers only ({} worker(s), data {}, blobs {}); Ctrl-C or SIGTERM stops",
+        config.workers,
+        config.data_dir.display(),
+        config.blob_location()
+    );
+    server::work_only(config, stop).await?;
+    println!("album serve: stopped");
+    Ok(())
 }
 
 /// Looks for the model bundle and the face models before anything is created: the

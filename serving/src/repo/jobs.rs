@@ -14,6 +14,8 @@ pub struct Job {
     pub kind: String,
     pub attempts: i64,
     pub max_attempts: i64,
+    /// The instance holding the job's lease (the one that claimed it).
+    pub lease_owner: String,
 }
 
 /// A new queued job's id, due at `time`.
@@ -33,23 +35,34 @@ pub fn insert(
     Ok(c.last_insert_rowid())
 }
 
-/// Puts jobs left `running` back in the queue; how many.
+/// Puts jobs left `running` without a lease, or with one that ran out, back in the
+/// queue; how many. (A job whose instance is alive keeps its lease renewed.)
 pub fn recover(c: &Connection, time: i64) -> rusqlite::Result<usize> {
     c.execute(
-        "UPDATE jobs SET state = 'queued', updated = ?1 WHERE state = 'running'",
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated = ?1
+         WHERE state = 'running' AND (lease_until IS NULL OR lease_until < ?1)",
         [time],
     )
 }
 
-/// Marks the oldest job due by `time` running (one UPDATE, so two workers never take
-/// the same row) and returns it.
-pub fn claim(c: &Connection, time: i64) -> rusqlite::Result<Option<Job>> {
+/// Claims the oldest job that is due, or running under a lease that ran out (its
+/// instance died), for `owner` until `lease_until`, in one UPDATE, so two workers never
+/// take the same row, and returns it.
+pub fn claim(
+    c: &Connection,
+    time: i64,
+    owner: &str,
+    lease_until: i64,
+) -> rusqlite::Result<Option<Job>> {
     c.query_row(
-        "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1
-         WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ?1
-                     ORDER BY id LIMIT 1)
-         RETURNING id, user_id, photo_id, kind, attempts, max_attempts",
-        [time],
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1,
+                lease_owner = ?2, lease_until = ?3
+         WHERE id = (SELECT MIN(id) FROM (
+                       SELECT MIN(id) AS id FROM jobs WHERE state = 'queued' AND run_after <= ?1
+                       UNION ALL
+                       SELECT MIN(id) FROM jobs WHERE state = 'running' AND lease_until < ?1))
+         RETURNING id, user_id, photo_id, kind, attempts, max_attempts, lease_owner",
+        params![time, owner, lease_until],
         |r| {
             Ok(Job {
                 id: r.get(0)?,
@@ -58,42 +71,68 @@ pub fn claim(c: &Connection, time: i64) -> rusqlite::Result<Option<Job>> {
                 kind: r.get(3)?,
                 attempts: r.get(4)?,
                 max_attempts: r.get(5)?,
+                lease_owner: r.get(6)?,
             })
         },
     )
     .optional()
 }
 
-pub(crate) fn mark_done(c: &Connection, id: i64, time: i64) -> rusqlite::Result<()> {
+/// Extends every lease `owner` holds to `lease_until`; how many.
+pub(crate) fn renew_leases(
+    c: &Connection,
+    owner: &str,
+    lease_until: i64,
+) -> rusqlite::Result<usize> {
     c.execute(
-        "UPDATE jobs SET state = 'done', last_error = NULL, updated = ?1 WHERE id = ?2",
-        params![time, id],
-    )?;
-    Ok(())
+        "UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND lease_owner = ?1",
+        params![owner, lease_until],
+    )
 }
 
-pub(crate) fn mark_failed(c: &Connection, id: i64, error: &str, time: i64) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE jobs SET state = 'failed', last_error = ?1, updated = ?2 WHERE id = ?3",
-        params![error, time, id],
-    )?;
-    Ok(())
+/// The row of `job` while its claimer still holds it.
+const HELD: &str = "id = ?1 AND state = 'running' AND lease_owner = ?2";
+
+/// Each of these returns whether the job was still held: `false` means its lease ran
+/// out and another instance took it over, and nothing was written.
+pub(crate) fn mark_done(c: &Connection, job: &Job, time: i64) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'done', last_error = NULL, lease_until = NULL, updated = ?3
+         WHERE {HELD}"
+    );
+    Ok(c.execute(&sql, params![job.id, job.lease_owner, time])? == 1)
+}
+
+pub(crate) fn mark_failed(
+    c: &Connection,
+    job: &Job,
+    error: &str,
+    time: i64,
+) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'failed', last_error = ?3, lease_until = NULL, updated = ?4
+         WHERE {HELD}"
+    );
+    Ok(c.execute(&sql, params![job.id, job.lease_owner, error, time])? == 1)
 }
 
 /// Back in the queue, due at `run_after`.
 pub(crate) fn requeue(
     c: &Connection,
-    id: i64,
+    job: &Job,
     error: &str,
     run_after: i64,
     time: i64,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "UPDATE jobs SET state = 'queued', last_error = ?1, run_after = ?2,
-         updated = ?3 WHERE id = ?4",
-        params![error, run_after, time, id],
-    )?;
-    Ok(())
+) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "UPDATE jobs SET state = 'queued', last_error = ?3, run_after = ?4, lease_owner = NULL,
+                lease_until = NULL, updated = ?5
+         WHERE {HELD}"
+    );
+    Ok(c.execute(
+        &sql,
+        params![job.id, job.lease_owner, error, run_after, time],
+    )? == 1)
 }
 
 /// Job counts per state.
@@ -168,4 +207,63 @@ pub fn progress(c: &Connection, user_id: i64) -> rusqlite::Result<Progress> {
         by_kind,
         failed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_with_one_job() -> (Connection, i64) {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c).unwrap();
+        c.execute(
+            "INSERT INTO users (username, password_hash, created) VALUES ('ann', 'x', 0)",
+            [],
+        )
+        .unwrap();
+        let id = insert(&c, 1, None, "cluster", 3, 100).unwrap();
+        (c, id)
+    }
+
+    fn state(c: &Connection, id: i64) -> String {
+        c.query_row("SELECT state FROM jobs WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Instance a claims the job and dies; b takes it over once a's lease has run out;
+    /// a's late outcome writes nothing, b's is recorded, once.
+    #[test]
+    fn a_dead_instances_job_is_taken_over_after_its_lease_and_recorded_done_once() {
+        let (c, id) = queue_with_one_job();
+        let a = claim(&c, 100, "a", 160).unwrap().expect("due");
+        assert_eq!((a.id, a.attempts, a.lease_owner.as_str()), (id, 1, "a"));
+        assert!(claim(&c, 150, "b", 210).unwrap().is_none(), "leased to a");
+        assert_eq!(renew_leases(&c, "a", 220).unwrap(), 1);
+        assert!(claim(&c, 200, "b", 260).unwrap().is_none(), "a renewed it");
+        // a stops renewing (killed); past its lease b claims the job
+        let b = claim(&c, 221, "b", 281).unwrap().expect("lease ran out");
+        assert_eq!((b.id, b.attempts, b.lease_owner.as_str()), (id, 2, "b"));
+        assert!(!mark_done(&c, &a, 230).unwrap(), "a no longer holds it");
+        assert!(!requeue(&c, &a, "late", 240, 230).unwrap());
+        assert_eq!(state(&c, id), "running");
+        assert!(mark_done(&c, &b, 231).unwrap());
+        assert!(!mark_done(&c, &b, 232).unwrap(), "done once");
+        assert_eq!(state(&c, id), "done");
+        assert!(claim(&c, 1000, "c", 1060).unwrap().is_none());
+    }
+
+    #[test]
+    fn start_up_recovery_leaves_a_living_instances_jobs_alone() {
+        let (c, id) = queue_with_one_job();
+        claim(&c, 100, "a", 160).unwrap().expect("due");
+        assert_eq!(recover(&c, 150).unwrap(), 0, "a's lease holds");
+        assert_eq!(state(&c, id), "running");
+        assert_eq!(recover(&c, 161).unwrap(), 1, "a's lease ran out");
+        assert_eq!(state(&c, id), "queued");
+        // a job left running by a build before leases has none: recovered at once
+        let b = claim(&c, 170, "b", 230).unwrap().expect("queued again");
+        c.execute("UPDATE jobs SET lease_until = NULL WHERE id = ?1", [b.id])
+            .unwrap();
+        assert_eq!(recover(&c, 171).unwrap(), 1);
+    }
 }

@@ -81,11 +81,25 @@ pub fn enqueue(
 }
 
 /// Wakes sleeping workers when work arrives, and tells them to stop.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JobSignal {
     generation: Mutex<u64>,
     changed: Condvar,
     pub(crate) stop: AtomicBool,
+    /// This instance's name on the leases its workers hold: unique per process, so
+    /// instances sharing one queue never renew or finish each other's jobs.
+    pub(crate) owner: String,
+}
+
+impl Default for JobSignal {
+    fn default() -> Self {
+        JobSignal {
+            generation: Mutex::default(),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+            owner: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
+        }
+    }
 }
 
 impl JobSignal {
@@ -103,6 +117,18 @@ impl JobSignal {
             let _ = self
                 .changed
                 .wait_timeout_while(generation, timeout, |g| *g == seen);
+        }
+    }
+
+    /// Sleeps `timeout`, or less when told to stop.
+    pub(crate) fn sleep_unless_stopping(&self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.stopping() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            self.wait(left.min(Duration::from_millis(250)));
         }
     }
 

@@ -547,7 +547,7 @@ impl Bench<'_> {
 pub(super) fn settle_jobs(state: &AppState) -> anyhow::Result<usize> {
     let c = state.db.connection()?;
     let mut settled = 0;
-    while let Some(job) = jobs::claim(&c)? {
+    while let Some(job) = jobs::claim(state, &c)? {
         jobs::finish(&c, &job, &Ok(()))?;
         settled += 1;
     }
