@@ -53,6 +53,8 @@ enum Command {
     Faces(cmd::faces::FacesCommand),
     /// Run the album service (axum + SQLite) with the web page, classifier and faces.
     Serve(cmd::ServeArgs),
+    /// Move an album's photos to another store (an S3 bucket), each checked byte for byte.
+    Migrate(cmd::MigrateArgs),
     /// Make a video montage of photos: title card, pans to the faces, crossfades, music.
     Montage(cmd::MontageArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Dataset(command) => cmd::run_dataset(command),
         Command::Serve(args) => cmd::run_serve(args),
+        Command::Migrate(args) => cmd::run_migrate(args),
         Command::Montage(args) => cmd::run_montage(args),
         Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),

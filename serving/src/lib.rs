@@ -32,7 +32,8 @@
 //! - background work: [`jobs`] runs the queue's workers (thumbnails, classification,
 //!   faces, clustering) over the same services; [`origin`] refuses cross-site cookie
 //!   writes;
-//! - storage: [`db`] (the pool, migrations); [`check`] verifies a data folder.
+//! - storage: [`db`] (the pool, migrations); [`blobs`] (local files or an S3 bucket);
+//!   [`check`] verifies an album against its blobs; [`migrate`] moves the blobs.
 //!
 //! Items are `pub(crate)` unless the `album` binary or the integration tests use them:
 //! what is `pub` here is the crate's interface, not an accident of layout.
@@ -48,6 +49,7 @@ pub mod error;
 pub mod ingest;
 pub mod jobs;
 pub mod media;
+pub mod migrate;
 pub mod origin;
 pub mod passwords;
 pub mod repo;

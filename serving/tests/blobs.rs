@@ -104,3 +104,34 @@ fn an_s3_bucket_that_does_not_exist_is_refused_when_the_store_opens() {
     let error = BlobStore::open(&BlobLocation::S3(location)).unwrap_err();
     assert!(error.to_string().contains("no-such-bucket-here"), "{error}");
 }
+
+/// `album migrate`'s move: an album on local blobs, moved to the store the suite runs on
+/// (an S3 bucket under scripts/test-scale-out.sh), is whole there and opens on it.
+#[tokio::test]
+async fn an_albums_photos_moved_to_another_store_arrive_whole() {
+    let album = TestAlbum::new(|c| c.blobs = None);
+    let token = album.user("ann").await;
+    let (status, _) = album.upload(&token, &class_photos("landscape", 4)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    album.drain();
+    let config = &album.state.config;
+    let from = config.blob_location();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let to =
+        test_blob_location().unwrap_or_else(|| BlobLocation::Local(elsewhere.path().join("blobs")));
+    let moved = album_serving::migrate::copy_blobs(&from, &to, 4, &|| {}).unwrap();
+    assert_eq!((moved.copied, moved.already_there), (12, 0), "{moved:?}");
+    let check = check_album(&config.data_dir, &to).unwrap();
+    assert!(check.is_sound() && check.blobs == 12, "{check:?}");
+    // the album opens on the new store and serves the photos from it
+    let mut moved_config = (**config).clone();
+    moved_config.blobs = Some(to);
+    let moved_album = album_serving::AppState::open(moved_config).unwrap();
+    let (source, _) = BlobStore::open(&from).unwrap();
+    for name in source.names().unwrap() {
+        assert_eq!(
+            moved_album.blobs.read(&name).unwrap(),
+            source.read(&name).unwrap()
+        );
+    }
+}

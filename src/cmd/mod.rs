@@ -6,6 +6,7 @@ mod device;
 mod eval;
 pub mod faces;
 mod gallery;
+mod migrate;
 mod models;
 mod montage;
 mod pack;
@@ -22,6 +23,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use clap::Subcommand;
 
 pub use eval::{EvalArgs, run as run_eval};
+pub use migrate::{MigrateArgs, run as run_migrate};
 pub use models::{ModelsArgs, run as run_models};
 pub use montage::{MontageArgs, run as run_montage};
 pub use report::{ReportArgs, run as run_report};

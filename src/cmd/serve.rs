@@ -139,6 +139,9 @@ from the header, a full decode; in a batch each bad file is reported and the goo
 stored. A photo is acknowledged after its blob is fsynced and its row committed.
 Thumbnails, classification and faces run in the background from a queue kept in the
 database; after a crash the queue resumes where it stopped (GET /api/jobs shows progress).
+Instances sharing one database share the queue: jobs are leased to the instance that
+claims them, and a killed instance's jobs are taken over when their leases run out.
+--workers-only runs the workers without HTTP beside API instances started with --workers 0.
 
 Exit codes: 0 after Ctrl-C or SIGTERM (requests in flight finish first), 2 for a bad data folder, model bundle or face models, 1 when
 the server fails.
@@ -146,7 +149,8 @@ the server fails.
 Examples:
   album serve
   album serve --data-dir /tmp/album --addr 127.0.0.1:0 --no-faces
-  album serve --addr localhost:8080 --workers 1";
+  album serve --addr localhost:8080 --workers 1
+  album serve --data-dir /tmp/album --workers-only --no-faces";
 
 /// A share of a side: a number in 0..=1.
 fn parse_share(text: &str) -> Result<f64, String> {
