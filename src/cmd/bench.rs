@@ -38,6 +38,7 @@ use burn::tensor::Device;
 
 pub mod classify;
 pub mod contain;
+pub mod face_index;
 pub mod faces;
 pub mod infer;
 pub mod ingest;

@@ -106,6 +106,8 @@ pub enum BenchCommand {
     Ingest(bench::ingest::IngestBenchArgs),
     /// The album's face grouping through the service, BCubed on LFW beside the library's rule.
     People(bench::people::PeopleBenchArgs),
+    /// Time to place one face at 1k, 10k and 100k faces: the HNSW face index beside a scan.
+    FaceIndex(bench::face_index::FaceIndexBenchArgs),
     /// The album service under attack within a memory limit, a normal user's latency beside.
     Contain(bench::contain::ContainBenchArgs),
     /// A folder of category sub-folders uploaded to the album: per-category smart-album accuracy.
@@ -139,6 +141,7 @@ pub fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Load(args) => bench::load::run(args),
         BenchCommand::Ingest(args) => bench::ingest::run(args),
         BenchCommand::People(args) => bench::people::run(args),
+        BenchCommand::FaceIndex(args) => bench::face_index::run(args),
         BenchCommand::Contain(args) => bench::contain::run(args),
         BenchCommand::Classify(args) => bench::classify::run(args),
         BenchCommand::Montage(args) => bench::montage::run(args),
