@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use album_faces::cluster::Placement;
 use album_faces::embedder::Descriptor;
-use album_faces::hnsw::Hnsw;
+use album_faces::hnsw::{Hnsw, HnswParams};
 use album_faces::synthetic::clustered;
 use album_serving::service::people::FACE_RULE;
 use anyhow::{Context, bail};
@@ -37,6 +37,15 @@ pub struct FaceIndexBenchArgs {
     /// Timed passes per method and size; median and range are reported.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Links per node of the graph (`HnswParams::m`).
+    #[arg(long, default_value_t = HnswParams::default().m)]
+    m: usize,
+    /// Candidates kept while the graph is built.
+    #[arg(long, default_value_t = HnswParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Candidates kept by a search.
+    #[arg(long, default_value_t = HnswParams::default().ef_search)]
+    ef_search: usize,
     /// Seed of the synthetic descriptors.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -68,7 +77,15 @@ pub fn run(args: FaceIndexBenchArgs) -> anyhow::Result<()> {
         let persons: Vec<Option<usize>> = (0..size).map(|i| Some(i % people)).collect();
         eprintln!("face-index: {size} faces, {people} people: building the index");
         let started = Instant::now();
-        let index = Hnsw::of(library);
+        let mut index = Hnsw::new(HnswParams {
+            m: args.m,
+            ef_construction: args.ef_construction,
+            ef_search: args.ef_search,
+            ..HnswParams::default()
+        });
+        for (id, face) in library.iter().enumerate() {
+            index.insert(id, *face);
+        }
         let build_s = started.elapsed().as_secs_f64();
         let mut scan_us = Vec::new();
         let mut index_us = Vec::new();
@@ -150,9 +167,10 @@ fn line(r: &SizeResult) -> String {
 fn summary(args: &FaceIndexBenchArgs, results: &[SizeResult]) -> String {
     let mut out = format!(
         "# Placing one face as the library grows\n\n\
-         `album bench face-index --sizes {} --queries {} --faces-per-person {} --repeats {} --seed {}` \
-         at {}. Synthetic descriptors, {} faces per person; the album's rule (link distance \
-         {}, people of {}+ faces). µs per placed face: median of {} passes [min–max].\n\n\
+         `album bench face-index --sizes {} --queries {} --faces-per-person {} --repeats {} --seed {} \
+         --m {} --ef-construction {} --ef-search {}` at {}. Synthetic descriptors, {} faces per \
+         person; the album's rule (link distance {}, people of {}+ faces). µs per placed face: \
+         median of {} passes [min–max].\n\n\
          | faces | scan µs/face | index µs/face | scan / index | index build s | placements as the scan's |\n\
          |---:|---:|---:|---:|---:|---:|\n",
         args.sizes
@@ -164,6 +182,9 @@ fn summary(args: &FaceIndexBenchArgs, results: &[SizeResult]) -> String {
         args.faces_per_person,
         args.repeats,
         args.seed,
+        args.m,
+        args.ef_construction,
+        args.ef_search,
         revision(),
         args.faces_per_person,
         FACE_RULE.max_distance,
