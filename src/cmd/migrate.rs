@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 /// then check the album against it. Stop `album serve` first.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:
-  album migrate --data-dir data/album --blobs-to 's3://photos/album?endpoint=http://127.0.0.1:8333'")]
+  album migrate --data-dir data/album --blobs-to s3://photos/album")]
 pub struct MigrateArgs {
     /// The album's folder (album.db, and blobs/ unless --blobs-from says otherwise).
     #[arg(long, value_name = "DIR", default_value = "data/album")]
