@@ -180,7 +180,22 @@ impl S3Blobs {
         let prefix = blobs.prefix_path();
         blobs
             .wait(async move { store.list_with_delimiter(prefix.as_ref()).await })
-            .map_err(|e| setup("the bucket cannot be listed (does it exist?)", &e))?;
+            .map_err(|e| {
+                // Without a key, object_store asks the machine's metadata service (EC2,
+                // ECS) for one: off AWS that fails with an address nobody recognises.
+                let hint = if location.endpoint.is_none()
+                    && std::env::var_os("AWS_ACCESS_KEY_ID").is_none()
+                {
+                    " (no AWS_ACCESS_KEY_ID is set: set it and AWS_SECRET_ACCESS_KEY, or name \
+                     a server of your own with ?endpoint=URL)"
+                } else {
+                    ""
+                };
+                setup(
+                    &format!("the bucket cannot be listed (does it exist?){hint}"),
+                    &e,
+                )
+            })?;
         Ok(blobs)
     }
 
