@@ -20,7 +20,6 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::embedder::{Descriptor, distance};
 
@@ -73,30 +72,6 @@ struct Node {
     removed: bool,
     /// The node's links on each layer it is on, layer 0 first.
     links: Vec<Vec<u32>>,
-}
-
-/// The nodes a search has measured. Node numbers are small distinct integers, so a
-/// multiplicative hash does (the default SipHash took a third of a search's time).
-type Visited = HashSet<u32, BuildHasherDefault<NodeHasher>>;
-
-#[derive(Default)]
-struct NodeHasher(u64);
-
-impl Hasher for NodeHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        // Fibonacci hashing: the high bits, which hashbrown uses, depend on every bit
-        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// A node and its distance from the query, ordered by distance then node.
@@ -395,18 +370,8 @@ impl Hnsw {
 mod tests {
     use super::*;
     use crate::embedder::DESCRIPTOR_LEN;
+    use crate::index::scan_within as scan;
     use crate::synthetic::clustered;
-
-    fn scan(faces: &[Descriptor], query: &Descriptor, radius: f32) -> Vec<(usize, f32)> {
-        let mut found: Vec<(usize, f32)> = faces
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (i, distance(query, f)))
-            .filter(|&(_, d)| d < radius)
-            .collect();
-        found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        found
-    }
 
     #[test]
     fn nearest_faces_agree_with_a_scan() {

@@ -160,25 +160,29 @@ impl FaceIndex {
     }
 }
 
+/// Every face of `faces` closer than `radius` to `query` as (position, distance),
+/// nearest first, ties by position: the exact answer, by measuring every face, that
+/// the indexes are checked against.
+pub fn scan_within(faces: &[Descriptor], query: &Descriptor, radius: f32) -> Vec<(usize, f32)> {
+    let mut found: Vec<(usize, f32)> = faces
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, distance(query, f)))
+        .filter(|&(_, d)| d < radius)
+        .collect();
+    found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    found
+}
+
 #[cfg(test)]
 mod tests {
+    use super::scan_within as scan;
     use super::*;
     use crate::embedder::DESCRIPTOR_LEN;
 
     /// Tighter groups than dlib's (faces ≈ 0.16 apart), as these tests were written for.
     fn clustered(count: usize, people: usize, seed: u64) -> Vec<Descriptor> {
         crate::synthetic::clustered_spread(count, people, 0.16, seed)
-    }
-
-    fn scan(faces: &[Descriptor], query: &Descriptor, radius: f32) -> Vec<(usize, f32)> {
-        let mut found: Vec<(usize, f32)> = faces
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (i, distance(query, f)))
-            .filter(|&(_, d)| d < radius)
-            .collect();
-        found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        found
     }
 
     #[test]
