@@ -60,7 +60,7 @@ pub struct RunOptions {
     /// cut short is neither validated nor checkpointed (a smoke test, and how tests
     /// interrupt a run to resume it).
     pub max_steps: Option<usize>,
-    /// Fit this session into this much time: after each epoch the run's epoch count is
+    /// Fit this invocation of the run into this much time: after each epoch the run's epoch count is
     /// cut to what still fits, judged by that epoch's duration (the learning-rate
     /// schedule ends with it; never past the config's count).
     pub time_limit: Option<Duration>,
