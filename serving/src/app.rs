@@ -65,7 +65,7 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Setup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let db = Db::open(&config.data_dir.join("album.db"), config.db_connections)?;
+        let db = Db::open_at(&config.database_location(), config.db_connections)?;
         let (blobs, removed) = BlobStore::open(&config.blob_location())?;
         if removed > 0 {
             tracing::warn!(removed, "removed half-written blobs left by a crash");

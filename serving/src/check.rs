@@ -10,7 +10,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
+use crate::db::DatabaseLocation;
+use crate::sql::Connection;
 use serde::Serialize;
 
 use crate::blobs::{BlobLocation, BlobStore};
@@ -44,13 +45,16 @@ impl StoreCheck {
 
 /// Checks `data_dir` (`album.db` and `blobs/`), reading only.
 pub fn check_store(data_dir: &Path) -> Result<StoreCheck> {
-    check_album(data_dir, &BlobLocation::Local(data_dir.join("blobs")))
+    check_album(
+        &DatabaseLocation::Sqlite(data_dir.join("album.db")),
+        &BlobLocation::Local(data_dir.join("blobs")),
+    )
 }
 
-/// Checks the album whose database is in `data_dir` and whose blobs are at `blobs`
-/// (a folder or a bucket), reading only.
-pub fn check_album(data_dir: &Path, blobs: &BlobLocation) -> Result<StoreCheck> {
-    let referenced = referenced_blobs(&data_dir.join("album.db"))?;
+/// Checks the album whose rows are in `database` and whose blobs are at `blobs` (a
+/// folder or a bucket), reading only.
+pub fn check_album(database: &DatabaseLocation, blobs: &BlobLocation) -> Result<StoreCheck> {
+    let referenced = referenced_blobs(database)?;
     let (store, _) = open_for_reading(blobs)?;
     let mut check = StoreCheck {
         photos: referenced.photos,
@@ -102,14 +106,14 @@ struct Referenced {
     hashes: HashSet<String>,
 }
 
-fn referenced_blobs(db_path: &Path) -> Result<Referenced> {
-    if !db_path.is_file() {
-        return Err(Error::Setup(format!(
-            "{} does not exist",
-            db_path.display()
-        )));
-    }
-    let c = Connection::open_with_flags(db_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+fn referenced_blobs(database: &DatabaseLocation) -> Result<Referenced> {
+    let c = match database {
+        DatabaseLocation::Sqlite(path) if !path.is_file() => {
+            return Err(Error::Setup(format!("{} does not exist", path.display())));
+        }
+        DatabaseLocation::Sqlite(path) => Connection::open_sqlite_read_only(path)?,
+        DatabaseLocation::Postgres(url) => Connection::open_postgres(url)?,
+    };
     let (photos, hashes) = crate::repo::photos::every_blob_reference(&c)?;
     Ok(Referenced { photos, hashes })
 }
@@ -161,7 +165,7 @@ mod tests {
         let (_dir, data, photo) = album_with_one_blob();
         let state = AppState::open(ServeConfig::new(&data)).unwrap();
         let face = state.blobs.put(b"a face's thumbnail").unwrap();
-        let c = Connection::open(data.join("album.db")).unwrap();
+        let c = Connection::open_sqlite(&data.join("album.db")).unwrap();
         c.execute_batch(&format!(
             "INSERT INTO users (username, password_hash, created) VALUES ('ann', 'x', 0);
              INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
@@ -180,7 +184,7 @@ mod tests {
     #[test]
     fn a_row_whose_blob_is_gone_is_reported_missing() {
         let (_dir, data, hash) = album_with_one_blob();
-        let c = Connection::open(data.join("album.db")).unwrap();
+        let c = Connection::open_sqlite(&data.join("album.db")).unwrap();
         c.execute(
             "INSERT INTO users (username, password_hash, created) VALUES ('ann', 'x', 0)",
             [],
@@ -191,7 +195,7 @@ mod tests {
             "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
                  orientation, uploaded, thumbnail_sha256)
              VALUES (1, ?1, 'photo', 'a.jpg', 'image/jpeg', 1, 1, 1, 1, 0, ?2)",
-            rusqlite::params![hash, gone],
+            crate::sql::params![hash, gone],
         )
         .unwrap();
         let check = check_store(&data).unwrap();

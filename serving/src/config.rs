@@ -4,15 +4,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::blobs::BlobLocation;
+use crate::db::DatabaseLocation;
 use crate::throttle::SignInPolicy;
 
 /// Settings for one album service. [`ServeConfig::new`] gives the defaults `album serve`
 /// starts with; each field is a flag there.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// Holds `album.db` (SQLite) and, unless [`ServeConfig::blobs`] says otherwise,
-    /// `blobs/` (originals, thumbnails, previews).
+    /// Holds `album.db` (SQLite) and `blobs/` (originals, thumbnails, previews), unless
+    /// [`ServeConfig::database`] and [`ServeConfig::blobs`] say otherwise.
     pub data_dir: PathBuf,
+    /// Where the rows live instead of `<data_dir>/album.db` (a Postgres database that
+    /// several instances share).
+    pub database: Option<DatabaseLocation>,
     /// Where the blobs live instead of `<data_dir>/blobs` (an S3 bucket, another disk).
     pub blobs: Option<BlobLocation>,
     /// The classifier bundle (what `album report` exports); `None` leaves photos
@@ -98,6 +102,7 @@ impl ServeConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
+            database: None,
             blobs: None,
             model_bundle: None,
             face_weights: None,
@@ -134,6 +139,13 @@ impl ServeConfig {
 }
 
 impl ServeConfig {
+    /// Where the rows live: [`ServeConfig::database`], else `<data_dir>/album.db`.
+    pub fn database_location(&self) -> DatabaseLocation {
+        self.database
+            .clone()
+            .unwrap_or_else(|| DatabaseLocation::Sqlite(self.data_dir.join("album.db")))
+    }
+
     /// Where the blobs live: [`ServeConfig::blobs`], else `<data_dir>/blobs`.
     pub fn blob_location(&self) -> BlobLocation {
         self.blobs

@@ -1,71 +1,162 @@
-//! SQLite as the album's embedded store: one file in the data directory, write-ahead
-//! logging (readers never wait for the writer), foreign keys on, and schema migrations
-//! applied in order on open, tracked by `PRAGMA user_version`.
+//! The album's database: SQLite in the data directory (the embedded default) or a
+//! Postgres server shared by several service instances (`album serve --database
+//! postgres://…`). Both speak through [`crate::sql`]; on open the schema is brought up
+//! to date by [`crate::repo::schema`]. SQLite runs in write-ahead-log mode (readers
+//! never wait for the writer) with foreign keys on.
 //!
-//! rusqlite is blocking, so async handlers reach the database through [`Db::run`], which
+//! Both drivers block, so async handlers reach the database through [`Db::run`], which
 //! takes a pooled connection on tokio's blocking threads.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use crate::repo::schema;
+use crate::sql::{self, Connection, Dialect, PgManager, SqliteConn, Transaction};
 
-/// The migrations, in order; `user_version` is how many have been applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_listing_index.sql"),
-    include_str!("../migrations/0003_places_per_user.sql"),
-    include_str!("../migrations/0004_face_thumbnails.sql"),
-    include_str!("../migrations/0005_session_last_seen.sql"),
-    include_str!("../migrations/0006_admin.sql"),
-    include_str!("../migrations/0007_montages.sql"),
-    include_str!("../migrations/0008_model_probabilities.sql"),
-    include_str!("../migrations/0009_placed_faces_version.sql"),
-    include_str!("../migrations/0010_job_leases.sql"),
-];
+/// Where an album's rows live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file (the embedded default: `<data dir>/album.db`).
+    Sqlite(PathBuf),
+    /// A Postgres database, by its `postgres://user@host:port/name` URL.
+    Postgres(String),
+}
+
+impl DatabaseLocation {
+    /// A `postgres://` (or `postgresql://`) URL, or a SQLite file's path.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            text.parse::<tokio_postgres::Config>()
+                .map_err(|e| Error::Setup(format!("{}: not a Postgres URL ({e})", redact(text))))?;
+            Ok(DatabaseLocation::Postgres(text.to_owned()))
+        } else if text.contains("://") {
+            Err(Error::Setup(format!(
+                "{}: the database is a postgres:// URL or a SQLite file's path",
+                redact(text)
+            )))
+        } else {
+            Ok(DatabaseLocation::Sqlite(PathBuf::from(text)))
+        }
+    }
+}
+
+impl fmt::Display for DatabaseLocation {
+    /// The location without its password, fit for logs and errors.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseLocation::Sqlite(path) => write!(f, "{}", path.display()),
+            DatabaseLocation::Postgres(url) => write!(f, "{}", redact(url)),
+        }
+    }
+}
+
+/// `url` with the password between `:` and `@` replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
 
 /// A connection taken from the pool; back in the pool when dropped.
-pub(crate) type Pooled = r2d2::PooledConnection<SqliteConnectionManager>;
+pub struct Pooled(Connection);
+
+impl std::ops::Deref for Pooled {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(r2d2::Pool<SqliteConnectionManager>),
+    Postgres(r2d2::Pool<PgManager>),
+}
 
 /// A pool of connections to the album's database.
 #[derive(Clone)]
 pub struct Db {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    pool: Pool,
 }
 
-/// Per-connection settings. `busy_timeout` makes a writer wait for another writer's
-/// transaction instead of failing at once with SQLITE_BUSY.
-fn configure(connection: &mut Connection) -> rusqlite::Result<()> {
-    connection.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 10000;",
-    )
+/// The pool's SQLite settings (see [`sql`]'s SQLite engine).
+fn configure(connection: &mut rusqlite::Connection) -> rusqlite::Result<()> {
+    crate::sql::configure_sqlite(connection)
 }
 
 impl Db {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub fn open(path: &Path, connections: u32) -> Result<Self> {
-        let manager = SqliteConnectionManager::file(path).with_init(configure);
-        let pool = r2d2::Pool::builder()
-            .max_size(connections.max(1))
-            .connection_timeout(Duration::from_secs(30))
-            .build(manager)
-            .map_err(|e| Error::Setup(format!("cannot open {}: {e}", path.display())))?;
+        Db::open_at(&DatabaseLocation::Sqlite(path.to_owned()), connections)
+    }
+
+    /// Opens the database at `location` (creating a SQLite file if needed) and migrates
+    /// it.
+    pub fn open_at(location: &DatabaseLocation, connections: u32) -> Result<Self> {
+        fn builder<M: r2d2::ManageConnection>(connections: u32) -> r2d2::Builder<M> {
+            r2d2::Pool::builder()
+                .max_size(connections.max(1))
+                .connection_timeout(Duration::from_secs(30))
+        }
+        let cannot = |e: &dyn fmt::Display| Error::Setup(format!("cannot open {location}: {e}"));
+        let pool = match location {
+            DatabaseLocation::Sqlite(path) => {
+                let manager = SqliteConnectionManager::file(path).with_init(configure);
+                Pool::Sqlite(
+                    builder(connections)
+                        .build(manager)
+                        .map_err(|e| cannot(&e))?,
+                )
+            }
+            DatabaseLocation::Postgres(url) => {
+                // Connect once first: r2d2 would otherwise retry for its whole timeout
+                // and then say only "timed out".
+                sql::Connection::open_postgres(url).map_err(|e| cannot(&e))?;
+                Pool::Postgres(
+                    builder(connections)
+                        .build(PgManager::new(url))
+                        .map_err(|e| cannot(&e))?,
+                )
+            }
+        };
         let db = Db { pool };
-        let mut connection = db.connection()?;
-        migrate(&mut connection)
-            .map_err(|e| Error::Setup(format!("cannot migrate {}: {e}", path.display())))?;
+        let connection = db.connection()?;
+        schema::migrate(&connection)
+            .map_err(|e| Error::Setup(format!("cannot migrate {location}: {e}")))?;
         Ok(db)
+    }
+
+    /// Which engine the album runs on.
+    pub fn dialect(&self) -> Dialect {
+        match self.pool {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// A connection for blocking code (workers, tests).
     pub fn connection(&self) -> Result<Pooled> {
-        Ok(self.pool.get()?)
+        Ok(Pooled(match &self.pool {
+            Pool::Sqlite(pool) => Connection::from_sqlite(SqliteConn::Pooled(pool.get()?)),
+            Pool::Postgres(pool) => Connection::from_pooled_postgres(pool.get()?),
+        }))
     }
 
     /// Runs `work` with a connection on a blocking thread.
@@ -74,43 +165,23 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let db = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut connection = pool.get()?;
+            let mut connection = db.connection()?;
             work(&mut connection)
         })
         .await?
     }
 }
 
-/// Begins a transaction that will write: `BEGIN IMMEDIATE`, which takes the write lock
-/// at once (waiting up to `busy_timeout` for another writer). Why not the default
-/// deferred one: a deferred transaction that reads first and writes later holds a
-/// snapshot, and if another connection commits in between, its first write fails at
-/// once with SQLITE_BUSY ("database is locked") — no timeout can help, the snapshot is
-/// stale. A purge running beside uploads answered 500 that way.
-pub(crate) fn write_transaction(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
-    connection.transaction_with_behavior(TransactionBehavior::Immediate)
-}
-
-/// Applies the migrations the database has not seen yet, each in its own transaction.
-/// A database from a newer build (more migrations than this one knows) is refused.
-pub(crate) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let applied: usize =
-        connection.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))? as usize;
-    if applied > MIGRATIONS.len() {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "the database is at schema version {applied}, this build knows {}",
-            MIGRATIONS.len()
-        )));
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let transaction = write_transaction(connection)?;
-        transaction.execute_batch(sql)?;
-        transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
-        transaction.commit()?;
-    }
-    Ok(())
+/// Begins a transaction that will write, holding the write lock from its start. Why
+/// SQLite's is `BEGIN IMMEDIATE`, not the default deferred one: a deferred transaction
+/// that reads first and writes later holds a snapshot, and if another connection
+/// commits in between, its first write fails at once with SQLITE_BUSY ("database is
+/// locked") — no timeout can help, the snapshot is stale. A purge running beside uploads
+/// answered 500 that way. On Postgres an advisory lock gives writers the same order.
+pub(crate) fn write_transaction(connection: &Connection) -> sql::Result<Transaction<'_>> {
+    connection.write_transaction()
 }
 
 /// Now, in Unix seconds.
@@ -121,6 +192,7 @@ pub fn now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repo::schema::{MIGRATIONS, migrate};
 
     #[test]
     fn migrations_apply_once_and_set_wal() {
@@ -147,12 +219,11 @@ mod tests {
     /// their own rows and moves existing photos to their owner's copy.
     #[test]
     fn migrating_a_shared_place_gives_each_owner_their_own_row() {
-        let mut c = Connection::open_in_memory().unwrap();
-        configure(&mut c).unwrap();
+        let c = Connection::open_in_memory().unwrap();
         for sql in &MIGRATIONS[..2] {
             c.execute_batch(sql).unwrap();
         }
-        c.pragma_update(None, "user_version", 2).unwrap();
+        c.execute_batch("PRAGMA user_version = 2").unwrap();
         c.execute_batch(
             "INSERT INTO users (id, username, password_hash, created) VALUES
                  (1, 'ann', 'x', 0), (2, 'bob', 'x', 0);
@@ -166,7 +237,7 @@ mod tests {
                  (4, 2, 'd', 'photo', 'd.jpg', 'image/jpeg', 1, 1, 1, NULL, 0);",
         )
         .unwrap();
-        migrate(&mut c).unwrap();
+        migrate(&c).unwrap();
         let place_of = |photo: i64| -> (Option<i64>, Option<String>) {
             c.query_row(
                 "SELECT p.place_id, (SELECT pl.name || '/' || pl.user_id FROM places pl
@@ -196,7 +267,7 @@ mod tests {
     fn a_database_from_a_newer_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("album.db");
-        let connection = Connection::open(&path).unwrap();
+        let connection = rusqlite::Connection::open(&path).unwrap();
         connection.pragma_update(None, "user_version", 99).unwrap();
         drop(connection);
         let error = Db::open(&path, 1).err().unwrap().to_string();
@@ -207,17 +278,20 @@ mod tests {
     /// second one never waiting for a lock (so a refusal shows at once), and a table.
     fn two_connections(dir: &Path) -> (Connection, Connection) {
         let path = dir.join("album.db");
-        let mut first = Connection::open(&path).unwrap();
-        configure(&mut first).unwrap();
+        let first = Connection::open_sqlite(&path).unwrap();
         first.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let mut second = Connection::open(&path).unwrap();
-        configure(&mut second).unwrap();
-        second.busy_timeout(Duration::ZERO).unwrap();
+        let second = Connection::open_sqlite(&path).unwrap();
+        second
+            .as_sqlite()
+            .unwrap()
+            .busy_timeout(Duration::ZERO)
+            .unwrap();
         (first, second)
     }
 
-    fn is_busy(error: &rusqlite::Error) -> bool {
-        error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+    fn is_busy(error: &sql::Error) -> bool {
+        matches!(error, sql::Error::Sqlite(e)
+            if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
     }
 
     /// Why write transactions are IMMEDIATE: a deferred one that reads, sees another
@@ -225,13 +299,13 @@ mod tests {
     #[test]
     fn a_deferred_transaction_that_reads_then_writes_is_refused_after_a_commit_in_between() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut first, second) = two_connections(dir.path());
-        let deferred = first.transaction().unwrap();
-        let _: i64 = deferred
+        let (first, second) = two_connections(dir.path());
+        first.execute_batch("BEGIN DEFERRED").unwrap();
+        let _: i64 = first
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
         second.execute("INSERT INTO t VALUES (1)", []).unwrap();
-        let error = deferred.execute("DELETE FROM t", []).unwrap_err();
+        let error = first.execute("DELETE FROM t", []).unwrap_err();
         assert!(is_busy(&error), "{error}");
     }
 
@@ -242,8 +316,8 @@ mod tests {
     #[test]
     fn a_write_transaction_keeps_other_writers_out_until_it_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut first, second) = two_connections(dir.path());
-        let transaction = write_transaction(&mut first).unwrap();
+        let (first, second) = two_connections(dir.path());
+        let transaction = write_transaction(&first).unwrap();
         let _: i64 = transaction
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();

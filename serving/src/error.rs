@@ -157,8 +157,8 @@ impl IntoResponse for Error {
     }
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<crate::sql::Error> for Error {
+    fn from(e: crate::sql::Error) -> Self {
         Error::internal("database", e)
     }
 }

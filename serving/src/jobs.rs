@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::sql::Connection;
 use album_faces::pipeline::FacePipeline;
 use album_training::inference::TrainedModel;
-use rusqlite::Connection;
 
 use crate::app::AppState;
 use crate::config::ServeConfig;

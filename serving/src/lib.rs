@@ -32,7 +32,9 @@
 //! - background work: [`jobs`] runs the queue's workers (thumbnails, classification,
 //!   faces, clustering) over the same services; [`origin`] refuses cross-site cookie
 //!   writes;
-//! - storage: [`db`] (the pool, migrations); [`blobs`] (local files or an S3 bucket);
+//! - storage: [`sql`] (one SQL interface over SQLite and Postgres); [`db`] (the pool:
+//!   SQLite in the data folder or a shared Postgres; `repo::schema` migrates it);
+//!   [`blobs`] (local files or an S3 bucket);
 //!   [`check`] verifies an album against its blobs; [`migrate`] moves the blobs.
 //!
 //! Items are `pub(crate)` unless the `album` binary or the integration tests use them:
@@ -55,6 +57,7 @@ pub mod passwords;
 pub mod repo;
 pub mod server;
 pub mod service;
+pub mod sql;
 pub mod throttle;
 pub mod web;
 pub mod zipstream;

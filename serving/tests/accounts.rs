@@ -353,7 +353,7 @@ async fn an_idle_session_ends_before_its_expiry() {
         let when = album_serving::db::now() - days_ago * 86_400;
         c.execute(
             "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
-            rusqlite::params![when, sha],
+            (when, sha.as_str()),
         )
         .unwrap();
     };

@@ -81,7 +81,7 @@ async fn the_store_check_finds_every_uploaded_photo_whole() {
     assert_eq!(status, StatusCode::CREATED);
     album.drain();
     let config = &album.state.config;
-    let check = check_album(&config.data_dir, &config.blob_location()).unwrap();
+    let check = check_album(&config.database_location(), &config.blob_location()).unwrap();
     assert_eq!(check.photos, 3);
     assert_eq!(
         check.blobs, 9,
@@ -121,7 +121,7 @@ async fn an_albums_photos_moved_to_another_store_arrive_whole() {
         test_blob_location().unwrap_or_else(|| BlobLocation::Local(elsewhere.path().join("blobs")));
     let moved = album_serving::migrate::copy_blobs(&from, &to, 4, &|| {}).unwrap();
     assert_eq!((moved.copied, moved.already_there), (12, 0), "{moved:?}");
-    let check = check_album(&config.data_dir, &to).unwrap();
+    let check = check_album(&config.database_location(), &to).unwrap();
     assert!(check.is_sound() && check.blobs == 12, "{check:?}");
     // the album opens on the new store and serves the photos from it
     let mut moved_config = (**config).clone();

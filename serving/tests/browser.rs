@@ -111,6 +111,7 @@ fn in_chromium_a_user_signs_in_uploads_renames_a_person_and_restores_a_trashed_p
     config.model_bundle = Some(default_bundle());
     config.face_weights = Some(weights);
     config.blobs = test_blob_location();
+    config.database = common::test_database();
     let state = AppState::open(config).expect("open the album");
     let workers = Workers::start(&state).expect("start the workers (models load here)");
 

@@ -273,6 +273,7 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
     let mut config = album_serving::ServeConfig::new(dir.path().join("album"));
     config.workers = 0;
     config.blobs = test_blob_location();
+    config.database = common::test_database();
     config.header_read_timeout = Duration::from_millis(500);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

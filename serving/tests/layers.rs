@@ -98,7 +98,7 @@ fn services_hold_no_sql_and_know_no_http() {
 fn handlers_hold_no_sql_and_call_services_only() {
     assert_free_of(
         "api",
-        &["rusqlite", ".db.", "db::"],
+        &["rusqlite", "sql::", ".db.", "db::"],
         "a handler turns HTTP into a service call",
     );
     for (path, text) in sources("api") {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use album_serving::blobs::BlobLocation;
 use album_serving::check::check_album;
+use album_serving::db::DatabaseLocation;
 use album_serving::migrate::copy_blobs;
 use anyhow::{Context, bail};
 
@@ -42,7 +43,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         .blobs_from
         .clone()
         .unwrap_or_else(|| BlobLocation::Local(args.data_dir.join("blobs")));
-    let before = check_album(&args.data_dir, &from)
+    let before = check_album(&DatabaseLocation::Sqlite(database.clone()), &from)
         .with_context(|| format!("checking the album against {from}"))?;
     if !before.is_sound() {
         bail!(
@@ -61,7 +62,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let moved = copy_blobs(&from, &args.blobs_to, args.threads, &|| bar.inc(1))
         .context("moving the blobs")?;
     bar.finish_and_clear();
-    let after = check_album(&args.data_dir, &args.blobs_to)
+    let after = check_album(&DatabaseLocation::Sqlite(database.clone()), &args.blobs_to)
         .with_context(|| format!("checking the album against {}", args.blobs_to))?;
     println!(
         "album migrate: {} blob(s) copied ({:.1} MB), {} there already, every one read back \

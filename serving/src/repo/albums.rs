@@ -1,6 +1,6 @@
 //! The `albums` and `album_photos` tables.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// An album as the API shows it.
@@ -22,7 +22,7 @@ const ALBUM_COLUMNS: &str = "a.id, a.name,
         WHERE ap.album_id = a.id AND p.trashed IS NULL),
     a.created";
 
-fn album_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Album> {
+fn album_from_row(r: &crate::sql::Row) -> crate::sql::Result<Album> {
     Ok(Album {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -33,7 +33,7 @@ fn album_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Album> {
 }
 
 /// The user's album `id`, if it is theirs.
-pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<Album>> {
+pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> crate::sql::Result<Option<Album>> {
     c.query_row(
         &format!("SELECT {ALBUM_COLUMNS} FROM albums a WHERE a.id = ?1 AND a.user_id = ?2"),
         params![id, user_id],
@@ -43,7 +43,7 @@ pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Op
 }
 
 /// The user's albums by name.
-pub(crate) fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Album>> {
+pub(crate) fn list(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<Album>> {
     let mut statement = c.prepare_cached(&format!(
         "SELECT {ALBUM_COLUMNS} FROM albums a WHERE a.user_id = ?1 ORDER BY a.name, a.id"
     ))?;
@@ -51,15 +51,15 @@ pub(crate) fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Album>>
 }
 
 /// A new album's id.
-pub fn insert(c: &Connection, user_id: i64, name: &str, created: i64) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO albums (user_id, name, created) VALUES (?1, ?2, ?3)",
+pub fn insert(c: &Connection, user_id: i64, name: &str, created: i64) -> crate::sql::Result<i64> {
+    c.query_row(
+        "INSERT INTO albums (user_id, name, created) VALUES (?1, ?2, ?3) RETURNING id",
         params![user_id, name, created],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
-pub fn rename(c: &Connection, id: i64, name: &str) -> rusqlite::Result<()> {
+pub fn rename(c: &Connection, id: i64, name: &str) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE albums SET name = ?1 WHERE id = ?2",
         params![name, id],
@@ -68,7 +68,7 @@ pub fn rename(c: &Connection, id: i64, name: &str) -> rusqlite::Result<()> {
 }
 
 /// Sets the cover (`None`: back to the newest photo).
-pub(crate) fn set_cover(c: &Connection, id: i64, photo_id: Option<i64>) -> rusqlite::Result<()> {
+pub(crate) fn set_cover(c: &Connection, id: i64, photo_id: Option<i64>) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE albums SET cover_photo_id = ?1 WHERE id = ?2",
         params![photo_id, id],
@@ -76,12 +76,12 @@ pub(crate) fn set_cover(c: &Connection, id: i64, photo_id: Option<i64>) -> rusql
     Ok(())
 }
 
-pub fn delete(c: &Connection, id: i64) -> rusqlite::Result<()> {
+pub fn delete(c: &Connection, id: i64) -> crate::sql::Result<()> {
     c.execute("DELETE FROM albums WHERE id = ?1", [id])?;
     Ok(())
 }
 
-pub fn contains(c: &Connection, id: i64, photo_id: i64) -> rusqlite::Result<bool> {
+pub fn contains(c: &Connection, id: i64, photo_id: i64) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM album_photos WHERE album_id = ?1 AND photo_id = ?2)",
         params![id, photo_id],
@@ -95,16 +95,17 @@ pub(crate) fn add_photo(
     id: i64,
     photo_id: i64,
     added: i64,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
-        "INSERT OR IGNORE INTO album_photos (album_id, photo_id, added) VALUES (?1, ?2, ?3)",
+        "INSERT INTO album_photos (album_id, photo_id, added) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
         params![id, photo_id, added],
     )?;
     Ok(())
 }
 
 /// Takes a photo out, and off the cover if it was there.
-pub(crate) fn remove_photo(c: &Connection, id: i64, photo_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn remove_photo(c: &Connection, id: i64, photo_id: i64) -> crate::sql::Result<()> {
     c.execute(
         "DELETE FROM album_photos WHERE album_id = ?1 AND photo_id = ?2",
         params![id, photo_id],

@@ -1,20 +1,23 @@
 //! The `faces` and `people` tables: faces found in photos (box, score, descriptor, the
 //! stored thumbnail), the person each belongs to, and the people themselves.
 
+use crate::sql::{Connection, OptionalExtension, Row, params};
+use crate::sql::{FromSql, Value};
 use album_faces::embedder::Descriptor;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 /// A descriptor as stored: 128 little-endian `f32`s.
 struct StoredDescriptor(Descriptor);
 
 impl FromSql for StoredDescriptor {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let blob = value.as_blob()?;
+    fn from_value(value: &Value) -> Result<Self, String> {
+        let Value::Blob(blob) = value else {
+            return Err(format!("a face descriptor stored as {value:?}, not bytes"));
+        };
         if blob.len() != 128 * 4 {
-            return Err(FromSqlError::Other(
-                format!("a face descriptor of {} bytes, not 512", blob.len()).into(),
+            return Err(format!(
+                "a face descriptor of {} bytes, not 512",
+                blob.len()
             ));
         }
         let mut descriptor = [0f32; 128];
@@ -41,11 +44,11 @@ pub(crate) struct NewFace<'a> {
     pub thumbnail_sha256: &'a str,
 }
 
-pub(crate) fn insert(c: &Connection, face: &NewFace<'_>) -> rusqlite::Result<i64> {
+pub(crate) fn insert(c: &Connection, face: &NewFace<'_>) -> crate::sql::Result<i64> {
     let [x, y, w, h] = face.frame;
-    c.execute(
+    c.query_row(
         "INSERT INTO faces (user_id, photo_id, score, x, y, w, h, descriptor, thumbnail_sha256)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             face.user_id,
             face.photo_id,
@@ -57,12 +60,15 @@ pub(crate) fn insert(c: &Connection, face: &NewFace<'_>) -> rusqlite::Result<i64
             descriptor_to_blob(face.descriptor),
             face.thumbnail_sha256
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// The thumbnails of the photo's faces the faces job placed (not those placed by hand).
-pub(crate) fn automatic_thumbnails(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn automatic_thumbnails(
+    c: &Connection,
+    photo_id: i64,
+) -> crate::sql::Result<Vec<String>> {
     let mut statement = c.prepare(
         "SELECT thumbnail_sha256 FROM faces
          WHERE photo_id = ?1 AND manual = 0 AND thumbnail_sha256 IS NOT NULL",
@@ -71,7 +77,10 @@ pub(crate) fn automatic_thumbnails(c: &Connection, photo_id: i64) -> rusqlite::R
 }
 
 /// The thumbnails of every face of the photo.
-pub(crate) fn thumbnails_of_photo(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn thumbnails_of_photo(
+    c: &Connection,
+    photo_id: i64,
+) -> crate::sql::Result<Vec<String>> {
     let mut statement = c.prepare(
         "SELECT thumbnail_sha256 FROM faces WHERE photo_id = ?1 AND thumbnail_sha256 IS NOT NULL",
     )?;
@@ -79,7 +88,7 @@ pub(crate) fn thumbnails_of_photo(c: &Connection, photo_id: i64) -> rusqlite::Re
 }
 
 /// Removes the photo's faces the faces job placed.
-pub(crate) fn delete_automatic(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn delete_automatic(c: &Connection, photo_id: i64) -> crate::sql::Result<usize> {
     c.execute(
         "DELETE FROM faces WHERE photo_id = ?1 AND manual = 0",
         [photo_id],
@@ -101,11 +110,11 @@ pub(crate) fn for_grouping(
     c: &Connection,
     user_id: i64,
     clustered: Option<bool>,
-) -> rusqlite::Result<Vec<FaceRow>> {
+) -> crate::sql::Result<Vec<FaceRow>> {
     let mut statement = c.prepare(
         "SELECT f.id, f.person_id, f.manual, f.descriptor FROM faces f
          JOIN photos p ON p.id = f.photo_id
-         WHERE f.user_id = ?1 AND (?2 IS NULL OR f.clustered = ?2) ORDER BY f.id",
+         WHERE f.user_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR f.clustered = ?2) ORDER BY f.id",
     )?;
     statement
         .query_map(params![user_id, clustered], |r| {
@@ -121,7 +130,7 @@ pub(crate) fn for_grouping(
 
 /// The user's placed-faces version: it moves whenever a face of the user is placed,
 /// unplaced or deleted (migration 0009's triggers).
-pub(crate) fn placed_faces_version(c: &Connection, user_id: i64) -> rusqlite::Result<i64> {
+pub(crate) fn placed_faces_version(c: &Connection, user_id: i64) -> crate::sql::Result<i64> {
     c.query_row(
         "SELECT placed_faces_version FROM users WHERE id = ?1",
         [user_id],
@@ -130,14 +139,17 @@ pub(crate) fn placed_faces_version(c: &Connection, user_id: i64) -> rusqlite::Re
 }
 
 /// The ids of the user's placed faces.
-pub(crate) fn placed_ids(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<i64>> {
+pub(crate) fn placed_ids(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<i64>> {
     let mut statement =
         c.prepare("SELECT id FROM faces WHERE user_id = ?1 AND clustered = 1 ORDER BY id")?;
     statement.query_map([user_id], |r| r.get(0))?.collect()
 }
 
 /// The descriptors of the faces `ids` (those that exist).
-pub(crate) fn descriptors(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(i64, Descriptor)>> {
+pub(crate) fn descriptors(
+    c: &Connection,
+    ids: &[i64],
+) -> crate::sql::Result<Vec<(i64, Descriptor)>> {
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -145,7 +157,7 @@ pub(crate) fn descriptors(c: &Connection, ids: &[i64]) -> rusqlite::Result<Vec<(
             placeholders(chunk.len())
         );
         let mut statement = c.prepare(&sql)?;
-        let rows = statement.query_map(rusqlite::params_from_iter(chunk), |r| {
+        let rows = statement.query_map(crate::sql::params_from_iter(chunk), |r| {
             Ok((r.get(0)?, r.get::<_, StoredDescriptor>(1)?.0))
         })?;
         for row in rows {
@@ -161,7 +173,7 @@ pub(crate) fn people_of_placed(
     c: &Connection,
     user_id: i64,
     ids: &[i64],
-) -> rusqlite::Result<std::collections::HashMap<i64, Option<i64>>> {
+) -> crate::sql::Result<std::collections::HashMap<i64, Option<i64>>> {
     let mut people = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let sql = format!(
@@ -171,7 +183,7 @@ pub(crate) fn people_of_placed(
         );
         let mut statement = c.prepare(&sql)?;
         let values = std::iter::once(user_id).chain(chunk.iter().copied());
-        let rows = statement.query_map(rusqlite::params_from_iter(values), |r| {
+        let rows = statement.query_map(crate::sql::params_from_iter(values), |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
         })?;
         for row in rows {
@@ -198,7 +210,7 @@ pub struct GroupedFace {
 }
 
 /// Every face of the user, in the order they were stored.
-pub fn grouped(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<GroupedFace>> {
+pub fn grouped(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<GroupedFace>> {
     let mut statement = c.prepare(
         "SELECT f.photo_id, f.person_id, f.descriptor,
                 (f.x + f.w / 2.0 - p.width / 2.0) * (f.x + f.w / 2.0 - p.width / 2.0)
@@ -219,7 +231,7 @@ pub fn grouped(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<GroupedFace
 }
 
 /// Puts the face with a person (or none) as the grouping placed it.
-pub(crate) fn set_person(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_person(c: &Connection, face_id: i64, person_id: i64) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1 WHERE id = ?2",
         params![person_id, face_id],
@@ -232,7 +244,7 @@ pub(crate) fn set_clustered(
     c: &Connection,
     face_id: i64,
     person_id: Option<i64>,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1, clustered = 1 WHERE id = ?2",
         params![person_id, face_id],
@@ -241,7 +253,7 @@ pub(crate) fn set_clustered(
 }
 
 /// Puts the face with a person by hand: it keeps that person through a re-cluster.
-pub(crate) fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE faces SET person_id = ?1, manual = 1, clustered = 1 WHERE id = ?2",
         params![person_id, face_id],
@@ -250,7 +262,7 @@ pub(crate) fn set_manual(c: &Connection, face_id: i64, person_id: i64) -> rusqli
 }
 
 /// Moves every face of `from` to `into`, by hand.
-pub(crate) fn move_all(c: &Connection, from: i64, into: i64) -> rusqlite::Result<usize> {
+pub(crate) fn move_all(c: &Connection, from: i64, into: i64) -> crate::sql::Result<usize> {
     c.execute(
         "UPDATE faces SET person_id = ?1, manual = 1 WHERE person_id = ?2",
         params![into, from],
@@ -258,7 +270,7 @@ pub(crate) fn move_all(c: &Connection, from: i64, into: i64) -> rusqlite::Result
 }
 
 /// Whether the face is one of the person's.
-pub(crate) fn belongs_to(c: &Connection, face_id: i64, person_id: i64) -> rusqlite::Result<bool> {
+pub(crate) fn belongs_to(c: &Connection, face_id: i64, person_id: i64) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM faces WHERE id = ?1 AND person_id = ?2)",
         params![face_id, person_id],
@@ -283,7 +295,7 @@ pub struct FaceInfo {
 
 const FACE_COLUMNS: &str = "id, photo_id, person_id, score, x, y, w, h, manual";
 
-fn face_from_row(r: &Row<'_>) -> rusqlite::Result<FaceInfo> {
+fn face_from_row(r: &Row) -> crate::sql::Result<FaceInfo> {
     Ok(FaceInfo {
         id: r.get(0)?,
         photo_id: r.get(1)?,
@@ -298,7 +310,7 @@ fn face_from_row(r: &Row<'_>) -> rusqlite::Result<FaceInfo> {
 }
 
 /// The user's face `id`, if it is theirs.
-pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<FaceInfo>> {
+pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> crate::sql::Result<Option<FaceInfo>> {
     c.query_row(
         &format!("SELECT {FACE_COLUMNS} FROM faces WHERE id = ?1 AND user_id = ?2"),
         params![id, user_id],
@@ -308,7 +320,7 @@ pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Op
 }
 
 /// The person's faces, best detection first.
-pub(crate) fn of_person(c: &Connection, person_id: i64) -> rusqlite::Result<Vec<FaceInfo>> {
+pub(crate) fn of_person(c: &Connection, person_id: i64) -> crate::sql::Result<Vec<FaceInfo>> {
     let mut statement = c.prepare(&format!(
         "SELECT {FACE_COLUMNS} FROM faces WHERE person_id = ?1 ORDER BY score DESC, id"
     ))?;
@@ -316,7 +328,7 @@ pub(crate) fn of_person(c: &Connection, person_id: i64) -> rusqlite::Result<Vec<
 }
 
 /// The face's stored thumbnail blob, if it has one.
-pub fn thumbnail(c: &Connection, face_id: i64) -> rusqlite::Result<Option<String>> {
+pub fn thumbnail(c: &Connection, face_id: i64) -> crate::sql::Result<Option<String>> {
     Ok(c.query_row(
         "SELECT thumbnail_sha256 FROM faces WHERE id = ?1",
         [face_id],
@@ -326,7 +338,7 @@ pub fn thumbnail(c: &Connection, face_id: i64) -> rusqlite::Result<Option<String
     .flatten())
 }
 
-pub(crate) fn set_thumbnail(c: &Connection, face_id: i64, sha256: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_thumbnail(c: &Connection, face_id: i64, sha256: &str) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE faces SET thumbnail_sha256 = ?1 WHERE id = ?2",
         params![sha256, face_id],
@@ -356,7 +368,7 @@ const PERSON_COLUMNS: &str = "pe.id, pe.name, pe.hidden, pe.cover_face_id,
     (SELECT COUNT(DISTINCT f.photo_id) FROM faces f JOIN photos p ON p.id = f.photo_id
        WHERE f.person_id = pe.id AND p.trashed IS NULL)";
 
-fn person_from_row(r: &Row<'_>) -> rusqlite::Result<Person> {
+fn person_from_row(r: &Row) -> crate::sql::Result<Person> {
     Ok(Person {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -382,7 +394,7 @@ pub(crate) fn people_in_photo(
     c: &Connection,
     user_id: i64,
     photo_id: i64,
-) -> rusqlite::Result<Vec<PersonInPhoto>> {
+) -> crate::sql::Result<Vec<PersonInPhoto>> {
     let mut statement = c.prepare_cached(
         "SELECT pe.id, pe.name, f.id FROM faces f JOIN people pe ON pe.id = f.person_id
          WHERE f.photo_id = ?1 AND f.user_id = ?2 AND pe.hidden = 0 ORDER BY pe.id, f.id",
@@ -414,7 +426,7 @@ pub(crate) fn find_person(
     c: &Connection,
     user_id: i64,
     id: i64,
-) -> rusqlite::Result<Option<Person>> {
+) -> crate::sql::Result<Option<Person>> {
     c.query_row(
         &format!("SELECT {PERSON_COLUMNS} FROM people pe WHERE pe.id = ?1 AND pe.user_id = ?2"),
         params![id, user_id],
@@ -428,7 +440,7 @@ pub(crate) fn list_people(
     c: &Connection,
     user_id: i64,
     with_hidden: bool,
-) -> rusqlite::Result<Vec<Person>> {
+) -> crate::sql::Result<Vec<Person>> {
     let mut statement = c.prepare(&format!(
         "SELECT {PERSON_COLUMNS} FROM people pe WHERE pe.user_id = ?1
          AND (?2 OR pe.hidden = 0) ORDER BY 6 DESC, pe.id"
@@ -444,15 +456,15 @@ pub(crate) fn insert_person(
     user_id: i64,
     cover_face_id: i64,
     created: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO people (user_id, cover_face_id, created) VALUES (?1, ?2, ?3)",
+) -> crate::sql::Result<i64> {
+    c.query_row(
+        "INSERT INTO people (user_id, cover_face_id, created) VALUES (?1, ?2, ?3) RETURNING id",
         params![user_id, cover_face_id, created],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
-pub(crate) fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> rusqlite::Result<()> {
+pub(crate) fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE people SET name = ?1 WHERE id = ?2",
         params![name, id],
@@ -460,7 +472,7 @@ pub(crate) fn rename_person(c: &Connection, id: i64, name: Option<&str>) -> rusq
     Ok(())
 }
 
-pub(crate) fn set_hidden(c: &Connection, id: i64, hidden: bool) -> rusqlite::Result<()> {
+pub(crate) fn set_hidden(c: &Connection, id: i64, hidden: bool) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE people SET hidden = ?1 WHERE id = ?2",
         params![hidden, id],
@@ -468,7 +480,7 @@ pub(crate) fn set_hidden(c: &Connection, id: i64, hidden: bool) -> rusqlite::Res
     Ok(())
 }
 
-pub(crate) fn set_cover(c: &Connection, id: i64, face_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_cover(c: &Connection, id: i64, face_id: i64) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE people SET cover_face_id = ?1 WHERE id = ?2",
         params![face_id, id],
@@ -476,7 +488,7 @@ pub(crate) fn set_cover(c: &Connection, id: i64, face_id: i64) -> rusqlite::Resu
     Ok(())
 }
 
-pub(crate) fn count_people(c: &Connection, user_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn count_people(c: &Connection, user_id: i64) -> crate::sql::Result<usize> {
     let people: i64 = c.query_row(
         "SELECT COUNT(*) FROM people WHERE user_id = ?1",
         [user_id],
@@ -487,7 +499,7 @@ pub(crate) fn count_people(c: &Connection, user_id: i64) -> rusqlite::Result<usi
 
 /// Drops the user's people left without faces, and points covers at a face the person
 /// still has.
-pub(crate) fn remove_empty_people(c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+pub(crate) fn remove_empty_people(c: &Connection, user_id: i64) -> crate::sql::Result<()> {
     c.execute(
         "DELETE FROM people WHERE user_id = ?1
          AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = people.id)",
@@ -514,8 +526,8 @@ mod tests {
             *v = i as f32 * -0.01;
         }
         let blob = descriptor_to_blob(&d);
-        let read = StoredDescriptor::column_result(ValueRef::Blob(&blob)).unwrap();
+        let read = StoredDescriptor::from_value(&Value::Blob(blob.clone())).unwrap();
         assert_eq!(read.0, d);
-        assert!(StoredDescriptor::column_result(ValueRef::Blob(&[0u8; 12])).is_err());
+        assert!(StoredDescriptor::from_value(&Value::Blob(vec![0u8; 12])).is_err());
     }
 }

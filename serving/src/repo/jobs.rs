@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// A claimed job.
@@ -26,18 +26,18 @@ pub fn insert(
     kind: &str,
     max_attempts: i64,
     time: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
+) -> crate::sql::Result<i64> {
+    c.query_row(
         "INSERT INTO jobs (user_id, photo_id, kind, max_attempts, run_after, created, updated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5) RETURNING id",
         params![user_id, photo_id, kind, max_attempts, time],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// Puts jobs left `running` without a lease, or with one that ran out, back in the
 /// queue; how many. (A job whose instance is alive keeps its lease renewed.)
-pub fn recover(c: &Connection, time: i64) -> rusqlite::Result<usize> {
+pub fn recover(c: &Connection, time: i64) -> crate::sql::Result<usize> {
     c.execute(
         "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_until = NULL, updated = ?1
          WHERE state = 'running' AND (lease_until IS NULL OR lease_until < ?1)",
@@ -47,20 +47,25 @@ pub fn recover(c: &Connection, time: i64) -> rusqlite::Result<usize> {
 
 /// Claims the oldest job that is due, or running under a lease that ran out (its
 /// instance died), for `owner` until `lease_until`, in one UPDATE, so two workers never
-/// take the same row, and returns it.
+/// take the same row, and returns it. The outer WHERE repeats the claimable states: on
+/// Postgres a second claimer that picked the same row waits for the first one's update
+/// and then re-checks only that WHERE against the row as it now is; without the states
+/// there, it would take the row again. (It finds nothing this time and asks again.)
 pub fn claim(
     c: &Connection,
     time: i64,
     owner: &str,
     lease_until: i64,
-) -> rusqlite::Result<Option<Job>> {
+) -> crate::sql::Result<Option<Job>> {
     c.query_row(
         "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ?1,
                 lease_owner = ?2, lease_until = ?3
          WHERE id = (SELECT MIN(id) FROM (
                        SELECT MIN(id) AS id FROM jobs WHERE state = 'queued' AND run_after <= ?1
                        UNION ALL
-                       SELECT MIN(id) FROM jobs WHERE state = 'running' AND lease_until < ?1))
+                       SELECT MIN(id) FROM jobs WHERE state = 'running' AND lease_until < ?1
+                     ) AS due)
+           AND (state = 'queued' AND run_after <= ?1 OR state = 'running' AND lease_until < ?1)
          RETURNING id, user_id, photo_id, kind, attempts, max_attempts, lease_owner",
         params![time, owner, lease_until],
         |r| {
@@ -83,7 +88,7 @@ pub(crate) fn renew_leases(
     c: &Connection,
     owner: &str,
     lease_until: i64,
-) -> rusqlite::Result<usize> {
+) -> crate::sql::Result<usize> {
     c.execute(
         "UPDATE jobs SET lease_until = ?2 WHERE state = 'running' AND lease_owner = ?1",
         params![owner, lease_until],
@@ -95,7 +100,7 @@ const HELD: &str = "id = ?1 AND state = 'running' AND lease_owner = ?2";
 
 /// Each of these returns whether the job was still held: `false` means its lease ran
 /// out and another instance took it over, and nothing was written.
-pub(crate) fn mark_done(c: &Connection, job: &Job, time: i64) -> rusqlite::Result<bool> {
+pub(crate) fn mark_done(c: &Connection, job: &Job, time: i64) -> crate::sql::Result<bool> {
     let sql = format!(
         "UPDATE jobs SET state = 'done', last_error = NULL, lease_until = NULL, updated = ?3
          WHERE {HELD}"
@@ -108,7 +113,7 @@ pub(crate) fn mark_failed(
     job: &Job,
     error: &str,
     time: i64,
-) -> rusqlite::Result<bool> {
+) -> crate::sql::Result<bool> {
     let sql = format!(
         "UPDATE jobs SET state = 'failed', last_error = ?3, lease_until = NULL, updated = ?4
          WHERE {HELD}"
@@ -123,7 +128,7 @@ pub(crate) fn requeue(
     error: &str,
     run_after: i64,
     time: i64,
-) -> rusqlite::Result<bool> {
+) -> crate::sql::Result<bool> {
     let sql = format!(
         "UPDATE jobs SET state = 'queued', last_error = ?3, run_after = ?4, lease_owner = NULL,
                 lease_until = NULL, updated = ?5
@@ -162,7 +167,7 @@ pub struct Progress {
     pub failed: Vec<FailedJob>,
 }
 
-pub fn progress(c: &Connection, user_id: i64) -> rusqlite::Result<Progress> {
+pub fn progress(c: &Connection, user_id: i64) -> crate::sql::Result<Progress> {
     let mut total = Counts::default();
     let mut by_kind = BTreeMap::new();
     let mut statement = c.prepare_cached(
@@ -201,7 +206,7 @@ pub fn progress(c: &Connection, user_id: i64) -> rusqlite::Result<Progress> {
                 error: r.get(4)?,
             })
         })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .collect::<crate::sql::Result<Vec<_>>>()?;
     Ok(Progress {
         total,
         by_kind,
@@ -214,8 +219,8 @@ mod tests {
     use super::*;
 
     fn queue_with_one_job() -> (Connection, i64) {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut c).unwrap();
+        let c = Connection::open_in_memory().unwrap();
+        crate::repo::schema::migrate(&c).unwrap();
         c.execute(
             "INSERT INTO users (username, password_hash, created) VALUES ('ann', 'x', 0)",
             [],

@@ -1,7 +1,7 @@
 //! The `montages` table (a request and its render job), the rows the automatic choice
 //! reads about candidate photos, and the `video` row a finished render adds.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use crate::sql::{Connection, OptionalExtension, Row, params};
 
 /// A montage as stored, with its job's state.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct MontageRow {
 const COLUMNS: &str = "m.id, m.user_id, m.job_id, m.title, m.settings, m.photo_ids, m.progress, \
     m.video_id, m.rebuilt_from, m.created, COALESCE(j.state, 'done'), j.last_error";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<MontageRow> {
+fn from_row(r: &Row) -> crate::sql::Result<MontageRow> {
     Ok(MontageRow {
         id: r.get(0)?,
         user_id: r.get(1)?,
@@ -54,11 +54,15 @@ pub(crate) struct NewMontage<'a> {
     pub rebuilt_from: Option<i64>,
 }
 
-pub(crate) fn insert(c: &Connection, montage: &NewMontage<'_>, time: i64) -> rusqlite::Result<i64> {
-    c.execute(
+pub(crate) fn insert(
+    c: &Connection,
+    montage: &NewMontage<'_>,
+    time: i64,
+) -> crate::sql::Result<i64> {
+    c.query_row(
         "INSERT INTO montages (user_id, job_id, title, settings, photo_ids, rebuilt_from,
                                created, updated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING id",
         params![
             montage.user_id,
             montage.job_id,
@@ -68,12 +72,16 @@ pub(crate) fn insert(c: &Connection, montage: &NewMontage<'_>, time: i64) -> rus
             montage.rebuilt_from,
             time
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// The user's montage `id`, if it is theirs.
-pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Option<MontageRow>> {
+pub(crate) fn find(
+    c: &Connection,
+    user_id: i64,
+    id: i64,
+) -> crate::sql::Result<Option<MontageRow>> {
     c.query_row(
         &format!(
             "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
@@ -86,7 +94,7 @@ pub(crate) fn find(c: &Connection, user_id: i64, id: i64) -> rusqlite::Result<Op
 }
 
 /// The montage a render job is for.
-pub(crate) fn of_job(c: &Connection, job_id: i64) -> rusqlite::Result<Option<MontageRow>> {
+pub(crate) fn of_job(c: &Connection, job_id: i64) -> crate::sql::Result<Option<MontageRow>> {
     c.query_row(
         &format!(
             "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
@@ -99,7 +107,11 @@ pub(crate) fn of_job(c: &Connection, job_id: i64) -> rusqlite::Result<Option<Mon
 }
 
 /// The user's newest `limit` montages, newest first.
-pub(crate) fn list(c: &Connection, user_id: i64, limit: i64) -> rusqlite::Result<Vec<MontageRow>> {
+pub(crate) fn list(
+    c: &Connection,
+    user_id: i64,
+    limit: i64,
+) -> crate::sql::Result<Vec<MontageRow>> {
     let mut statement = c.prepare(&format!(
         "SELECT {COLUMNS} FROM montages m LEFT JOIN jobs j ON j.id = m.job_id
          WHERE m.user_id = ?1 ORDER BY m.id DESC LIMIT ?2"
@@ -114,7 +126,7 @@ pub(crate) fn set_progress(
     id: i64,
     progress: f64,
     time: i64,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE montages SET progress = ?1, updated = ?2 WHERE id = ?3",
         params![progress, time, id],
@@ -122,7 +134,12 @@ pub(crate) fn set_progress(
     Ok(())
 }
 
-pub(crate) fn set_video(c: &Connection, id: i64, video_id: i64, time: i64) -> rusqlite::Result<()> {
+pub(crate) fn set_video(
+    c: &Connection,
+    id: i64,
+    video_id: i64,
+    time: i64,
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE montages SET video_id = ?1, progress = 1, updated = ?2 WHERE id = ?3",
         params![video_id, time, id],
@@ -149,7 +166,7 @@ pub(crate) fn candidates(
     c: &Connection,
     user_id: i64,
     limit: i64,
-) -> rusqlite::Result<Vec<CandidateRow>> {
+) -> crate::sql::Result<Vec<CandidateRow>> {
     let mut statement = c.prepare(
         "SELECT p.id, p.taken_at, p.latitude, p.longitude,
                 (SELECT COUNT(*) FROM faces f WHERE f.photo_id = p.id),
@@ -176,7 +193,7 @@ pub(crate) fn candidates(
 }
 
 /// The face boxes of a photo, in its upright pixels: (left, top, width, height).
-pub fn face_boxes(c: &Connection, photo_id: i64) -> rusqlite::Result<Vec<[f64; 4]>> {
+pub fn face_boxes(c: &Connection, photo_id: i64) -> crate::sql::Result<Vec<[f64; 4]>> {
     let mut statement =
         c.prepare_cached("SELECT x, y, w, h FROM faces WHERE photo_id = ?1 ORDER BY id")?;
     statement
@@ -204,11 +221,11 @@ pub(crate) fn insert_video(
     c: &Connection,
     video: &NewVideo<'_>,
     time: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
+) -> crate::sql::Result<i64> {
+    c.query_row(
         "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
              uploaded, thumbnail_sha256, preview_sha256)
-         VALUES (?1, ?2, 'video', ?3, 'video/mp4', ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, 'video', ?3, 'video/mp4', ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             video.user_id,
             video.sha256,
@@ -220,8 +237,8 @@ pub(crate) fn insert_video(
             video.thumbnail_sha256,
             video.preview_sha256
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// A music file a user uploaded for montages.
@@ -238,7 +255,7 @@ pub struct MusicRow {
     pub created: i64,
 }
 
-fn music_from_row(r: &Row<'_>) -> rusqlite::Result<MusicRow> {
+fn music_from_row(r: &Row) -> crate::sql::Result<MusicRow> {
     Ok(MusicRow {
         id: r.get(0)?,
         sha256: r.get(1)?,
@@ -257,13 +274,13 @@ pub(crate) fn insert_music(
     bytes: i64,
     seconds: f64,
     time: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
+) -> crate::sql::Result<i64> {
+    c.query_row(
         "INSERT INTO music (user_id, sha256, name, bytes, seconds, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         params![user_id, sha256, name, bytes, seconds, time],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// The user's music `id`, if it is theirs.
@@ -271,7 +288,7 @@ pub(crate) fn find_music(
     c: &Connection,
     user_id: i64,
     id: i64,
-) -> rusqlite::Result<Option<MusicRow>> {
+) -> crate::sql::Result<Option<MusicRow>> {
     c.query_row(
         "SELECT id, sha256, name, bytes, seconds, created FROM music
          WHERE id = ?1 AND user_id = ?2",
@@ -282,7 +299,7 @@ pub(crate) fn find_music(
 }
 
 /// The user's music, newest first.
-pub(crate) fn list_music(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<MusicRow>> {
+pub(crate) fn list_music(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<MusicRow>> {
     let mut statement = c.prepare(
         "SELECT id, sha256, name, bytes, seconds, created FROM music
          WHERE user_id = ?1 ORDER BY id DESC",

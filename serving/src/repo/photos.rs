@@ -1,7 +1,7 @@
 //! The `photos` table: the rows uploads and GIFs add, the listing's filters, the trash,
 //! and which blobs rows still use.
 
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params, params_from_iter};
+use crate::sql::{Connection, Dialect, OptionalExtension, Row, ToSql, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::{Inspected, mime_of};
@@ -43,7 +43,7 @@ pub(crate) const PHOTO_COLUMNS: &str = "p.id, p.name, p.kind, p.mime, p.bytes, p
     p.uploaded, p.favourite, p.trashed, p.category, p.confidence, p.category_manual, \
     p.thumbnail_sha256 IS NOT NULL";
 
-pub(crate) fn photo_from_row(r: &Row<'_>) -> rusqlite::Result<PhotoInfo> {
+pub(crate) fn photo_from_row(r: &Row) -> crate::sql::Result<PhotoInfo> {
     Ok(PhotoInfo {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -74,7 +74,7 @@ pub(crate) fn find(
     c: &Connection,
     user_id: i64,
     photo_id: i64,
-) -> rusqlite::Result<Option<PhotoInfo>> {
+) -> crate::sql::Result<Option<PhotoInfo>> {
     c.query_row(
         &format!("SELECT {PHOTO_COLUMNS} FROM photos p WHERE p.id = ?1 AND p.user_id = ?2"),
         params![photo_id, user_id],
@@ -84,7 +84,7 @@ pub(crate) fn find(
 }
 
 /// Whether `user_id` has the photo `photo_id` (trashed or not).
-pub(crate) fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite::Result<bool> {
+pub(crate) fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM photos WHERE id = ?1 AND user_id = ?2)",
         params![photo_id, user_id],
@@ -96,7 +96,7 @@ pub(crate) fn is_owned(c: &Connection, user_id: i64, photo_id: i64) -> rusqlite:
 pub fn renditions(
     c: &Connection,
     photo_id: i64,
-) -> rusqlite::Result<Option<(Option<String>, Option<String>)>> {
+) -> crate::sql::Result<Option<(Option<String>, Option<String>)>> {
     c.query_row(
         "SELECT thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
         [photo_id],
@@ -110,7 +110,7 @@ pub(crate) fn set_renditions(
     photo_id: i64,
     thumbnail: &str,
     preview: &str,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET thumbnail_sha256 = ?1, preview_sha256 = ?2 WHERE id = ?3",
         params![thumbnail, preview, photo_id],
@@ -119,7 +119,7 @@ pub(crate) fn set_renditions(
 }
 
 /// A photo's original blob and its EXIF orientation; `None` when the photo is gone.
-pub fn original(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<(String, u16)>> {
+pub fn original(c: &Connection, photo_id: i64) -> crate::sql::Result<Option<(String, u16)>> {
     c.query_row(
         "SELECT sha256, orientation FROM photos WHERE id = ?1",
         [photo_id],
@@ -129,7 +129,7 @@ pub fn original(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<(Strin
 }
 
 /// Bytes of photos `user_id` keeps, the trash included.
-pub(crate) fn bytes_used(c: &Connection, user_id: i64) -> rusqlite::Result<u64> {
+pub(crate) fn bytes_used(c: &Connection, user_id: i64) -> crate::sql::Result<u64> {
     let used: i64 = c.query_row(
         "SELECT COALESCE(SUM(bytes), 0) FROM photos WHERE user_id = ?1",
         [user_id],
@@ -143,7 +143,7 @@ pub(crate) fn with_bytes(
     c: &Connection,
     user_id: i64,
     sha256: &str,
-) -> rusqlite::Result<Option<i64>> {
+) -> crate::sql::Result<Option<i64>> {
     c.query_row(
         "SELECT id FROM photos WHERE user_id = ?1 AND sha256 = ?2",
         params![user_id, sha256],
@@ -161,12 +161,13 @@ pub(crate) fn insert(
     kind: &str,
     place_id: Option<i64>,
     uploaded: i64,
-) -> rusqlite::Result<i64> {
-    c.execute(
+) -> crate::sql::Result<i64> {
+    c.query_row(
         "INSERT INTO photos (user_id, sha256, kind, name, mime, bytes, width, height,
              orientation, taken_at, camera_make, camera_model, latitude, longitude, place_id,
              uploaded)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         RETURNING id",
         params![
             user_id,
             sha256,
@@ -185,8 +186,8 @@ pub(crate) fn insert(
             place_id,
             uploaded,
         ],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// What a listing picks; every field optional, combined with AND. Dates are
@@ -217,12 +218,21 @@ pub struct PhotoFilter {
 
 /// When a photo was taken, as EXIF writes it (`YYYY-MM-DDTHH:MM:SS`), its upload time
 /// (UTC) in the same form for a photo without an EXIF date: the timeline's sort key.
-const TAKEN_KEY: &str =
-    "COALESCE(p.taken_at, strftime('%Y-%m-%dT%H:%M:%S', p.uploaded, 'unixepoch'))";
+fn taken_key(dialect: Dialect) -> String {
+    format!(
+        "COALESCE(p.taken_at, {})",
+        dialect.iso_from_unix("p.uploaded")
+    )
+}
 
 /// The WHERE clause of the user's photos the filter picks (the `before` cursor included),
 /// and its values in order.
-fn conditions(user_id: i64, filter: &PhotoFilter) -> (String, Vec<Box<dyn ToSql>>) {
+fn conditions(
+    dialect: Dialect,
+    user_id: i64,
+    filter: &PhotoFilter,
+) -> (String, Vec<Box<dyn ToSql>>) {
+    let taken_key = taken_key(dialect);
     let trash = if filter.trashed {
         "p.trashed IS NOT NULL"
     } else {
@@ -238,10 +248,10 @@ fn conditions(user_id: i64, filter: &PhotoFilter) -> (String, Vec<Box<dyn ToSql>
         if by_taken(filter) {
             // A row value compares key then id, as ORDER BY sorts them. A cursor photo
             // deleted for good since has no row: the comparison is NULL, the page empty.
-            let cursor = TAKEN_KEY.replace("p.", "q.");
+            let cursor = taken_key.replace("p.", "q.");
             add(
                 &format!(
-                    "({TAKEN_KEY}, p.id) < (SELECT {cursor}, q.id FROM photos q
+                    "({taken_key}, p.id) < (SELECT {cursor}, q.id FROM photos q
                      WHERE q.id = ? AND q.user_id = p.user_id)"
                 ),
                 Box::new(before),
@@ -272,7 +282,7 @@ fn conditions(user_id: i64, filter: &PhotoFilter) -> (String, Vec<Box<dyn ToSql>
     if let Some(favourite) = filter.favourite {
         add("p.favourite = ?", Box::new(favourite));
     }
-    let day = format!("substr({TAKEN_KEY}, 1, 10)");
+    let day = format!("substr({taken_key}, 1, 10)");
     if let Some(from) = &filter.from {
         add(&format!("{day} >= ?"), Box::new(from.clone()));
     }
@@ -294,10 +304,10 @@ pub(crate) fn filtered(
     user_id: i64,
     filter: &PhotoFilter,
     rows: i64,
-) -> rusqlite::Result<Vec<PhotoInfo>> {
-    let (conditions, values) = conditions(user_id, filter);
+) -> crate::sql::Result<Vec<PhotoInfo>> {
+    let (conditions, values) = conditions(c.dialect(), user_id, filter);
     let order = if by_taken(filter) {
-        format!("{TAKEN_KEY} DESC, p.id DESC")
+        format!("{} DESC, p.id DESC", taken_key(c.dialect()))
     } else {
         "p.id DESC".to_owned()
     };
@@ -316,11 +326,12 @@ pub(crate) fn months(
     c: &Connection,
     user_id: i64,
     filter: &PhotoFilter,
-) -> rusqlite::Result<Vec<(String, i64)>> {
-    let (conditions, values) = conditions(user_id, filter);
+) -> crate::sql::Result<Vec<(String, i64)>> {
+    let (conditions, values) = conditions(c.dialect(), user_id, filter);
     let sql = format!(
-        "SELECT substr({TAKEN_KEY}, 1, 7) AS month, COUNT(*) FROM photos p WHERE {conditions}
-         GROUP BY month ORDER BY month DESC"
+        "SELECT substr({}, 1, 7) AS month, COUNT(*) FROM photos p WHERE {conditions}
+         GROUP BY month ORDER BY month DESC",
+        taken_key(c.dialect())
     );
     let mut statement = c.prepare(&sql)?;
     statement
@@ -334,7 +345,7 @@ pub(crate) fn set_favourite(
     c: &Connection,
     photo_id: i64,
     favourite: bool,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET favourite = ?1 WHERE id = ?2",
         params![favourite, photo_id],
@@ -342,7 +353,7 @@ pub(crate) fn set_favourite(
     Ok(())
 }
 
-pub fn rename(c: &Connection, photo_id: i64, name: &str) -> rusqlite::Result<()> {
+pub fn rename(c: &Connection, photo_id: i64, name: &str) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET name = ?1 WHERE id = ?2",
         params![name, photo_id],
@@ -351,7 +362,7 @@ pub fn rename(c: &Connection, photo_id: i64, name: &str) -> rusqlite::Result<()>
 }
 
 /// Puts the photo in the trash at `when`; one already there keeps its time.
-pub(crate) fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> rusqlite::Result<()> {
+pub(crate) fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET trashed = ?1 WHERE id = ?2 AND trashed IS NULL",
         params![when, photo_id],
@@ -359,13 +370,13 @@ pub(crate) fn move_to_trash(c: &Connection, photo_id: i64, when: i64) -> rusqlit
     Ok(())
 }
 
-pub fn restore(c: &Connection, photo_id: i64) -> rusqlite::Result<()> {
+pub fn restore(c: &Connection, photo_id: i64) -> crate::sql::Result<()> {
     c.execute("UPDATE photos SET trashed = NULL WHERE id = ?1", [photo_id])?;
     Ok(())
 }
 
 /// The photo's blobs (original, then the renditions made), if the photo is there.
-pub(crate) fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+pub(crate) fn blobs_of(c: &Connection, photo_id: i64) -> crate::sql::Result<Option<Vec<String>>> {
     c.query_row(
         "SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos WHERE id = ?1",
         [photo_id],
@@ -381,7 +392,7 @@ pub(crate) fn blobs_of(c: &Connection, photo_id: i64) -> rusqlite::Result<Option
 
 /// Deletes the photo's row if it is in the trash (its faces, album entries and jobs go
 /// with it by cascade); 0 when it is not there (any more).
-pub(crate) fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<usize> {
+pub(crate) fn delete_trashed(c: &Connection, photo_id: i64) -> crate::sql::Result<usize> {
     // Only from the trash: a photo restored after the purge listed it stays.
     c.execute(
         "DELETE FROM photos WHERE id = ?1 AND trashed IS NOT NULL",
@@ -390,7 +401,7 @@ pub(crate) fn delete_trashed(c: &Connection, photo_id: i64) -> rusqlite::Result<
 }
 
 /// Whether any row uses the blob: an original, a rendition or a face thumbnail.
-pub(crate) fn blob_in_use(c: &Connection, sha256: &str) -> rusqlite::Result<bool> {
+pub(crate) fn blob_in_use(c: &Connection, sha256: &str) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM photos WHERE sha256 = ?1 OR thumbnail_sha256 = ?1
              OR preview_sha256 = ?1)
@@ -406,10 +417,10 @@ pub(crate) fn trashed_ids(
     c: &Connection,
     user_id: i64,
     only: Option<i64>,
-) -> rusqlite::Result<Vec<i64>> {
+) -> crate::sql::Result<Vec<i64>> {
     let mut statement = c.prepare(
         "SELECT id FROM photos WHERE user_id = ?1 AND trashed IS NOT NULL
-         AND (?2 IS NULL OR id = ?2)",
+         AND (CAST(?2 AS BIGINT) IS NULL OR id = ?2)",
     )?;
     statement
         .query_map(params![user_id, only], |r| r.get(0))?
@@ -417,7 +428,7 @@ pub(crate) fn trashed_ids(
 }
 
 /// Every photo put in the trash at or before `cutoff` (Unix seconds), any user's.
-pub(crate) fn trashed_before(c: &Connection, cutoff: i64) -> rusqlite::Result<Vec<i64>> {
+pub(crate) fn trashed_before(c: &Connection, cutoff: i64) -> crate::sql::Result<Vec<i64>> {
     let mut statement =
         c.prepare("SELECT id FROM photos WHERE trashed IS NOT NULL AND trashed <= ?1")?;
     statement.query_map([cutoff], |r| r.get(0))?.collect()
@@ -439,7 +450,7 @@ pub(crate) fn frame_row(
     c: &Connection,
     user_id: i64,
     photo_id: i64,
-) -> rusqlite::Result<Option<FrameRow>> {
+) -> crate::sql::Result<Option<FrameRow>> {
     let mut statement = c.prepare_cached(
         "SELECT sha256, preview_sha256, orientation, width, height FROM photos
          WHERE id = ?1 AND user_id = ?2",
@@ -461,7 +472,7 @@ pub(crate) fn frame_row(
 /// and face thumbnails (the store check's view of what must exist).
 pub(crate) fn every_blob_reference(
     c: &Connection,
-) -> rusqlite::Result<(usize, std::collections::HashSet<String>)> {
+) -> crate::sql::Result<(usize, std::collections::HashSet<String>)> {
     let mut statement = c.prepare("SELECT sha256, thumbnail_sha256, preview_sha256 FROM photos")?;
     let rows = statement.query_map([], |r| {
         Ok([
@@ -495,8 +506,8 @@ mod tests {
     use super::*;
 
     fn database_with_two_photos() -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut c).unwrap();
+        let c = Connection::open_in_memory().unwrap();
+        crate::repo::schema::migrate(&c).unwrap();
         c.execute(
             "INSERT INTO users (id, username, password_hash, created) VALUES (1, 'u', 'x', 0)",
             [],

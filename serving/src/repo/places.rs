@@ -1,6 +1,6 @@
 //! The `places` table (one row per user and town).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::media::Place;
@@ -25,9 +25,10 @@ pub(crate) fn find_or_insert(
     c: &Connection,
     user_id: i64,
     place: &Place,
-) -> rusqlite::Result<Option<i64>> {
+) -> crate::sql::Result<Option<i64>> {
     c.execute(
-        "INSERT OR IGNORE INTO places (user_id, name, admin1, country) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO places (user_id, name, admin1, country) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT DO NOTHING",
         params![user_id, place.name, place.admin1, place.country],
     )?;
     c.query_row(
@@ -39,7 +40,7 @@ pub(crate) fn find_or_insert(
 }
 
 /// The user's places with photos not in the trash, most photos first.
-pub(crate) fn list(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<PlaceInfo>> {
+pub(crate) fn list(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<PlaceInfo>> {
     let mut statement = c.prepare_cached(
         "SELECT pl.id, pl.name, pl.admin1, pl.country, COUNT(*), MAX(p.id),
                 AVG(p.latitude), AVG(p.longitude)

@@ -1,6 +1,6 @@
 //! The `photos` table's category columns: smart albums and users' corrections.
 
-use rusqlite::{Connection, params};
+use crate::sql::{Connection, params};
 use serde::{Deserialize, Serialize};
 
 /// A smart album: one category of the classifier.
@@ -34,7 +34,7 @@ pub struct CorrectedPhoto {
 }
 
 /// The user's categories with photos not in the trash, by name.
-pub(crate) fn categories(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<Category>> {
+pub(crate) fn categories(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<Category>> {
     let mut statement = c.prepare_cached(
         "SELECT category, COUNT(*), SUM(category_manual),
                 AVG(CASE WHEN category_manual = 0 THEN confidence END), MAX(id)
@@ -59,7 +59,7 @@ pub(crate) fn set_manual_category(
     c: &Connection,
     photo_id: i64,
     category: &str,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET category = ?1, confidence = NULL, category_manual = 1 WHERE id = ?2",
         params![category, photo_id],
@@ -73,7 +73,7 @@ pub(crate) fn clear_manual_category(
     c: &Connection,
     photo_id: i64,
     faces_rule: Option<&PeopleByFaces>,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET category_manual = 0 WHERE id = ?1",
         [photo_id],
@@ -82,7 +82,7 @@ pub(crate) fn clear_manual_category(
 }
 
 /// The user's corrected photos not in the trash, oldest first.
-pub(crate) fn corrections(c: &Connection, user_id: i64) -> rusqlite::Result<Vec<CorrectedPhoto>> {
+pub(crate) fn corrections(c: &Connection, user_id: i64) -> crate::sql::Result<Vec<CorrectedPhoto>> {
     let mut statement = c.prepare_cached(
         "SELECT id, category, model_category, model_confidence, sha256, mime FROM photos
          WHERE user_id = ?1 AND category_manual = 1 AND trashed IS NULL ORDER BY id",
@@ -134,7 +134,7 @@ pub(crate) fn set_model_category(
     photo_id: i64,
     answer: &ModelAnswer<'_>,
     faces_rule: Option<&PeopleByFaces>,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE photos SET model_category = ?1, model_confidence = ?2, model_probabilities = ?3
          WHERE id = ?4",
@@ -168,13 +168,19 @@ pub(crate) fn settle_category(
     c: &Connection,
     photo_id: i64,
     faces_rule: Option<&PeopleByFaces>,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     // No rule: NULL parameters, every comparison NULL, so the model decides. Before the
     // classifier has run there is no second opinion, and no evidence yet.
-    let evidence = "(SELECT MAX(f.score) FROM faces f WHERE f.photo_id = photos.id
-                       AND f.score >= ?4
-                       AND MIN(f.w, f.h) >= ?2 * MIN(photos.width, photos.height)
-                       AND json_extract(photos.model_probabilities, ?5) >= ?6)";
+    let dialect = c.dialect();
+    let evidence = format!(
+        "(SELECT MAX(f.score) FROM faces f WHERE f.photo_id = photos.id
+             AND f.score >= ?4
+             AND {} >= CAST(?2 AS DOUBLE PRECISION) * {}
+             AND {} >= ?6)",
+        dialect.least("f.w", "f.h"),
+        dialect.least("photos.width", "photos.height"),
+        dialect.json_number("photos.model_probabilities", "?5"),
+    );
     c.execute(
         &format!(
             "UPDATE photos SET
@@ -191,7 +197,7 @@ pub(crate) fn settle_category(
             faces_rule.map(|rule| rule.min_share),
             faces_rule.map(|rule| rule.category.as_str()),
             faces_rule.map(|rule| rule.min_score),
-            faces_rule.map(|rule| format!("$.\"{}\"", rule.category)),
+            faces_rule.map(|rule| rule.category.as_str()),
             faces_rule.map(|rule| rule.min_probability),
         ],
     )?;
@@ -219,8 +225,8 @@ mod tests {
 
     /// A 1000×750 photo with one face of `side` px scored `score`.
     fn photo_with_face(side: f64, score: f64) -> Connection {
-        let mut c = Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut c).unwrap();
+        let c = Connection::open_in_memory().unwrap();
+        crate::repo::schema::migrate(&c).unwrap();
         c.execute_batch(
             "INSERT INTO users (id, username, password_hash, created) VALUES (1, 'u', 'x', 0);
              INSERT INTO photos (id, user_id, sha256, kind, name, mime, bytes, width, height,

@@ -1,7 +1,7 @@
 //! The `users` and `sessions` tables. Sessions are found by their token's SHA-256: the
 //! token itself is never stored.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::sql::{Connection, OptionalExtension, params};
 
 /// A user as a session signs them in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub(crate) struct UserRow {
 }
 
 /// A [`UserRow`] from columns 0–2 (id, username, admin).
-fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+fn user_from_row(r: &crate::sql::Row) -> crate::sql::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
         username: r.get(1)?,
@@ -20,11 +20,11 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     })
 }
 
-pub fn count(c: &Connection) -> rusqlite::Result<i64> {
+pub fn count(c: &Connection) -> crate::sql::Result<i64> {
     c.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
 }
 
-pub(crate) fn name_taken(c: &Connection, username: &str) -> rusqlite::Result<bool> {
+pub(crate) fn name_taken(c: &Connection, username: &str) -> crate::sql::Result<bool> {
     c.query_row(
         "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
         [username],
@@ -39,19 +39,20 @@ pub fn insert(
     password_hash: &str,
     created: i64,
     admin: bool,
-) -> rusqlite::Result<i64> {
-    c.execute(
-        "INSERT INTO users (username, password_hash, created, admin) VALUES (?1, ?2, ?3, ?4)",
+) -> crate::sql::Result<i64> {
+    c.query_row(
+        "INSERT INTO users (username, password_hash, created, admin) VALUES (?1, ?2, ?3, ?4)
+         RETURNING id",
         params![username, password_hash, created, admin],
-    )?;
-    Ok(c.last_insert_rowid())
+        |r| r.get(0),
+    )
 }
 
 /// The user called `username` and their password hash.
 pub(crate) fn with_hash(
     c: &Connection,
     username: &str,
-) -> rusqlite::Result<Option<(UserRow, String)>> {
+) -> crate::sql::Result<Option<(UserRow, String)>> {
     c.query_row(
         "SELECT id, username, admin, password_hash FROM users WHERE username = ?1",
         [username],
@@ -60,7 +61,7 @@ pub(crate) fn with_hash(
     .optional()
 }
 
-pub(crate) fn password_hash(c: &Connection, user_id: i64) -> rusqlite::Result<String> {
+pub(crate) fn password_hash(c: &Connection, user_id: i64) -> crate::sql::Result<String> {
     c.query_row(
         "SELECT password_hash FROM users WHERE id = ?1",
         [user_id],
@@ -68,7 +69,11 @@ pub(crate) fn password_hash(c: &Connection, user_id: i64) -> rusqlite::Result<St
     )
 }
 
-pub(crate) fn set_password_hash(c: &Connection, user_id: i64, hash: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_password_hash(
+    c: &Connection,
+    user_id: i64,
+    hash: &str,
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, user_id],
@@ -82,7 +87,7 @@ pub(crate) fn insert_session(
     user_id: i64,
     created: i64,
     expires: i64,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "INSERT INTO sessions (token_sha256, user_id, created, expires, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?3)",
@@ -98,7 +103,7 @@ pub(crate) fn session_user(
     token_sha256: &str,
     now: i64,
     idle_cutoff: i64,
-) -> rusqlite::Result<Option<(UserRow, i64)>> {
+) -> crate::sql::Result<Option<(UserRow, i64)>> {
     c.query_row(
         "SELECT u.id, u.username, u.admin, s.last_seen FROM sessions s
          JOIN users u ON u.id = s.user_id
@@ -109,7 +114,11 @@ pub(crate) fn session_user(
     .optional()
 }
 
-pub(crate) fn touch_session(c: &Connection, token_sha256: &str, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn touch_session(
+    c: &Connection,
+    token_sha256: &str,
+    now: i64,
+) -> crate::sql::Result<()> {
     c.execute(
         "UPDATE sessions SET last_seen = ?1 WHERE token_sha256 = ?2",
         params![now, token_sha256],
@@ -121,7 +130,7 @@ pub(crate) fn delete_session(
     c: &Connection,
     token_sha256: &str,
     user_id: i64,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
         "DELETE FROM sessions WHERE token_sha256 = ?1 AND user_id = ?2",
         params![token_sha256, user_id],
@@ -134,9 +143,9 @@ pub(crate) fn delete_sessions(
     c: &Connection,
     user_id: i64,
     keep: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> crate::sql::Result<()> {
     c.execute(
-        "DELETE FROM sessions WHERE user_id = ?1 AND token_sha256 IS NOT ?2",
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_sha256 IS DISTINCT FROM ?2",
         params![user_id, keep],
     )?;
     Ok(())
@@ -147,7 +156,7 @@ pub(crate) fn purge_sessions(
     c: &Connection,
     now: i64,
     idle_cutoff: i64,
-) -> rusqlite::Result<usize> {
+) -> crate::sql::Result<usize> {
     c.execute(
         "DELETE FROM sessions WHERE expires <= ?1 OR last_seen <= ?2",
         params![now, idle_cutoff],

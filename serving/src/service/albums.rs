@@ -120,11 +120,11 @@ impl Albums {
 }
 
 /// The album, if it is the user's; "not found" otherwise.
-fn owned(c: &rusqlite::Connection, user_id: i64, id: i64) -> Result<Album> {
+fn owned(c: &crate::sql::Connection, user_id: i64, id: i64) -> Result<Album> {
     repo::find(c, user_id, id)?.ok_or(Error::NotFound("album"))
 }
 
-fn photo_owned(c: &rusqlite::Connection, user_id: i64, photo_id: i64) -> Result<()> {
+fn photo_owned(c: &crate::sql::Connection, user_id: i64, photo_id: i64) -> Result<()> {
     if photos::is_owned(c, user_id, photo_id)? {
         Ok(())
     } else {

@@ -15,8 +15,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::sql::Connection;
 use album_faces::hnsw::Hnsw;
-use rusqlite::Connection;
 
 use crate::repo::faces as repo;
 
@@ -78,7 +78,7 @@ impl UserFaces {
 
     /// Builds the graph from every placed face of the user (the heavy part: run it
     /// outside the write transaction).
-    pub fn build(&mut self, c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    pub fn build(&mut self, c: &Connection, user_id: i64) -> crate::sql::Result<()> {
         self.forget();
         let version = repo::placed_faces_version(c, user_id)?;
         let ids = repo::placed_ids(c, user_id)?;
@@ -95,7 +95,7 @@ impl UserFaces {
     /// Brings the graph level with the database: faces placed elsewhere are added,
     /// deleted ones removed. One read when nothing changed. Call it inside the job's
     /// write transaction.
-    pub fn catch_up(&mut self, c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    pub fn catch_up(&mut self, c: &Connection, user_id: i64) -> crate::sql::Result<()> {
         let version = repo::placed_faces_version(c, user_id)?;
         if version == self.version {
             return Ok(());
@@ -120,7 +120,7 @@ impl UserFaces {
 
     /// Takes the version the job's own changes left (inside its write transaction,
     /// after its last change: every change since the catch-up is in the graph).
-    pub fn settle(&mut self, c: &Connection, user_id: i64) -> rusqlite::Result<()> {
+    pub fn settle(&mut self, c: &Connection, user_id: i64) -> crate::sql::Result<()> {
         self.version = repo::placed_faces_version(c, user_id)?;
         Ok(())
     }

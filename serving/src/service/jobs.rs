@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use crate::sql::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ServeConfig;

@@ -20,6 +20,7 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use crate::sql::Connection;
 use album_dataset::phash::{
     NEAR_DUPLICATE_MAX_DISTANCE, NEAR_DUPLICATE_MIN_CORRELATION, Thumbnail, distance, fingerprint,
     thumbnail_correlation,
@@ -29,7 +30,6 @@ use album_montage::render::{MAX_PHOTOS, MAX_SECONDS};
 use album_montage::select::{self, Candidate, Length};
 use album_montage::{MontagePhoto, MontageSpec, Orientation, Pixels, Resolution};
 use image::DynamicImage;
-use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{self, now};

@@ -19,10 +19,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::sql::Connection;
 use album_faces::cluster::{DensityRule, Joins, SUGGESTION_SIMILARITY, similar_groups};
 use album_faces::embedder::Descriptor;
 use album_faces::pipeline::FacePipeline;
-use rusqlite::Connection;
 
 use crate::db::{self, now};
 use crate::error::{Error, Result};

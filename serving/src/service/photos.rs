@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use rusqlite::Connection;
+use crate::sql::Connection;
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::BlobStore;

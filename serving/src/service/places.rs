@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use rusqlite::Connection;
+use crate::sql::Connection;
 
 use crate::db::Db;
 use crate::error::Result;

@@ -129,7 +129,7 @@ impl Smart {
     }
 }
 
-fn owned(c: &rusqlite::Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo> {
+fn owned(c: &crate::sql::Connection, user_id: i64, photo_id: i64) -> Result<PhotoInfo> {
     photos::find(c, user_id, photo_id)?.ok_or(Error::NotFound("photo"))
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use album_serving::blobs::BlobLocation;
+use album_serving::db::DatabaseLocation;
 use album_serving::jobs::{self, Models};
 use album_serving::{AppState, ServeConfig, app};
 use axum::body::{Body, Bytes};
@@ -72,6 +73,7 @@ impl TestAlbum {
         let mut config = ServeConfig::new(dir.path().join("album"));
         config.workers = 0;
         config.blobs = test_blob_location();
+        config.database = test_database();
         // most tests need several users; accounts.rs tests the closed default
         config.open_sign_up = true;
         configure(&mut config);
@@ -190,6 +192,31 @@ pub fn test_blob_location() -> Option<BlobLocation> {
     let n = ALBUMS.fetch_add(1, Ordering::Relaxed);
     location.prefix = format!("test-{}-{nanos}-{n}", std::process::id());
     Some(BlobLocation::S3(location))
+}
+
+/// Where a test album keeps its rows: `$ALBUM_TEST_DATABASE` names a Postgres server
+/// (`postgres://…/postgres`, what `scripts/test-scale-out.sh` starts) and each album gets
+/// a database of its own there; unset, `album.db` in the album's folder.
+pub fn test_database() -> Option<DatabaseLocation> {
+    static ALBUMS: AtomicUsize = AtomicUsize::new(0);
+    let server = std::env::var("ALBUM_TEST_DATABASE")
+        .ok()
+        .filter(|d| !d.is_empty())?;
+    let (base, _) = server
+        .rsplit_once('/')
+        .expect("$ALBUM_TEST_DATABASE is a postgres://…/DATABASE URL");
+    let n = ALBUMS.fetch_add(1, Ordering::Relaxed);
+    let name = format!("album_test_{}_{n}", std::process::id());
+    let admin = album_serving::sql::Connection::open_postgres(&server).unwrap();
+    // one statement a call: Postgres runs a multi-statement batch as one transaction,
+    // which CREATE DATABASE refuses
+    admin
+        .execute_batch(&format!("DROP DATABASE IF EXISTS {name}"))
+        .unwrap();
+    admin
+        .execute_batch(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    Some(DatabaseLocation::Postgres(format!("{base}/{name}")))
 }
 
 /// `POST /api/photos` of `files` as `token`'s user.
