@@ -42,6 +42,7 @@ EXPECTED = [
     ("no run trained yet", r"no run directory at \S+: train one first"),
     ("no album yet", r"album\.db not found: --data-dir names the album's folder"),
     ("no bucket credentials", r"no AWS_ACCESS_KEY_ID is set"),
+    ("no Postgres server running", r"cannot open postgres://\S+: .*[Cc]onnection refused"),
     ("no checkpoint in git", r"checkpoints stay out of git"),
     ("a placeholder of the user's", r"is neither a photo nor a folder|: no such folder"),
     ("no LibTorch or GPU here", r"LibTorch sees 0 CUDA device|built without LibTorch; rebuild with"),

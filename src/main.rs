@@ -53,7 +53,7 @@ enum Command {
     Faces(cmd::faces::FacesCommand),
     /// Run the album service (axum + SQLite) with the web page, classifier and faces.
     Serve(cmd::ServeArgs),
-    /// Move an album's photos to another store (an S3 bucket), each checked byte for byte.
+    /// Move an album's rows to Postgres and its photos to a bucket, each checked on arrival.
     Migrate(cmd::MigrateArgs),
     /// Make a video montage of photos: title card, pans to the faces, crossfades, music.
     Montage(cmd::MontageArgs),

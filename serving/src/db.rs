@@ -44,6 +44,14 @@ impl DatabaseLocation {
     }
 }
 
+impl std::str::FromStr for DatabaseLocation {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        DatabaseLocation::parse(text)
+    }
+}
+
 impl fmt::Display for DatabaseLocation {
     /// The location without its password, fit for logs and errors.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

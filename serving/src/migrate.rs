@@ -1,6 +1,12 @@
-//! Moving an album's blobs to another store (`album migrate`): from the embedded
-//! default's `blobs/` folder to an S3-compatible bucket, or between any two
-//! [`BlobLocation`]s.
+//! Moving an album to the scale-out stores (`album migrate`): its rows from the embedded
+//! SQLite database to Postgres ([`copy_database`], checked by [`compare_databases`]),
+//! and its blobs from the `blobs/` folder to an S3-compatible bucket ([`copy_blobs`]),
+//! or between any two [`DatabaseLocation`]s and [`BlobLocation`]s.
+//!
+//! The rows move in one transaction on the target, table by table, parents first, each
+//! row with its own id, so every reference (a face's person, a photo's place, an album's
+//! cover) holds as it did; the target must be empty. Afterwards every table is read back
+//! from both sides in key order and compared value for value.
 //!
 //! Every blob is read from the source, checked against its name (a damaged source blob
 //! stops the move rather than being copied), written to the target and read back from
@@ -14,7 +20,134 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::blobs::{BlobLocation, BlobStore, sha256_hex};
+use crate::db::{DatabaseLocation, Db};
 use crate::error::{Error, Result};
+use crate::repo::{schema, transfer};
+use crate::sql::Connection;
+
+/// Rows copied, per table (in the order they were copied).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RowMove {
+    pub tables: Vec<(String, usize)>,
+}
+
+impl RowMove {
+    pub fn rows(&self) -> usize {
+        self.tables.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// One table compared between two databases.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TableCheck {
+    pub table: String,
+    pub source_rows: usize,
+    pub target_rows: usize,
+    /// Rows at the same place in key order whose values differ, plus rows only one side
+    /// has.
+    pub differing: usize,
+}
+
+impl TableCheck {
+    pub fn is_identical(&self) -> bool {
+        self.differing == 0 && self.source_rows == self.target_rows
+    }
+}
+
+/// Opens a database to read it as it is: a SQLite file read-only (never created or
+/// migrated), a Postgres database as it is.
+fn open_as_is(location: &DatabaseLocation) -> Result<Connection> {
+    Ok(match location {
+        DatabaseLocation::Sqlite(path) if !path.is_file() => {
+            return Err(Error::Setup(format!("{} does not exist", path.display())));
+        }
+        DatabaseLocation::Sqlite(path) => Connection::open_sqlite_read_only(path)?,
+        DatabaseLocation::Postgres(url) => Connection::open_postgres(url)
+            .map_err(|e| Error::Setup(format!("cannot open {location}: {e}")))?,
+    })
+}
+
+/// Copies every row of the album at `from` into the empty database at `to` (made and
+/// migrated to this build's schema if needed), in one transaction; `progress` is told
+/// each table as it is done, with its rows.
+pub fn copy_database(
+    from: &DatabaseLocation,
+    to: &DatabaseLocation,
+    progress: &dyn Fn(&str, usize),
+) -> Result<RowMove> {
+    if from == to {
+        return Err(Error::Setup(format!(
+            "the source and the target are the same database ({from})"
+        )));
+    }
+    let source = open_as_is(from)?;
+    let target_db = Db::open_at(to, 1)?;
+    let target = target_db.connection()?;
+    let (version, target_version) = (schema::version(&source)?, schema::version(&target)?);
+    if version != target_version {
+        return Err(Error::Setup(format!(
+            "{from} is at schema version {version}, this build's is {target_version}: start \
+             the album once with this build's `album serve` (it migrates the database), stop \
+             it, and run the move again"
+        )));
+    }
+    let mut known: Vec<&str> = transfer::TABLES.iter().map(|(t, _)| *t).collect();
+    known.sort_unstable();
+    if transfer::table_names(&source)? != known {
+        return Err(Error::Setup(format!(
+            "{from} has tables this build does not know: {:?}",
+            transfer::table_names(&source)?
+        )));
+    }
+    for (table, _) in transfer::TABLES {
+        let rows = transfer::count(&target, table)?;
+        if rows > 0 {
+            return Err(Error::Setup(format!(
+                "{to} already holds rows ({rows} in {table}): move the album into an empty \
+                 database"
+            )));
+        }
+    }
+    let transaction = target.write_transaction()?;
+    let mut moved = RowMove::default();
+    for (table, order_by) in transfer::TABLES {
+        let columns = transfer::columns(&source, table)?;
+        let rows = transfer::rows(&source, table, &columns, order_by)?;
+        let count = rows.len();
+        transfer::insert(&transaction, table, &columns, rows)?;
+        if columns.iter().any(|c| c == "id") {
+            transfer::follow_ids(&transaction, table)?;
+        }
+        moved.tables.push((table.to_string(), count));
+        progress(table, count);
+    }
+    transaction.commit()?;
+    Ok(moved)
+}
+
+/// Reads every table of the album from both databases in key order and compares them
+/// value for value (bytes, text, integers, and reals bit for bit).
+pub fn compare_databases(
+    from: &DatabaseLocation,
+    to: &DatabaseLocation,
+) -> Result<Vec<TableCheck>> {
+    let source = open_as_is(from)?;
+    let target = open_as_is(to)?;
+    let mut checks = Vec::with_capacity(transfer::TABLES.len());
+    for (table, order_by) in transfer::TABLES {
+        let columns = transfer::columns(&source, table)?;
+        let theirs = transfer::rows(&source, table, &columns, order_by)?;
+        let ours = transfer::rows(&target, table, &columns, order_by)?;
+        let same = theirs.iter().zip(&ours).filter(|(a, b)| a == b).count();
+        checks.push(TableCheck {
+            table: table.to_string(),
+            source_rows: theirs.len(),
+            target_rows: ours.len(),
+            differing: theirs.len().max(ours.len()) - same,
+        });
+    }
+    Ok(checks)
+}
 
 /// What [`copy_blobs`] did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

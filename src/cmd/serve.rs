@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use album_serving::blobs::BlobLocation;
+use album_serving::db::DatabaseLocation;
 use album_serving::{ServeConfig, server};
 use anyhow::Context as _;
 
@@ -16,6 +17,11 @@ pub struct ServeArgs {
     /// Folder for the database (album.db) and the photos (blobs/); created if missing.
     #[arg(long, value_name = "DIR", default_value = "data/album")]
     pub data_dir: PathBuf,
+    /// Keep the rows in Postgres instead, shared by several instances:
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (the database must exist; its
+    /// tables are made on start) [default: DIR/album.db].
+    #[arg(long, value_name = "URL")]
+    pub database: Option<DatabaseLocation>,
     /// Keep the photos elsewhere: a folder, or an S3-compatible bucket as
     /// s3://BUCKET[/PREFIX][?endpoint=URL&region=NAME] (credentials from
     /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) [default: DIR/blobs].
@@ -139,8 +145,11 @@ from the header, a full decode; in a batch each bad file is reported and the goo
 stored. A photo is acknowledged after its blob is fsynced and its row committed.
 Thumbnails, classification and faces run in the background from a queue kept in the
 database; after a crash the queue resumes where it stopped (GET /api/jobs shows progress).
-Instances sharing one database share the queue: jobs are leased to the instance that
-claims them, and a killed instance's jobs are taken over when their leases run out.
+The rows live in DIR/album.db (SQLite) unless --database names a Postgres database, and
+the photos in DIR/blobs unless --blobs names another folder or an S3 bucket. Instances
+sharing one Postgres database and one bucket share the queue: jobs are leased to the
+instance that claims them, and a killed instance's jobs are taken over when their leases
+run out.
 --workers-only runs the workers without HTTP beside API instances started with --workers 0.
 
 Exit codes: 0 after Ctrl-C or SIGTERM (requests in flight finish first), 2 for a bad data folder, model bundle or face models, 1 when
@@ -150,7 +159,8 @@ Examples:
   album serve
   album serve --data-dir /tmp/album --addr 127.0.0.1:0 --no-faces
   album serve --addr localhost:8080 --workers 1
-  album serve --data-dir /tmp/album --workers-only --no-faces";
+  album serve --data-dir /tmp/album --workers-only --no-faces
+  album serve --data-dir /tmp/album --database postgres://album@localhost:5432/album --no-faces";
 
 /// A share of a side: a number in 0..=1.
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -189,6 +199,7 @@ fn config_of(args: &ServeArgs) -> ServeConfig {
         body_idle_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
         request_timeout: Duration::from_secs(args.request_timeout_s.max(1)),
         blobs: args.blobs.clone(),
+        database: args.database.clone(),
         ..ServeConfig::new(&args.data_dir)
     }
 }
@@ -217,9 +228,9 @@ async fn work_only(config: ServeConfig) -> anyhow::Result<()> {
     }
     let stop = stop_signal()?;
     println!(
-        "album serve: workers only ({} worker(s), data {}, blobs {}); Ctrl-C or SIGTERM stops",
+        "album serve: workers only ({} worker(s), database {}, blobs {}); Ctrl-C or SIGTERM stops",
         config.workers,
-        config.data_dir.display(),
+        config.database_location(),
         config.blob_location()
     );
     server::work_only(config, stop).await?;
@@ -296,8 +307,8 @@ fn init_logging() {
 
 async fn serve(config: ServeConfig, addr: SocketAddr) -> anyhow::Result<()> {
     let summary = format!(
-        "data {}, blobs {}, model {}, faces {}, {} worker(s)",
-        config.data_dir.display(),
+        "database {}, blobs {}, model {}, faces {}, {} worker(s)",
+        config.database_location(),
         config.blob_location(),
         config
             .model_bundle

@@ -14,4 +14,5 @@ pub mod photos;
 pub mod places;
 pub mod schema;
 pub mod smart;
+pub mod transfer;
 pub mod users;

@@ -92,3 +92,26 @@ fn migrate_postgres(connection: &Connection) -> sql::Result<()> {
     }
     Ok(())
 }
+
+/// The schema version of a database (0 for one never migrated).
+pub fn version(connection: &Connection) -> sql::Result<usize> {
+    match connection.dialect() {
+        Dialect::Sqlite => {
+            connection.query_row("PRAGMA user_version", [], |row| row.get::<_, usize>(0))
+        }
+        Dialect::Postgres => {
+            let made: bool = connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_name = 'schema_version')",
+                [],
+                |row| row.get(0),
+            )?;
+            if !made {
+                return Ok(0);
+            }
+            connection.query_row("SELECT version FROM schema_version", [], |row| {
+                row.get::<_, usize>(0)
+            })
+        }
+    }
+}

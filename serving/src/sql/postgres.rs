@@ -368,6 +368,12 @@ impl ToSql for Value {
             Value::Real(r) => match *ty {
                 Type::FLOAT4 => (*r as f32).to_sql(ty, out),
                 Type::TEXT | Type::VARCHAR => r.to_string().to_sql(ty, out),
+                // SQLite keeps an integer in a REAL column as a real; moved to Postgres
+                // it may meet an integer column only if the schemas disagree, and then
+                // only a whole number goes in.
+                Type::INT2 | Type::INT4 | Type::INT8 if r.fract() == 0.0 => {
+                    integer_to_sql(*r as i64, ty, out)
+                }
                 _ => r.to_sql(ty, out),
             },
             Value::Text(s) => s.as_str().to_sql(ty, out),
