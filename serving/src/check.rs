@@ -84,6 +84,24 @@ pub fn check_album(database: &DatabaseLocation, blobs: &BlobLocation) -> Result<
     Ok(check)
 }
 
+/// Signs of work done twice after instances died under their jobs.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RepeatedWork {
+    /// Faces stored twice for one photo (a faces job that ran to the end twice).
+    pub repeated_faces: i64,
+    /// Jobs done after more than one claim (taken over from a dead instance, or retried).
+    pub jobs_claimed_again: i64,
+}
+
+/// Reads [`RepeatedWork`] from the album's database.
+pub fn repeated_work(database: &DatabaseLocation) -> Result<RepeatedWork> {
+    let c = open_as_is(database)?;
+    Ok(RepeatedWork {
+        repeated_faces: crate::repo::faces::repeated(&c)?,
+        jobs_claimed_again: crate::repo::jobs::done_after_more_than_one_claim(&c)?,
+    })
+}
+
 /// Opens the store without changing it: a local folder's leftovers are counted, not
 /// removed (opening it for serving would clear them).
 fn open_for_reading(blobs: &BlobLocation) -> Result<(BlobStore, usize)> {
@@ -106,14 +124,21 @@ struct Referenced {
     hashes: HashSet<String>,
 }
 
-fn referenced_blobs(database: &DatabaseLocation) -> Result<Referenced> {
-    let c = match database {
+/// Opens a database to read it as it is: a SQLite file read-only (never created or
+/// migrated), a Postgres database as it is.
+pub(crate) fn open_as_is(database: &DatabaseLocation) -> Result<Connection> {
+    Ok(match database {
         DatabaseLocation::Sqlite(path) if !path.is_file() => {
             return Err(Error::Setup(format!("{} does not exist", path.display())));
         }
         DatabaseLocation::Sqlite(path) => Connection::open_sqlite_read_only(path)?,
-        DatabaseLocation::Postgres(url) => Connection::open_postgres(url)?,
-    };
+        DatabaseLocation::Postgres(url) => Connection::open_postgres(url)
+            .map_err(|e| Error::Setup(format!("cannot open {database}: {e}")))?,
+    })
+}
+
+fn referenced_blobs(database: &DatabaseLocation) -> Result<Referenced> {
+    let c = open_as_is(database)?;
     let (photos, hashes) = crate::repo::photos::every_blob_reference(&c)?;
     Ok(Referenced { photos, hashes })
 }

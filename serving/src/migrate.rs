@@ -20,10 +20,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::blobs::{BlobLocation, BlobStore, sha256_hex};
+use crate::check::open_as_is;
 use crate::db::{DatabaseLocation, Db};
 use crate::error::{Error, Result};
 use crate::repo::{schema, transfer};
-use crate::sql::Connection;
 
 /// Rows copied, per table (in the order they were copied).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -52,19 +52,6 @@ impl TableCheck {
     pub fn is_identical(&self) -> bool {
         self.differing == 0 && self.source_rows == self.target_rows
     }
-}
-
-/// Opens a database to read it as it is: a SQLite file read-only (never created or
-/// migrated), a Postgres database as it is.
-fn open_as_is(location: &DatabaseLocation) -> Result<Connection> {
-    Ok(match location {
-        DatabaseLocation::Sqlite(path) if !path.is_file() => {
-            return Err(Error::Setup(format!("{} does not exist", path.display())));
-        }
-        DatabaseLocation::Sqlite(path) => Connection::open_sqlite_read_only(path)?,
-        DatabaseLocation::Postgres(url) => Connection::open_postgres(url)
-            .map_err(|e| Error::Setup(format!("cannot open {location}: {e}")))?,
-    })
 }
 
 /// Copies every row of the album at `from` into the empty database at `to` (made and

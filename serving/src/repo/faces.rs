@@ -515,6 +515,19 @@ pub(crate) fn remove_empty_people(c: &Connection, user_id: i64) -> crate::sql::R
     Ok(())
 }
 
+/// Faces stored twice: two rows of one photo with the same box. The faces job stores
+/// a photo's faces once even when it runs again (after its instance died under it), so
+/// any is a job's work done twice.
+pub fn repeated(c: &Connection) -> crate::sql::Result<i64> {
+    c.query_row(
+        "SELECT COALESCE(SUM(n - 1), 0) FROM (
+             SELECT COUNT(*) AS n FROM faces GROUP BY photo_id, x, y, w, h HAVING COUNT(*) > 1
+         ) AS twice",
+        [],
+        |r| r.get(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -214,6 +214,16 @@ pub fn progress(c: &Connection, user_id: i64) -> crate::sql::Result<Progress> {
     })
 }
 
+/// Jobs that were claimed more than once (their instance died or their lease ran out
+/// and another took them over, or they failed and were tried again) and are done now.
+pub fn done_after_more_than_one_claim(c: &Connection) -> crate::sql::Result<i64> {
+    c.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'done' AND attempts > 1",
+        [],
+        |r| r.get(0),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

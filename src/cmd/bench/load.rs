@@ -15,6 +15,12 @@
 //! 5. waits for the **job queue** (thumbnails, classification, faces, clustering) to
 //!    finish, then stops the server and checks the data folder once more.
 //!
+//! With `--instances N` it starts N servers sharing one album (`--database` and
+//! `--blobs`: Postgres and a bucket, or the data folder's own), spreads the uploads and
+//! the reads over them, and `--kill-after` kills the first one for good: its requests go
+//! to the others, and its jobs are taken over by them once their leases run out. The
+//! album is checked for work done twice (a face stored twice) at the end.
+//!
 //! Any error, mismatch, lost photo, damaged blob or failed job makes the command fail
 //! after printing what it measured. Everything stays on 127.0.0.1 and is bounded by
 //! `--count` and the time limits.
@@ -27,7 +33,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use album_serving::check::{StoreCheck, check_store};
+use album_serving::blobs::BlobLocation;
+use album_serving::check::{RepeatedWork, StoreCheck, check_album, repeated_work};
+use album_serving::db::DatabaseLocation;
 use album_serving::jobs::Progress;
 use album_serving::service::photos::{PhotoPage, UploadReport, UploadStatus};
 use anyhow::{Context, bail};
@@ -46,7 +54,8 @@ use super::{RunRecord, is_photo, locate, sorted_entries};
 #[command(after_help = "Examples:
   album bench load                                   # 20,000 photos, the paper's load test
   album bench load --kill-after 10000                # kill -9 the server half-way through
-  album bench load --count 500 --no-faces --json load.json")]
+  album bench load --count 500 --no-faces --json load.json
+  album bench load --instances 2 --kill-after 10000 --database postgres://album@localhost:5432/album")]
 pub struct LoadBenchArgs {
     /// Folder of class sub-folders of photos.
     #[arg(long, default_value = "../shared/datasets/five-class")]
@@ -63,9 +72,21 @@ pub struct LoadBenchArgs {
     /// List requests and thumbnail requests each read client makes.
     #[arg(long, default_value_t = 50)]
     reads: usize,
-    /// SIGKILL the server once this many uploads were acknowledged, then restart it.
+    /// SIGKILL the server once this many uploads were acknowledged, then restart it
+    /// (with --instances above 1: kill the first instance for good).
     #[arg(long, value_name = "N")]
     kill_after: Option<usize>,
+    /// `album serve` instances sharing the album, the requests spread over them.
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
+    /// The album's rows in this Postgres database (empty), shared by the instances
+    /// [default: DIR/album.db].
+    #[arg(long, value_name = "URL")]
+    database: Option<DatabaseLocation>,
+    /// The album's photos here (a folder or an S3 bucket, credentials from AWS_*),
+    /// shared by the instances [default: DIR/blobs].
+    #[arg(long, value_name = "WHERE")]
+    blobs: Option<BlobLocation>,
     /// The server's data folder; must not exist yet [default: a temporary folder,
     /// removed afterwards].
     #[arg(long, value_name = "DIR")]
@@ -88,9 +109,9 @@ pub struct LoadBenchArgs {
 
 pub fn run(args: LoadBenchArgs) -> anyhow::Result<()> {
     super::RunRecord::of_this_run(); // the revision as the run starts
-    if args.count == 0 || args.clients == 0 || args.read_clients == 0 {
+    if args.count == 0 || args.clients == 0 || args.read_clients == 0 || args.instances == 0 {
         bail!(album_dataset::Error::InvalidArgument(
-            "--count, --clients and --read-clients must be positive".into()
+            "--count, --clients, --read-clients and --instances must be positive".into()
         ));
     }
     let photos = pick_photos(&locate(&args.photos), args.count, args.seed)?;
@@ -131,6 +152,41 @@ fn pick_photos(root: &Path, count: usize, seed: u64) -> anyhow::Result<Vec<PathB
         .collect();
     picked.shuffle(&mut StdRng::seed_from_u64(seed));
     Ok(picked)
+}
+
+impl LoadBenchArgs {
+    /// `album serve` on the album's folder, database and blobs.
+    fn serve_command(&self, data_dir: &Path) -> anyhow::Result<Command> {
+        let mut command = self.server.command(data_dir)?;
+        if let Some(database) = &self.database {
+            command.arg("--database").arg(database_argument(database));
+        }
+        if let Some(blobs) = &self.blobs {
+            command.arg("--blobs").arg(blobs.to_string());
+        }
+        Ok(command)
+    }
+
+    fn database_location(&self, data_dir: &Path) -> DatabaseLocation {
+        self.database
+            .clone()
+            .unwrap_or_else(|| DatabaseLocation::Sqlite(data_dir.join("album.db")))
+    }
+
+    fn blob_location(&self, data_dir: &Path) -> BlobLocation {
+        self.blobs
+            .clone()
+            .unwrap_or_else(|| BlobLocation::Local(data_dir.join("blobs")))
+    }
+}
+
+/// The location as `album serve --database` takes it (with its password, unlike its
+/// display).
+fn database_argument(location: &DatabaseLocation) -> std::ffi::OsString {
+    match location {
+        DatabaseLocation::Sqlite(path) => path.clone().into_os_string(),
+        DatabaseLocation::Postgres(url) => url.into(),
+    }
 }
 
 fn data_dir_of(args: &LoadBenchArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
@@ -418,8 +474,9 @@ struct Uploads {
     client: reqwest::Client,
     token: String,
     photos: Vec<PathBuf>,
-    /// The server's address and how many times it was started.
-    server: watch::Receiver<(u64, String)>,
+    /// The live servers' addresses, and how many times that list changed (a kill, a
+    /// restart).
+    server: watch::Receiver<(u64, Vec<String>)>,
     /// True from the kill until the restarted server listens.
     down: AtomicBool,
     next: AtomicUsize,
@@ -455,19 +512,28 @@ async fn run_load(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let log = data_dir.join("serve.log");
-    let command = || args.server.command(data_dir);
-    let server = Server::start(command()?, &log)?;
-    eprintln!(
-        "album bench load: album serve at {} (log {})",
-        server.base,
-        log.display()
-    );
+    let command = || args.serve_command(data_dir);
+    let mut servers = Vec::with_capacity(args.instances);
+    for instance in 1..=args.instances {
+        let log = match instance {
+            1 => log.clone(),
+            n => data_dir.join(format!("serve-{n}.log")),
+        };
+        let server = Server::start(command()?, &log)?;
+        eprintln!(
+            "album bench load: album serve at {} (log {})",
+            server.base,
+            log.display()
+        );
+        servers.push(server);
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.read_clients.max(args.clients))
         .timeout(Duration::from_secs(120))
         .build()?;
-    let token = sign_up(&client, &server.base).await?;
-    let (publish, server_watch) = watch::channel((1, server.base.clone()));
+    let token = sign_up(&client, &servers[0].base).await?;
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let (publish, server_watch) = watch::channel((1, bases));
     let count = photos.len();
     let uploads = Arc::new(Uploads {
         client,
@@ -492,11 +558,14 @@ async fn run_load(
     let started = Instant::now();
     let killer = tokio::spawn(kill_and_restart(
         Arc::clone(&uploads),
-        server,
+        servers,
         publish,
         command()?,
         log.clone(),
-        data_dir.to_owned(),
+        (
+            args.database_location(data_dir),
+            args.blob_location(data_dir),
+        ),
     ));
     let clients: Vec<_> = (0..args.clients)
         .map(|_| tokio::spawn(upload_client(Arc::clone(&uploads))))
@@ -507,15 +576,19 @@ async fn run_load(
     let upload_seconds = started.elapsed().as_secs_f64();
     uploads.bar.finish_and_clear();
     uploads.kill_now.notify_one(); // lets the killer return if it never fired
-    let (server, crash) = killer.await??;
+    let (servers, crash) = killer.await??;
 
-    let base = server.base.clone();
-    let verified = verify_downloads(&uploads, &base).await;
-    let busy_reads = time_reads(&uploads, &base, args, "while the job queue works").await?;
-    let jobs = wait_for_jobs(&uploads, &base, args.jobs_time_limit_s).await?;
-    let quiet_reads = time_reads(&uploads, &base, args, "after the job queue finished").await?;
-    server.stop()?;
-    let final_check = check_store(data_dir)?;
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
+    let verified = verify_downloads(&uploads, &bases).await;
+    let busy_reads = time_reads(&uploads, &bases, args, "while the job queue works").await?;
+    let jobs = wait_for_jobs(&uploads, &bases[0], args.jobs_time_limit_s).await?;
+    let quiet_reads = time_reads(&uploads, &bases, args, "after the job queue finished").await?;
+    for server in servers {
+        server.stop()?;
+    }
+    let database = args.database_location(data_dir);
+    let final_check = check_album(&database, &args.blob_location(data_dir))?;
+    let repeated = repeated_work(&database)?;
 
     let outcome = std::mem::take(&mut *lock(&uploads));
     Ok(LoadReport::new(
@@ -528,6 +601,7 @@ async fn run_load(
         vec![busy_reads, quiet_reads],
         jobs,
         final_check,
+        repeated,
     ))
 }
 
@@ -563,9 +637,11 @@ async fn upload_client(uploads: Arc<Uploads>) {
         };
         let mut cut_by_kill = false;
         loop {
-            let (generation, base) = server.borrow_and_update().clone();
+            let (generation, bases) = server.borrow_and_update().clone();
+            // The photos take turns over the live servers, as a load balancer would.
+            let base = &bases[index % bases.len()];
             let sent = Instant::now();
-            match upload_one(&uploads.client, &base, &uploads.token, &name, bytes.clone()).await {
+            match upload_one(&uploads.client, base, &uploads.token, &name, bytes.clone()).await {
                 Ok((id, duplicate)) => {
                     acknowledge(&uploads, index, id, duplicate, cut_by_kill, sent.elapsed());
                     break;
@@ -591,7 +667,7 @@ async fn upload_client(uploads: Arc<Uploads>) {
 
 fn kill_in_progress(
     uploads: &Uploads,
-    server: &watch::Receiver<(u64, String)>,
+    server: &watch::Receiver<(u64, Vec<String>)>,
     sent_on: u64,
 ) -> bool {
     uploads.down.load(Ordering::SeqCst) || server.borrow().0 != sent_on
@@ -628,52 +704,67 @@ fn acknowledge(
 #[derive(Debug, Clone, Serialize)]
 struct CrashReport {
     acknowledged_before_kill: usize,
-    /// The data folder checked while the server was dead.
+    /// The album checked while the killed server was dead.
     store_while_dead: StoreCheck,
+    /// The killed server was started again (a lone instance); with several, the others
+    /// went on without it.
+    restarted: bool,
+    /// From the kill until the requests went on (to the restarted server or the others).
     restart_seconds: f64,
 }
 
-/// Waits for the kill signal; when `--kill-after` is set, kills the server, checks the
-/// data folder while it is dead, restarts it and publishes the new address.
+/// Waits for the kill signal; when `--kill-after` is set, kills the first server,
+/// checks the album while it is dead, then restarts it (a lone instance) or leaves the
+/// others to serve, and publishes the live servers.
 async fn kill_and_restart(
     uploads: Arc<Uploads>,
-    server: Server,
-    publish: watch::Sender<(u64, String)>,
+    mut servers: Vec<Server>,
+    publish: watch::Sender<(u64, Vec<String>)>,
     command: Command,
     log: PathBuf,
-    data_dir: PathBuf,
-) -> anyhow::Result<(Server, Option<CrashReport>)> {
+    (database, blobs): (DatabaseLocation, BlobLocation),
+) -> anyhow::Result<(Vec<Server>, Option<CrashReport>)> {
     uploads.kill_now.notified().await;
     if !uploads.kill_triggered.load(Ordering::SeqCst) {
-        return Ok((server, None)); // no --kill-after, or fewer acknowledged uploads
+        return Ok((servers, None)); // no --kill-after, or fewer acknowledged uploads
     }
     uploads.down.store(true, Ordering::SeqCst);
     let acknowledged_before_kill = uploads.acknowledged.load(Ordering::SeqCst);
     let killed = Instant::now();
-    server.kill_hard()?;
+    servers.remove(0).kill_hard()?;
     uploads.bar.suspend(|| {
         eprintln!("album bench load: killed album serve (SIGKILL) after {acknowledged_before_kill} acknowledged uploads")
     });
-    let dir = data_dir.clone();
-    let store_while_dead = tokio::task::spawn_blocking(move || check_store(&dir)).await??;
-    let restarted = tokio::task::spawn_blocking(move || Server::start(command, &log)).await??;
+    let store_while_dead =
+        tokio::task::spawn_blocking(move || check_album(&database, &blobs)).await??;
+    let restarted = servers.is_empty();
+    if restarted {
+        let server = tokio::task::spawn_blocking(move || Server::start(command, &log)).await??;
+        servers.push(server);
+    }
     let restart_seconds = killed.elapsed().as_secs_f64();
+    let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     uploads.down.store(false, Ordering::SeqCst);
-    publish.send_modify(|(generation, base)| {
+    publish.send_modify(|(generation, live)| {
         *generation += 1;
-        base.clone_from(&restarted.base);
+        live.clone_from(&bases);
     });
     uploads.bar.suspend(|| {
-        eprintln!(
-            "album bench load: restarted at {} after {restart_seconds:.1} s",
-            restarted.base
-        )
+        if restarted {
+            eprintln!(
+                "album bench load: restarted at {} after {restart_seconds:.1} s",
+                bases[0]
+            );
+        } else {
+            eprintln!("album bench load: going on with {}", bases.join(", "));
+        }
     });
     Ok((
-        restarted,
+        servers,
         Some(CrashReport {
             acknowledged_before_kill,
             store_while_dead,
+            restarted,
             restart_seconds,
         }),
     ))
@@ -704,14 +795,14 @@ fn acknowledged_ids(uploads: &Uploads) -> Vec<(usize, i64)> {
 /// Concurrent downloads while comparing (not timed: only the bytes matter here).
 const VERIFY_CLIENTS: usize = 16;
 
-async fn verify_downloads(uploads: &Arc<Uploads>, base: &str) -> Verified {
+async fn verify_downloads(uploads: &Arc<Uploads>, bases: &[String]) -> Verified {
     let acknowledged = Arc::new(acknowledged_ids(uploads));
     let bar = album_dataset::progress::bar(acknowledged.len() as u64, "photos");
     bar.set_message("downloading and comparing");
     let next = Arc::new(AtomicUsize::new(0));
     let verified = Arc::new(Mutex::new(Verified::default()));
     let tasks: Vec<_> = (0..VERIFY_CLIENTS)
-        .map(|_| {
+        .map(|client| {
             let (uploads, acknowledged, next, verified, bar) = (
                 Arc::clone(uploads),
                 Arc::clone(&acknowledged),
@@ -719,7 +810,7 @@ async fn verify_downloads(uploads: &Arc<Uploads>, base: &str) -> Verified {
                 Arc::clone(&verified),
                 bar.clone(),
             );
-            let base = base.to_owned();
+            let base = bases[client % bases.len()].clone();
             tokio::spawn(async move {
                 while let Some(&(index, id)) = acknowledged.get(next.fetch_add(1, Ordering::SeqCst))
                 {
@@ -817,7 +908,7 @@ struct ReadTimes {
 
 async fn time_reads(
     uploads: &Arc<Uploads>,
-    base: &str,
+    bases: &[String],
     args: &LoadBenchArgs,
     when: &'static str,
 ) -> anyhow::Result<Reads> {
@@ -833,7 +924,7 @@ async fn time_reads(
             ..Reads::default()
         });
     }
-    let pending = job_progress(uploads, base).await?;
+    let pending = job_progress(uploads, &bases[0]).await?;
     let thumbnails_pending = pending
         .by_kind
         .get("thumbnail")
@@ -850,7 +941,7 @@ async fn time_reads(
                 Arc::clone(&times),
                 bar.clone(),
             );
-            let (base, reads) = (base.to_owned(), args.reads);
+            let (base, reads) = (bases[client % bases.len()].clone(), args.reads);
             let mut rng = StdRng::seed_from_u64(args.seed ^ (client as u64 + 1));
             tokio::spawn(async move {
                 for _ in 0..reads {
@@ -966,6 +1057,10 @@ struct LoadReport {
     reads: Vec<Reads>,
     jobs: Jobs,
     store_after_stop: StoreCheck,
+    instances: usize,
+    database: String,
+    blobs: String,
+    repeated: RepeatedWork,
 }
 
 impl LoadReport {
@@ -980,6 +1075,7 @@ impl LoadReport {
         reads: Vec<Reads>,
         jobs: Jobs,
         store_after_stop: StoreCheck,
+        repeated: RepeatedWork,
     ) -> Self {
         let ids: std::collections::HashSet<i64> = outcome.ids.iter().flatten().copied().collect();
         let acknowledged = outcome.ids.iter().flatten().count();
@@ -1002,6 +1098,16 @@ impl LoadReport {
             reads,
             jobs,
             store_after_stop,
+            instances: args.instances,
+            database: args
+                .database
+                .as_ref()
+                .map_or("DIR/album.db".into(), ToString::to_string),
+            blobs: args
+                .blobs
+                .as_ref()
+                .map_or("DIR/blobs".into(), ToString::to_string),
+            repeated,
         }
     }
 }
@@ -1022,11 +1128,17 @@ impl LoadReport {
                 "faces"
             }
         );
+        let instances = match self.instances {
+            1 => "album serve".to_owned(),
+            n => format!("{n} album serve instances"),
+        };
         println!(
-            "album bench load: {} photos from {}, {} upload clients; album serve with {server}",
+            "album bench load: {} photos from {}, {} upload clients; {instances} with {server}; rows in {}, photos in {}",
             self.photos,
             args.photos.display(),
-            args.clients
+            args.clients,
+            self.database,
+            self.blobs
         );
         let upload = &self.upload;
         println!(
@@ -1043,7 +1155,7 @@ impl LoadReport {
         if let Some(crash) = &self.crash {
             let dead = &crash.store_while_dead;
             println!(
-                "  kill -9     after {} acknowledged uploads; the folder while dead: {} photos, {} blobs, {} corrupt, {} missing, {} temp file(s), {} orphan(s); back in {:.1} s",
+                "  kill -9     after {} acknowledged uploads; the album while dead: {} photos, {} blobs, {} corrupt, {} missing, {} temp file(s), {} orphan(s); {} in {:.1} s",
                 crash.acknowledged_before_kill,
                 dead.photos,
                 dead.blobs,
@@ -1051,6 +1163,11 @@ impl LoadReport {
                 dead.missing_blobs.len(),
                 dead.temp_files,
                 dead.orphan_blobs,
+                if crash.restarted {
+                    "back"
+                } else {
+                    "the other instance(s) took its requests"
+                },
                 crash.restart_seconds
             );
             println!(
@@ -1094,6 +1211,10 @@ impl LoadReport {
             store.missing_blobs.len(),
             store.temp_files,
             store.orphan_blobs
+        );
+        println!(
+            "  work        {} job(s) done after more than one claim (taken over from a dead instance or retried); {} face(s) stored twice",
+            self.repeated.jobs_claimed_again, self.repeated.repeated_faces
         );
         for problem in self
             .upload_errors
@@ -1170,6 +1291,13 @@ impl LoadReport {
             ),
             None => check(!kill_requested, "--kill-after was not reached".into()),
         }
+        check(
+            self.repeated.repeated_faces == 0,
+            format!(
+                "{} face(s) stored twice: a job's work was done twice",
+                self.repeated.repeated_faces
+            ),
+        );
         failed
     }
 
