@@ -135,3 +135,37 @@ async fn an_albums_photos_moved_to_another_store_arrive_whole() {
         );
     }
 }
+
+/// Regression: with several instances on one store, a purge on one instance could delete
+/// a blob between another instance's put of the same bytes (which found the blob there
+/// and wrote nothing) and the commit of the row naming it: an acknowledged photo without
+/// its original. The purge deletes under the database's write lock, and a blob that was
+/// already there is confirmed under the same lock before its row commits.
+#[tokio::test]
+async fn a_purge_on_another_instance_between_a_put_and_its_commit_loses_nothing() {
+    let album = TestAlbum::plain();
+    let ann = album.user("ann").await;
+    let photo = class_photos("buildings", 1);
+    let (status, report) = album.upload(&ann, &photo).await;
+    assert_eq!(status, StatusCode::CREATED, "{report}");
+    let id = report["results"][0]["photo"]["id"].as_i64().unwrap();
+    let (status, _) = album
+        .json("DELETE", &format!("/api/photos/{id}"), Some(&ann), None)
+        .await;
+    assert!(status.is_success());
+    let blobs = &album.state.blobs;
+    let bytes = &photo[0].1;
+
+    // this instance's upload of the same bytes puts its blob: already there
+    let staged = blobs.stage(bytes).unwrap();
+    // meanwhile the other instance empties ann's trash: her row and the blob go
+    let (status, _) = album.json("DELETE", "/api/trash", Some(&ann), None).await;
+    assert!(status.is_success());
+    assert!(!blobs.contains(staged.name()).unwrap());
+    // the upload's transaction confirms its blob before the row commits
+    let c = album.state.db.connection().unwrap();
+    let transaction = c.write_transaction().unwrap();
+    let name = staged.confirm(blobs, &transaction).unwrap().to_owned();
+    transaction.commit().unwrap();
+    assert_eq!(blobs.read(&name).unwrap(), *bytes);
+}

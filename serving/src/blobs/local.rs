@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::BlobBackend;
+use super::{BlobBackend, Put};
 use crate::error::{Error, Result};
 
 #[derive(Debug)]
@@ -54,10 +54,10 @@ impl LocalBlobs {
 }
 
 impl BlobBackend for LocalBlobs {
-    fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<Put> {
         let path = self.path(name);
         if path.is_file() {
-            return Ok(());
+            return Ok(Put::AlreadyThere);
         }
         let dir = path
             .parent()
@@ -70,7 +70,8 @@ impl BlobBackend for LocalBlobs {
             .map_err(|e| io("write", temp.path(), e))?;
         temp.persist(&path)
             .map_err(|e| io("rename into", &path, e.error))?;
-        sync_dir(dir)
+        sync_dir(dir)?;
+        Ok(Put::Written)
     }
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {

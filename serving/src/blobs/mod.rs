@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 /// Names are SHA-256s in lower-case hex ([`BlobStore`] checks them first).
 pub trait BlobBackend: Send + Sync + fmt::Debug {
     /// Stores `bytes` under `name` durably; a blob already there is left as it is.
-    fn put(&self, name: &str, bytes: &[u8]) -> Result<()>;
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<Put>;
     fn read(&self, name: &str) -> Result<Vec<u8>>;
     fn contains(&self, name: &str) -> Result<bool>;
     /// Deletes the blob; a missing one is not an error (purges are retried).
@@ -44,6 +44,46 @@ pub trait BlobBackend: Send + Sync + fmt::Debug {
     fn leftovers(&self) -> Result<usize>;
     /// Where `name` is stored, for messages (`/data/blobs/ab/cd/…`, `s3://bucket/…`).
     fn location(&self, name: &str) -> String;
+}
+
+/// What a put found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The bytes were written.
+    Written,
+    /// A blob of that name was there already (content-addressed: the same bytes).
+    AlreadyThere,
+}
+
+/// A blob stored ahead of the write transaction whose row will name it.
+///
+/// A purge deletes the blobs no row names any more, under the database's write lock
+/// (`PhotoService::remove_unused_blobs`). A blob that was already there when this one
+/// was put may have been such a blob, about to go: another instance's purge can delete
+/// it between this put and this row's commit. [`Staged::confirm`], called inside the
+/// write transaction (the lock held, so no purge runs meanwhile on any instance), puts
+/// it again if so: the row commits only with its blob there. A blob this put wrote
+/// itself cannot have been a purge's: that purge had deleted it before.
+#[derive(Debug)]
+pub struct Staged<'b> {
+    name: String,
+    bytes: &'b [u8],
+    put: Put,
+}
+
+impl Staged<'_> {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The blob's name, once it is sure to be stored (see the type's docs); `_held`
+    /// proves the caller holds the database's write lock.
+    pub fn confirm(&self, store: &BlobStore, _held: &crate::sql::Transaction<'_>) -> Result<&str> {
+        if self.put == Put::AlreadyThere && !store.contains(&self.name)? {
+            store.backend.put(&self.name, self.bytes)?;
+        }
+        Ok(&self.name)
+    }
 }
 
 /// Where `album serve` keeps its blobs (`--blobs`).
@@ -175,6 +215,13 @@ impl BlobStore {
         let sha256 = sha256_hex(bytes);
         self.backend.put(&sha256, bytes)?;
         Ok(sha256)
+    }
+
+    /// Stores `bytes` durably for a row a write transaction will commit; see [`Staged`].
+    pub fn stage<'b>(&self, bytes: &'b [u8]) -> Result<Staged<'b>> {
+        let name = sha256_hex(bytes);
+        let put = self.backend.put(&name, bytes)?;
+        Ok(Staged { name, bytes, put })
     }
 
     /// The blob's bytes.

@@ -30,7 +30,7 @@ use object_store::{
     BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig,
 };
 
-use super::BlobBackend;
+use super::{BlobBackend, Put};
 use crate::error::{Error, Result};
 
 /// `s3://bucket[/prefix][?endpoint=URL&region=NAME]`.
@@ -253,14 +253,16 @@ impl fmt::Display for WaitError {
 }
 
 impl BlobBackend for S3Blobs {
-    fn put(&self, name: &str, bytes: &[u8]) -> Result<()> {
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<Put> {
         let (store, key) = (self.store.clone(), self.key(name));
         let payload = PutPayload::from(bytes.to_vec());
         match self.wait(async move { store.put_opts(&key, payload, PutMode::Create.into()).await })
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Put::Written),
             // Content-addressed: what is there under this name is these bytes.
-            Err(WaitError::Store(object_store::Error::AlreadyExists { .. })) => Ok(()),
+            Err(WaitError::Store(object_store::Error::AlreadyExists { .. })) => {
+                Ok(Put::AlreadyThere)
+            }
             Err(e) => Err(self.failed("write", name, e)),
         }
     }

@@ -313,18 +313,20 @@ impl Montages {
             other => render_error(other),
         })?;
         let blobs = &self.photos.blobs;
-        let _guard = blobs.writer();
-        let sha256 = blobs.put(bytes)?;
         let c = self.photos.db.connection()?;
+        let _guard = blobs.writer();
+        let staged = blobs.stage(bytes)?;
+        let transaction = db::write_transaction(&c)?;
         let id = repo::insert_music(
-            &c,
+            &transaction,
             user_id,
-            &sha256,
+            staged.confirm(blobs, &transaction)?,
             name,
             bytes.len() as i64,
             seconds,
             now(),
         )?;
+        transaction.commit()?;
         repo::find_music(&c, user_id, id)?.ok_or(Error::NotFound("music"))
     }
 
@@ -604,10 +606,13 @@ impl Montages {
         let mut c = self.photos.db.connection()?;
         let blobs = &self.photos.blobs;
         let _guard = blobs.writer();
-        let sha256 = blobs.put(&bytes)?;
-        let thumbnail_sha256 = blobs.put(&thumbnail)?;
-        let preview_sha256 = blobs.put(&preview)?;
+        let video = blobs.stage(&bytes)?;
+        let thumbnail = blobs.stage(&thumbnail)?;
+        let preview = blobs.stage(&preview)?;
         let transaction = db::write_transaction(&mut c)?;
+        let sha256 = video.confirm(blobs, &transaction)?.to_owned();
+        let thumbnail_sha256 = thumbnail.confirm(blobs, &transaction)?.to_owned();
+        let preview_sha256 = preview.confirm(blobs, &transaction)?.to_owned();
         let time = now();
         // the same video rendered again (a rebuild that changed nothing) is one item
         let video_id = match photos_repo::with_bytes(&transaction, row.user_id, &sha256)? {

@@ -489,8 +489,10 @@ impl People {
         let bytes = thumbnail_jpeg(&image.crop_imm(x, y, w, h))?;
         let c = self.connection()?;
         let _guard = blobs.writer();
-        let sha256 = blobs.put(&bytes)?;
-        repo::set_thumbnail(&c, id, &sha256)?;
+        let staged = blobs.stage(&bytes)?;
+        let transaction = db::write_transaction(&c)?;
+        repo::set_thumbnail(&transaction, id, staged.confirm(blobs, &transaction)?)?;
+        transaction.commit()?;
         Ok(bytes)
     }
 }

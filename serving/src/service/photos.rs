@@ -193,9 +193,13 @@ impl Photos {
             .map_err(|e| Error::internal("preview", e))?;
         let c = self.db.connection()?;
         let _guard = self.blobs.writer();
-        let thumbnail = self.blobs.put(&thumbnail_bytes)?;
-        let preview = self.blobs.put(&preview_bytes)?;
-        repo::set_renditions(&c, photo_id, &thumbnail, &preview)?;
+        let thumbnail = self.blobs.stage(&thumbnail_bytes)?;
+        let preview = self.blobs.stage(&preview_bytes)?;
+        let transaction = db::write_transaction(&c)?;
+        let thumbnail = thumbnail.confirm(&self.blobs, &transaction)?.to_owned();
+        let preview = preview.confirm(&self.blobs, &transaction)?.to_owned();
+        repo::set_renditions(&transaction, photo_id, &thumbnail, &preview)?;
+        transaction.commit()?;
         Ok((thumbnail, preview))
     }
 
@@ -348,7 +352,8 @@ impl Photos {
     }
 
     /// Writes the blob (durably), then the row and its jobs in one transaction. The
-    /// blob lock keeps a purge from deleting the blob between the write and the commit.
+    /// blob lock keeps this process's purges from deleting the blob between the write and
+    /// the commit; [`crate::blobs::Staged::confirm`] keeps other instances' from it.
     fn insert(
         &self,
         c: &mut Connection,
@@ -361,9 +366,10 @@ impl Photos {
             None => None,
         };
         let _guard = self.blobs.writer();
-        let sha256 = self.blobs.put(&file.bytes)?;
+        let staged = self.blobs.stage(&file.bytes)?;
         let transaction = db::write_transaction(c)?;
-        let id = repo::insert(&transaction, user_id, file, &sha256, kind, place_id, now())?;
+        let sha256 = staged.confirm(&self.blobs, &transaction)?;
+        let id = repo::insert(&transaction, user_id, file, sha256, kind, place_id, now())?;
         for job in JobKind::for_new_photo(&self.config) {
             jobs::enqueue(
                 &transaction,
@@ -607,18 +613,23 @@ impl Photos {
     }
 
     /// Deletes those of `blobs` no row uses any more (an original, a rendition or a face
-    /// thumbnail). The caller holds [`BlobStore::purger`], so no writer is between
-    /// storing a blob and committing the row that uses it.
+    /// thumbnail). The caller holds [`BlobStore::purger`], so no writer of this process is
+    /// between storing a blob and committing the row that uses it; the check and the
+    /// deletes run under the database's write lock, so no row naming one of them commits
+    /// meanwhile on any instance (the writers confirm their blobs under the same lock:
+    /// [`crate::blobs::Staged`]).
     pub(crate) fn remove_unused_blobs(
         &self,
         c: &Connection,
         blobs: impl IntoIterator<Item = String>,
     ) -> Result<()> {
+        let transaction = db::write_transaction(c)?;
         for sha256 in blobs {
-            if !repo::blob_in_use(c, &sha256)? {
+            if !repo::blob_in_use(&transaction, &sha256)? {
                 self.blobs.remove(&sha256)?;
             }
         }
+        transaction.commit()?;
         Ok(())
     }
 }
