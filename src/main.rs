@@ -51,10 +51,12 @@ enum Command {
     /// Find faces, and measure the face pipeline on photos of known people.
     #[command(subcommand)]
     Faces(cmd::faces::FacesCommand),
-    /// Run the album service (axum + SQLite) with the web page, classifier and faces.
+    /// Run the album service (axum; SQLite or Postgres) with the web page, classifier and faces.
     Serve(cmd::ServeArgs),
     /// Move an album's rows to Postgres and its photos to a bucket, each checked on arrival.
     Migrate(cmd::MigrateArgs),
+    /// Check an album: every photo its rows name stored whole, no work done twice.
+    Check(cmd::CheckArgs),
     /// Make a video montage of photos: title card, pans to the faces, crossfades, music.
     Montage(cmd::MontageArgs),
     /// Measure throughput and print it beside the alternative a user would pick.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Command::Dataset(command) => cmd::run_dataset(command),
         Command::Serve(args) => cmd::run_serve(args),
         Command::Migrate(args) => cmd::run_migrate(args),
+        Command::Check(args) => cmd::run_check(args),
         Command::Montage(args) => cmd::run_montage(args),
         Command::Device(command) => cmd::run_device(command),
         Command::Bench(command) => cmd::run_bench(command),

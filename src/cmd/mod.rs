@@ -1,6 +1,7 @@
 //! Subcommands. Each file owns one group: its clap arguments and a `run` function.
 
 mod bench;
+mod check;
 mod crawl;
 mod device;
 mod eval;
@@ -22,6 +23,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use clap::Subcommand;
 
+pub use check::{CheckArgs, run as run_check};
 pub use eval::{EvalArgs, run as run_eval};
 pub use migrate::{MigrateArgs, run as run_migrate};
 pub use models::{ModelsArgs, run as run_models};
