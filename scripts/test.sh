@@ -5,7 +5,8 @@
 #    in headless Chromium included (scripts/setup-browser.sh installs it), then every
 #    example command of the README and the --help texts on a fresh clone
 #    (scripts/run-examples.py); the album service's tests run a second time with the
-#    blobs in an S3 bucket on a real SeaweedFS (scripts/test-scale-out.sh);
+#    rows in Postgres and the blobs in an S3 bucket on a real SeaweedFS, both started
+#    by scripts/test-scale-out.sh;
 # 2. the LibTorch build (`--features tch`, against PyPI's PyTorch 2.11.0 in .venv):
 #    the layer operations (ATen's kernels behind training/src/ops) and grouped
 #    convolution against burn's ops and naive loops on LibTorch CPU, the fused SGD and
@@ -18,7 +19,7 @@ scripts/setup-browser.sh
 cargo build --locked --bin album
 cargo test --locked --workspace --no-fail-fast
 
-echo "== the album service's tests with its photos in an S3 bucket (SeaweedFS)"
+echo "== the album service's tests with its rows in Postgres and its photos in an S3 bucket (SeaweedFS)"
 scripts/test-scale-out.sh
 
 echo "== every example of README.md and of the --help texts, on a fresh clone"
