@@ -15,7 +15,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 
 use crate::error::{Error, Result};
 use crate::repo::schema;
-use crate::sql::{self, Connection, Dialect, PgManager, SqliteConn, Transaction};
+use crate::sql::{Connection, Dialect, PgManager, SqliteConn};
 
 /// Where an album's rows live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +136,7 @@ impl Db {
             DatabaseLocation::Postgres(url) => {
                 // Connect once first: r2d2 would otherwise retry for its whole timeout
                 // and then say only "timed out".
-                sql::Connection::open_postgres(url).map_err(|e| cannot(&e))?;
+                Connection::open_postgres(url).map_err(|e| cannot(&e))?;
                 Pool::Postgres(
                     builder(connections)
                         .build(PgManager::new(url))
@@ -180,16 +180,6 @@ impl Db {
         })
         .await?
     }
-}
-
-/// Begins a transaction that will write, holding the write lock from its start. Why
-/// SQLite's is `BEGIN IMMEDIATE`, not the default deferred one: a deferred transaction
-/// that reads first and writes later holds a snapshot, and if another connection
-/// commits in between, its first write fails at once with SQLITE_BUSY ("database is
-/// locked") — no timeout can help, the snapshot is stale. A purge running beside uploads
-/// answered 500 that way. On Postgres an advisory lock gives writers the same order.
-pub(crate) fn write_transaction(connection: &Connection) -> sql::Result<Transaction<'_>> {
-    connection.write_transaction()
 }
 
 /// Now, in Unix seconds.
@@ -297,8 +287,8 @@ mod tests {
         (first, second)
     }
 
-    fn is_busy(error: &sql::Error) -> bool {
-        matches!(error, sql::Error::Sqlite(e)
+    fn is_busy(error: &crate::sql::Error) -> bool {
+        matches!(error, crate::sql::Error::Sqlite(e)
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy))
     }
 
@@ -325,7 +315,7 @@ mod tests {
     fn a_write_transaction_keeps_other_writers_out_until_it_commits() {
         let dir = tempfile::tempdir().unwrap();
         let (first, second) = two_connections(dir.path());
-        let transaction = write_transaction(&first).unwrap();
+        let transaction = first.write_transaction().unwrap();
         let _: i64 = transaction
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();

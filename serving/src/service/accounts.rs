@@ -19,7 +19,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 use crate::blobs::sha256_hex;
-use crate::db::{self, Db, now};
+use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::passwords;
 use crate::repo::users::{self as repo, UserRow};
@@ -97,7 +97,7 @@ impl Accounts {
         .await??;
         self.db
             .run(move |c| {
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 let first = repo::count(&t)? == 0;
                 if !open && !first {
                     return Err(sign_up_closed());
@@ -255,7 +255,7 @@ impl Accounts {
         let keep = this_token.map(|t| sha256_hex(t.as_bytes()));
         self.db
             .run(move |c| {
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 repo::set_password_hash(&t, user_id, &new_hash)?;
                 repo::delete_sessions(&t, user_id, keep.as_deref())?;
                 t.commit()?;

@@ -5,7 +5,7 @@
 //! "not found", the same answer as a missing one); a name is 1–200 characters with no
 //! control or text-direction characters; a cover is a photo in the album.
 
-use crate::db::{self, Db, now};
+use crate::db::{Db, now};
 use crate::error::{Error, Result};
 use crate::ingest::is_unsafe_in_name;
 use crate::repo::albums::{self as repo, Album};
@@ -60,7 +60,7 @@ impl Albums {
                         "the cover must be a photo in the album".into(),
                     ));
                 }
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 if let Some(name) = &name {
                     repo::rename(&t, id, name)?;
                 }
@@ -93,7 +93,7 @@ impl Albums {
         self.db
             .run(move |c| {
                 owned(c, user_id, id)?;
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 for &photo in &photo_ids {
                     photo_owned(&t, user_id, photo)?;
                     repo::add_photo(&t, id, photo, now())?;
@@ -110,7 +110,7 @@ impl Albums {
             .run(move |c| {
                 owned(c, user_id, id)?;
                 photo_owned(c, user_id, photo_id)?;
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 repo::remove_photo(&t, id, photo_id)?;
                 t.commit()?;
                 owned(c, user_id, id)

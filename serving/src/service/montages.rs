@@ -32,7 +32,7 @@ use album_montage::{MontagePhoto, MontageSpec, Orientation, Pixels, Resolution};
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{self, now};
+use crate::db::now;
 use crate::error::{Error, Result};
 use crate::ingest::{self, Patience};
 use crate::media;
@@ -316,7 +316,7 @@ impl Montages {
         let c = self.photos.db.connection()?;
         let _guard = blobs.writer();
         let staged = blobs.stage(bytes)?;
-        let transaction = db::write_transaction(&c)?;
+        let transaction = c.write_transaction()?;
         let id = repo::insert_music(
             &transaction,
             user_id,
@@ -603,13 +603,13 @@ impl Montages {
         let preview = media::resized_jpeg(&poster, config.preview_side, 90)
             .map_err(|e| Error::internal("the montage's preview", e))?;
         let name = file_name(&row.title);
-        let mut c = self.photos.db.connection()?;
+        let c = self.photos.db.connection()?;
         let blobs = &self.photos.blobs;
         let _guard = blobs.writer();
         let video = blobs.stage(&bytes)?;
         let thumbnail = blobs.stage(&thumbnail)?;
         let preview = blobs.stage(&preview)?;
-        let transaction = db::write_transaction(&mut c)?;
+        let transaction = c.write_transaction()?;
         let sha256 = video.confirm(blobs, &transaction)?.to_owned();
         let thumbnail_sha256 = thumbnail.confirm(blobs, &transaction)?.to_owned();
         let preview_sha256 = preview.confirm(blobs, &transaction)?.to_owned();
@@ -652,7 +652,7 @@ fn queue(
         serde_json::to_string(settings).map_err(|e| Error::internal("montage settings", e))?;
     let ids_json =
         serde_json::to_string(photo_ids).map_err(|e| Error::internal("montage photos", e))?;
-    let transaction = db::write_transaction(c)?;
+    let transaction = c.write_transaction()?;
     let job_id = enqueue(
         &transaction,
         user_id,

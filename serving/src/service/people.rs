@@ -24,7 +24,7 @@ use album_faces::cluster::{DensityRule, Joins, SUGGESTION_SIMILARITY, similar_gr
 use album_faces::embedder::Descriptor;
 use album_faces::pipeline::FacePipeline;
 
-use crate::db::{self, now};
+use crate::db::now;
 use crate::error::{Error, Result};
 use crate::ingest::{Patience, is_unsafe_in_name};
 use crate::media;
@@ -81,7 +81,7 @@ impl People {
         }
     }
 
-    fn connection(&self) -> Result<db::Pooled> {
+    fn connection(&self) -> Result<crate::db::Pooled> {
         self.photos.db.connection()
     }
 
@@ -110,10 +110,10 @@ impl People {
             })
             .collect::<Result<Vec<_>>>()?;
         let blobs = &self.photos.blobs;
-        let mut c = self.connection()?;
+        let c = self.connection()?;
         let replaced = {
             let _guard = blobs.writer();
-            let transaction = db::write_transaction(&mut c)?;
+            let transaction = c.write_transaction()?;
             let replaced = repo::automatic_thumbnails(&transaction, photo_id)?;
             repo::delete_automatic(&transaction, photo_id)?;
             for (face, thumbnail) in faces.iter().zip(&thumbnails) {
@@ -178,8 +178,8 @@ impl People {
     }
 
     fn place_new_faces(&self, user_id: i64, index: &mut UserFaces) -> Result<()> {
-        let mut c = self.connection()?;
-        let t = db::write_transaction(&mut c)?;
+        let c = self.connection()?;
+        let t = c.write_transaction()?;
         let new_faces = repo::for_grouping(&t, user_id, Some(false))?;
         if new_faces.is_empty() {
             // An earlier cluster job took these faces already.
@@ -225,8 +225,8 @@ impl People {
         let snapshot = repo::for_grouping(&*self.connection()?, user_id, None)?;
         let descriptors: Vec<Descriptor> = snapshot.iter().map(|f| f.descriptor).collect();
         let groups = FACE_RULE.regroup_indexed(&descriptors);
-        let mut c = self.connection()?;
-        let t = db::write_transaction(&mut c)?;
+        let c = self.connection()?;
+        let t = c.write_transaction()?;
         let now_seen: HashMap<i64, (Option<i64>, bool)> = repo::for_grouping(&t, user_id, None)?
             .into_iter()
             .map(|f| (f.id, (f.person_id, f.manual)))
@@ -314,7 +314,7 @@ impl People {
                         "the cover must be one of the person's faces".into(),
                     ));
                 }
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 if let Some(name) = &change.name {
                     repo::rename_person(&t, id, Some(name.trim()).filter(|n| !n.is_empty()))?;
                 }
@@ -385,7 +385,7 @@ impl People {
                         "a person cannot be merged into itself".into(),
                     ));
                 }
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 repo::move_all(&t, id, into)?;
                 repo::remove_empty_people(&t, user_id)?;
                 t.commit()?;
@@ -405,7 +405,7 @@ impl People {
             .db
             .run(move |c| {
                 person(c, user_id, id)?;
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 for &face in &face_ids {
                     if !repo::belongs_to(&t, face, id)? {
                         return Err(Error::BadRequest(format!(
@@ -447,7 +447,7 @@ impl People {
             .db
             .run(move |c| {
                 face(c, user_id, id)?;
-                let t = db::write_transaction(c)?;
+                let t = c.write_transaction()?;
                 let person = match to {
                     Some(to) => person(&t, user_id, to)?.id,
                     None => repo::insert_person(&t, user_id, id, now())?,
@@ -490,7 +490,7 @@ impl People {
         let c = self.connection()?;
         let _guard = blobs.writer();
         let staged = blobs.stage(&bytes)?;
-        let transaction = db::write_transaction(&c)?;
+        let transaction = c.write_transaction()?;
         repo::set_thumbnail(&transaction, id, staged.confirm(blobs, &transaction)?)?;
         transaction.commit()?;
         Ok(bytes)

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::BlobStore;
 use crate::config::ServeConfig;
-use crate::db::{self, Db, now};
+use crate::db::{Db, now};
 use crate::error::{Error, ErrorBody, Result};
 use crate::ingest::{self, Decoded, Decoding, Inspected, Patience};
 use crate::media;
@@ -195,7 +195,7 @@ impl Photos {
         let _guard = self.blobs.writer();
         let thumbnail = self.blobs.stage(&thumbnail_bytes)?;
         let preview = self.blobs.stage(&preview_bytes)?;
-        let transaction = db::write_transaction(&c)?;
+        let transaction = c.write_transaction()?;
         let thumbnail = thumbnail.confirm(&self.blobs, &transaction)?.to_owned();
         let preview = preview.confirm(&self.blobs, &transaction)?.to_owned();
         repo::set_renditions(&transaction, photo_id, &thumbnail, &preview)?;
@@ -367,7 +367,7 @@ impl Photos {
         };
         let _guard = self.blobs.writer();
         let staged = self.blobs.stage(&file.bytes)?;
-        let transaction = db::write_transaction(c)?;
+        let transaction = c.write_transaction()?;
         let sha256 = staged.confirm(&self.blobs, &transaction)?;
         let id = repo::insert(&transaction, user_id, file, sha256, kind, place_id, now())?;
         for job in JobKind::for_new_photo(&self.config) {
@@ -590,9 +590,9 @@ impl Photos {
     /// Deletes photos for good: rows (faces, album entries and jobs go with them), then
     /// every blob no remaining row refers to. Returns how many photos went.
     fn purge(&self, photo_ids: &[i64]) -> Result<usize> {
-        let mut c = self.db.connection()?;
+        let c = self.db.connection()?;
         let _guard = self.blobs.purger();
-        let transaction = db::write_transaction(&mut c)?;
+        let transaction = c.write_transaction()?;
         let mut blobs = Vec::new();
         let mut purged = 0;
         for &id in photo_ids {
@@ -623,7 +623,7 @@ impl Photos {
         c: &Connection,
         blobs: impl IntoIterator<Item = String>,
     ) -> Result<()> {
-        let transaction = db::write_transaction(c)?;
+        let transaction = c.write_transaction()?;
         for sha256 in blobs {
             if !repo::blob_in_use(&transaction, &sha256)? {
                 self.blobs.remove(&sha256)?;

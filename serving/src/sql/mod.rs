@@ -542,7 +542,11 @@ impl Connection {
 
     /// Begins a transaction that will write, holding the engine's write lock from its
     /// start (see the module docs). Rolled back when dropped without
-    /// [`Transaction::commit`].
+    /// [`Transaction::commit`]. Why SQLite's is `BEGIN IMMEDIATE`, not the default
+    /// deferred one: a deferred transaction that reads first and writes later holds a
+    /// snapshot, and if another connection commits in between, its first write fails at
+    /// once with SQLITE_BUSY ("database is locked"); no timeout can help, the snapshot is
+    /// stale. A purge running beside uploads answered 500 that way.
     pub fn write_transaction(&self) -> Result<Transaction<'_>> {
         match self.dialect() {
             Dialect::Sqlite => self.execute_batch("BEGIN IMMEDIATE")?,
